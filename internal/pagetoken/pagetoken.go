@@ -1,0 +1,86 @@
+// Package pagetoken implements the shop's list pagination: page sizes with a
+// default and a cap, and opaque keyset page tokens for lists ordered by
+// (create_time desc, key) that are bound to the filters they were issued for.
+package pagetoken
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"time"
+
+	"github.com/decoupledshop/shop/internal/shoperr"
+)
+
+// Page sizes: DefaultSize when the request says 0, never more than MaxSize.
+const (
+	DefaultSize = 50
+	MaxSize     = 100
+)
+
+// Size returns the page size to use for a request's page_size: DefaultSize
+// for 0, MaxSize for anything larger, and an Invalid error naming
+// "page_size" for a negative value.
+func Size(requested int32) (int32, error) {
+	switch {
+	case requested < 0:
+		return 0, shoperr.Invalid("page_size", "must not be negative")
+	case requested == 0:
+		return DefaultSize, nil
+	case requested > MaxSize:
+		return MaxSize, nil
+	}
+	return requested, nil
+}
+
+// Cursor is the position after the last item of a page.
+type Cursor struct {
+	// CreateTime of the last item (microsecond precision, as stored).
+	CreateTime time.Time
+	// Key is the last item's tie-breaking key (its id or code).
+	Key string
+}
+
+// First is the cursor before the first item: after every stored row in
+// (create_time desc, key) order.
+var First = Cursor{CreateTime: time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)}
+
+type wire struct {
+	T int64  `json:"t"`
+	K string `json:"k"`
+	F string `json:"f"`
+}
+
+// Encode returns an opaque token for the page after c, bound to filters: a
+// token is only accepted back with the same filters string.
+func Encode(c Cursor, filters string) string {
+	b, _ := json.Marshal(wire{T: c.CreateTime.UnixMicro(), K: c.Key, F: fingerprint(filters)})
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// Decode returns the cursor of token, First for an empty token, and an
+// Invalid error naming "page_token" when the token is malformed or was
+// issued for other filters.
+func Decode(token, filters string) (Cursor, error) {
+	if token == "" {
+		return First, nil
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(token)
+	if err != nil || len(raw) > 512 {
+		return Cursor{}, shoperr.Invalid("page_token", "is not a token this service issued")
+	}
+	var w wire
+	if err := json.Unmarshal(raw, &w); err != nil || w.K == "" {
+		return Cursor{}, shoperr.Invalid("page_token", "is not a token this service issued")
+	}
+	if w.F != fingerprint(filters) {
+		return Cursor{}, shoperr.Invalid("page_token", "was issued for other filters; start again without a page token")
+	}
+	return Cursor{CreateTime: time.UnixMicro(w.T).UTC(), Key: w.K}, nil
+}
+
+func fingerprint(filters string) string {
+	sum := sha256.Sum256([]byte(filters))
+	return hex.EncodeToString(sum[:8])
+}
