@@ -1,0 +1,364 @@
+package auth_test
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+
+	"github.com/decoupledshop/shop/internal/auth"
+	"github.com/decoupledshop/shop/internal/devissuer"
+	"github.com/decoupledshop/shop/internal/devissuer/issuertest"
+)
+
+func TestKeyRotation(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil)
+	ctx := t.Context()
+	if got := b.jwksFetches(); got != 1 {
+		t.Fatalf("JWKS fetches after NewVerifier = %d, want 1", got)
+	}
+	original := issuertest.UserToken(t, b.iss, "alice")
+
+	// First rotation: the new current key was published as "next" before,
+	// so the cached JWKS already has it.
+	if err := b.iss.RotateKeys(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.verifier.Verify(ctx, issuertest.UserToken(t, b.iss, "alice")); err != nil {
+		t.Fatalf("token of the pre-published key: %v", err)
+	}
+	if got := b.jwksFetches(); got != 1 {
+		t.Fatalf("JWKS fetches after the first rotation = %d, want 1 (key was pre-published)", got)
+	}
+
+	// Second rotation: the signing key was generated after our fetch, so
+	// its kid is unknown and costs exactly one refetch.
+	if err := b.iss.RotateKeys(); err != nil {
+		t.Fatal(err)
+	}
+	b.clock.Advance(auth.DefaultMinRefreshInterval)
+	rotated := issuertest.UserToken(t, b.iss, "alice")
+	if _, err := b.verifier.Verify(ctx, rotated); err != nil {
+		t.Fatalf("token of a key published after start: %v", err)
+	}
+	if _, err := b.verifier.Verify(ctx, rotated); err != nil {
+		t.Fatalf("same token again: %v", err)
+	}
+	if got := b.jwksFetches(); got != 2 {
+		t.Fatalf("JWKS fetches after the second rotation = %d, want 2", got)
+	}
+	if _, err := b.verifier.Verify(ctx, original); err != nil {
+		t.Fatalf("token of a retired but still published key: %v", err)
+	}
+
+	// Unpublishing retired keys takes effect at the next refetch.
+	b.iss.RemoveOldKeys()
+	b.clock.Advance(auth.DefaultMinRefreshInterval)
+	unknown := issuertest.Bad(t, b.iss, devissuer.BadUnknownKID, issuertest.UserClaims(t, b.iss, "alice"))
+	if _, err := b.verifier.Verify(ctx, unknown); !errors.Is(err, auth.ErrInvalidToken) {
+		t.Fatalf("unknown kid: %v, want ErrInvalidToken", err)
+	}
+	if got := b.jwksFetches(); got != 3 {
+		t.Fatalf("JWKS fetches = %d, want 3", got)
+	}
+	if _, err := b.verifier.Verify(ctx, original); !errors.Is(err, auth.ErrInvalidToken) {
+		t.Fatalf("token of a removed key after refetch: %v, want ErrInvalidToken", err)
+	}
+}
+
+func TestUnknownKIDFloodFetchesAtMostOncePerInterval(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil)
+	api := startAPI(t, b.verifier, nil)
+	alice := issuertest.UserClaims(t, b.iss, "alice")
+	tokens := make([]string, 100)
+	for n := range tokens {
+		tokens[n] = issuertest.Mint(t, b.iss, devissuer.KeyUnpublished, devissuer.Header{"kid": fmt.Sprintf("flood-%d", n)}, alice)
+	}
+	flood := func() {
+		t.Helper()
+		var wg sync.WaitGroup
+		for _, tok := range tokens {
+			wg.Go(func() {
+				if _, err := call(t.Context(), protocols[2], api, procUser, "Bearer "+tok); connect.CodeOf(err) != connect.CodeUnauthenticated {
+					t.Errorf("unknown kid: %v, want Unauthenticated", err)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	start := b.jwksFetches() // the fetch in NewVerifier at t0
+
+	flood() // t0: inside the interval of the initial fetch
+	if got := b.jwksFetches() - start; got != 0 {
+		t.Fatalf("flood inside the interval of the initial fetch: %d fetches, want 0", got)
+	}
+
+	b.clock.Advance(auth.DefaultMinRefreshInterval) // t0+30s
+	flood()
+	if got := b.jwksFetches() - start; got != 1 {
+		t.Fatalf("100 unknown kids after the interval: %d fetches, want exactly 1", got)
+	}
+
+	b.clock.Advance(auth.DefaultMinRefreshInterval - time.Second) // t0+59s
+	flood()
+	if got := b.jwksFetches() - start; got != 1 {
+		t.Fatalf("flood 29s after the last fetch: %d fetches in total, want still 1", got)
+	}
+
+	b.clock.Advance(time.Second) // t0+60s: 30s since the last fetch
+	flood()
+	if got := b.jwksFetches() - start; got != 2 {
+		t.Fatalf("flood 30s after the last fetch: %d fetches in total, want 2", got)
+	}
+}
+
+func TestConcurrentCallersShareOneFetch(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil)
+	for range 2 { // the second rotation signs with a key the cache lacks
+		if err := b.iss.RotateKeys(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.clock.Advance(auth.DefaultMinRefreshInterval)
+	tok := issuertest.UserToken(t, b.iss, "alice")
+	var wg sync.WaitGroup
+	for range 100 {
+		wg.Go(func() {
+			if _, err := b.verifier.Verify(t.Context(), tok); err != nil {
+				t.Errorf("concurrent verify of a freshly rotated key: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if got := b.jwksFetches(); got != 2 {
+		t.Fatalf("JWKS fetches = %d, want 2 (start + one shared refetch)", got)
+	}
+}
+
+func TestBadSignatureOnAKnownKeyNeverRefetches(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil)
+	b.clock.Advance(time.Hour) // a refetch would be allowed
+	alice := issuertest.UserClaims(t, b.iss, "alice")
+	for _, kind := range []devissuer.Bad{devissuer.BadTampered, devissuer.BadKeyConfusion, devissuer.BadAlgNone} {
+		if _, err := b.verifier.Verify(t.Context(), issuertest.Bad(t, b.iss, kind, alice)); !errors.Is(err, auth.ErrInvalidToken) {
+			t.Errorf("%s: %v, want ErrInvalidToken", kind, err)
+		}
+	}
+	if got := b.jwksFetches(); got != 1 {
+		t.Fatalf("JWKS fetches = %d, want 1: a known kid with a bad signature or alg must not refetch", got)
+	}
+}
+
+func TestMinRefreshIntervalIsConfigurable(t *testing.T) {
+	t.Parallel()
+	b := setup(t, func(c *auth.Config) { c.MinRefreshInterval = time.Hour })
+	unknown := issuertest.Bad(t, b.iss, devissuer.BadUnknownKID, issuertest.UserClaims(t, b.iss, "alice"))
+	b.clock.Advance(59 * time.Minute)
+	if _, err := b.verifier.Verify(t.Context(), unknown); err == nil {
+		t.Fatal("unknown kid verified")
+	}
+	if got := b.jwksFetches(); got != 1 {
+		t.Fatalf("fetches after 59m with a 1h interval = %d, want 1", got)
+	}
+	b.clock.Advance(time.Minute)
+	if _, err := b.verifier.Verify(t.Context(), unknown); err == nil {
+		t.Fatal("unknown kid verified")
+	}
+	if got := b.jwksFetches(); got != 2 {
+		t.Fatalf("fetches after 1h = %d, want 2", got)
+	}
+}
+
+func TestTimeClaimsAreCheckedStrictly(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil)
+	ctx := t.Context()
+	claims := issuertest.UserClaims(t, b.iss, "alice")
+	now := b.clock.Now().Unix()
+	claims["nbf"] = now + 1
+	claims["exp"] = now + 60
+	tok := issuertest.Mint(t, b.iss, devissuer.KeyCurrent, nil, claims)
+
+	if _, err := b.verifier.Verify(ctx, tok); !errors.Is(err, auth.ErrInvalidToken) {
+		t.Fatalf("nbf one second ahead: %v, want ErrInvalidToken (no leeway)", err)
+	}
+	b.clock.Advance(time.Second)
+	if _, err := b.verifier.Verify(ctx, tok); err != nil {
+		t.Fatalf("at nbf: %v, want valid", err)
+	}
+	b.clock.Advance(59 * time.Second)
+	if _, err := b.verifier.Verify(ctx, tok); err != nil {
+		t.Fatalf("at exp: %v, want still valid", err)
+	}
+	b.clock.Advance(time.Second)
+	if _, err := b.verifier.Verify(ctx, tok); !errors.Is(err, auth.ErrInvalidToken) {
+		t.Fatalf("one second after exp: %v, want ErrInvalidToken", err)
+	}
+}
+
+func TestIdentityFromTokens(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil)
+	ctx := t.Context()
+
+	user, err := b.verifier.Verify(ctx, issuertest.UserToken(t, b.iss, "root"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if user.Subject != devissuer.Subject("root") || user.ClientID != "shop-web" || user.Service ||
+		!user.HasRole("admin") || !user.HasScope("openid") || user.HasScope("events:write") {
+		t.Errorf("admin user identity = %+v", user)
+	}
+
+	svc, err := b.verifier.Verify(ctx, issuertest.ServiceToken(t, b.iss, "productsvc"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !svc.Service || svc.Subject != "productsvc" || svc.ClientID != "productsvc" || !svc.HasScope("events:write") || len(svc.Roles) != 0 {
+		t.Errorf("service identity = %+v", svc)
+	}
+
+	// sub == client_id but with an azp instead of client_id still counts.
+	claims, err := b.iss.ServiceClaims("productsvc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	delete(claims, "client_id")
+	claims["azp"] = "productsvc"
+	id, err := b.verifier.Verify(ctx, issuertest.Mint(t, b.iss, devissuer.KeyCurrent, nil, claims))
+	if err != nil || !id.Service {
+		t.Errorf("service token with azp: %+v, %v; want a service identity", id, err)
+	}
+
+	// A user token whose sub differs from client_id is never a service,
+	// even with the service scope.
+	claims = issuertest.UserClaims(t, b.iss, "alice")
+	claims["scope"] = "events:write"
+	id, err = b.verifier.Verify(ctx, issuertest.Mint(t, b.iss, devissuer.KeyCurrent, nil, claims))
+	if err != nil || id.Service {
+		t.Errorf("user token with the service scope: %+v, %v; want a user identity", id, err)
+	}
+}
+
+func TestRolesFromAConfiguredClaimPath(t *testing.T) {
+	t.Parallel()
+	b := setup(t, func(c *auth.Config) { c.RolesClaim = "realm_access.roles" })
+	ctx := t.Context()
+	claims := issuertest.UserClaims(t, b.iss, "alice")
+	claims["roles"] = []string{"not-from-here"}
+	claims["realm_access"] = map[string]any{"roles": []string{"admin", "catalog"}}
+	id, err := b.verifier.Verify(ctx, issuertest.Mint(t, b.iss, devissuer.KeyCurrent, nil, claims))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(id.Roles, []string{"admin", "catalog"}) {
+		t.Fatalf("roles = %v, want [admin catalog] from realm_access.roles", id.Roles)
+	}
+
+	delete(claims, "realm_access")
+	id, err = b.verifier.Verify(ctx, issuertest.Mint(t, b.iss, devissuer.KeyCurrent, nil, claims))
+	if err != nil || len(id.Roles) != 0 {
+		t.Fatalf("no realm_access: roles %v, err %v; want no roles", id, err)
+	}
+
+	claims["realm_access"] = map[string]any{"roles": 7}
+	if _, err := b.verifier.Verify(ctx, issuertest.Mint(t, b.iss, devissuer.KeyCurrent, nil, claims)); !errors.Is(err, auth.ErrInvalidToken) {
+		t.Fatalf("roles of the wrong type: %v, want ErrInvalidToken", err)
+	}
+}
+
+func TestRolesClaimWithDotsInItsName(t *testing.T) {
+	t.Parallel()
+	b := setup(t, func(c *auth.Config) { c.RolesClaim = "https://shop.example/roles" })
+	claims := issuertest.UserClaims(t, b.iss, "alice")
+	claims["https://shop.example/roles"] = []string{"admin"}
+	id, err := b.verifier.Verify(t.Context(), issuertest.Mint(t, b.iss, devissuer.KeyCurrent, nil, claims))
+	if err != nil || !id.HasRole("admin") {
+		t.Fatalf("namespaced roles claim: %+v, %v; want admin", id, err)
+	}
+}
+
+func TestTypeAllowList(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil)
+	claims := issuertest.UserClaims(t, b.iss, "alice")
+	for typ, wantOK := range map[string]bool{
+		"at+jwt": true, "AT+JWT": true, "application/at+jwt": true, "JWT": true, "jwt": true,
+		"logout+jwt": false, "dpop+jwt": false, "secevent+jwt": false, "JOSE": false,
+	} {
+		_, err := b.verifier.Verify(t.Context(), issuertest.Mint(t, b.iss, devissuer.KeyCurrent, devissuer.Header{"typ": typ}, claims))
+		if (err == nil) != wantOK {
+			t.Errorf("typ %q: err %v, want accepted=%t", typ, err, wantOK)
+		}
+	}
+	if _, err := b.verifier.Verify(t.Context(), issuertest.Mint(t, b.iss, devissuer.KeyCurrent, devissuer.Header{"typ": 5}, claims)); err == nil {
+		t.Error("numeric typ accepted")
+	}
+
+	strict := setup(t, func(c *auth.Config) { c.AllowedTypes = []string{"at+jwt"} })
+	if _, err := strict.verifier.Verify(t.Context(), issuertest.Mint(t, strict.iss, devissuer.KeyCurrent, devissuer.Header{"typ": "JWT"}, issuertest.UserClaims(t, strict.iss, "alice"))); err == nil {
+		t.Error("typ JWT accepted by an at+jwt-only verifier")
+	}
+
+	lax := setup(t, func(c *auth.Config) { c.AllowedTypes = []string{"at+jwt", ""} })
+	if _, err := lax.verifier.Verify(t.Context(), issuertest.Bad(t, lax.iss, devissuer.BadMissingType, issuertest.UserClaims(t, lax.iss, "alice"))); err != nil {
+		t.Errorf("missing typ with \"\" allowed: %v, want accepted", err)
+	}
+}
+
+func TestOtherAlgorithmsAndKeys(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil)
+	claims := issuertest.UserClaims(t, b.iss, "alice")
+	// PS256 with the published RSA key is a legitimate asymmetric choice...
+	ps := issuertest.Mint(t, b.iss, devissuer.KeyCurrent, devissuer.Header{"alg": "PS256"}, claims)
+	// ...but the JWKS pins the key to RS256, so it is refused.
+	if _, err := b.verifier.Verify(t.Context(), ps); !errors.Is(err, auth.ErrInvalidToken) {
+		t.Errorf("PS256 with a key published for RS256: %v, want ErrInvalidToken", err)
+	}
+	for _, alg := range []string{"HS256", "HS384", "HS512", "none"} {
+		tok := issuertest.Mint(t, b.iss, devissuer.KeyCurrent, devissuer.Header{"alg": alg}, claims)
+		if _, err := b.verifier.Verify(t.Context(), tok); !errors.Is(err, auth.ErrInvalidToken) {
+			t.Errorf("alg %s: %v, want ErrInvalidToken", alg, err)
+		}
+	}
+	// A token without kid is checked against every cached key.
+	noKID := issuertest.Mint(t, b.iss, devissuer.KeyCurrent, devissuer.Header{"kid": nil}, claims)
+	if _, err := b.verifier.Verify(t.Context(), noKID); err != nil {
+		t.Errorf("token without kid from the current key: %v", err)
+	}
+	// A huge token is refused before parsing.
+	if _, err := b.verifier.Verify(t.Context(), strings.Repeat("a", 20000)); !errors.Is(err, auth.ErrInvalidToken) {
+		t.Errorf("oversized token: %v, want ErrInvalidToken", err)
+	}
+}
+
+func TestNewVerifierFailures(t *testing.T) {
+	t.Parallel()
+	c := &clock{t: time.Now()}
+	iss := issuertest.New(t, issuerConfig(c))
+	for name, cfg := range map[string]auth.Config{
+		"no issuer":             {},
+		"issuer mismatch":       {IssuerURL: iss.URL() + "/"},
+		"unreachable issuer":    {IssuerURL: "http://127.0.0.1:1"},
+		"logout+jwt allowed":    {IssuerURL: iss.URL(), AllowedTypes: []string{"at+jwt", "application/logout+jwt"}},
+		"negative refresh time": {IssuerURL: iss.URL(), MinRefreshInterval: -time.Second},
+	} {
+		if _, err := auth.NewVerifier(t.Context(), cfg); err == nil {
+			t.Errorf("%s: NewVerifier succeeded, want an error", name)
+		}
+	}
+	if _, err := auth.NewVerifier(t.Context(), auth.Config{IssuerURL: iss.URL(), HTTPClient: http.DefaultClient}); err != nil {
+		t.Errorf("minimal config: %v", err)
+	}
+}

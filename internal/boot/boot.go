@@ -1,0 +1,118 @@
+// Package boot is the start-up every shop service shares: its common flags,
+// logger, database pool and migrations, token verifier and hardened server.
+package boot
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"strings"
+
+	"connectrpc.com/connect"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/decoupledshop/shop/internal/auth"
+	"github.com/decoupledshop/shop/internal/migrate"
+	"github.com/decoupledshop/shop/internal/pgdb"
+	"github.com/decoupledshop/shop/internal/server"
+)
+
+// Config is what every service is configured with.
+type Config struct {
+	// Server configures the hardened HTTP server.
+	Server server.Config
+	// Auth configures access-token verification.
+	Auth auth.Config
+	// DatabaseURL is the service's own database, possibly through a
+	// transaction-mode pooler.
+	DatabaseURL string
+	// DirectURL reaches the same database without a pooler, for migrations
+	// (session advisory locks) and LISTEN/NOTIFY; default DatabaseURL.
+	DirectURL string
+	// MaxConns bounds the database pool (0: pgx's default).
+	MaxConns int
+	// Migrate applies pending migrations at start-up.
+	Migrate bool
+	// LogLevel is debug, info, warn or error.
+	LogLevel string
+}
+
+// RegisterFlags defines the common flags on fs with their defaults; addr is
+// the service's default listen address.
+func (c *Config) RegisterFlags(fs *flag.FlagSet, addr string) {
+	fs.StringVar(&c.Server.Addr, "addr", addr, "listen address (Connect, gRPC and gRPC-Web on one port)")
+	fs.StringVar(&c.DatabaseURL, "database-url", "", "PostgreSQL URL of the service's own database (required)")
+	fs.StringVar(&c.DirectURL, "database-direct-url", "", "PostgreSQL URL bypassing any transaction-mode pooler, for migrations and LISTEN/NOTIFY (default: database-url)")
+	fs.IntVar(&c.MaxConns, "database-max-conns", 0, "maximum database connections in the pool (0: max(4, CPUs))")
+	fs.BoolVar(&c.Migrate, "migrate", true, "apply pending database migrations at start-up")
+	fs.StringVar(&c.Auth.IssuerURL, "oidc-issuer-url", "", "OIDC issuer URL whose access tokens are accepted (required)")
+	fs.StringVar(&c.Auth.Audience, "oidc-audience", auth.DefaultAudience, "API audience access tokens must carry")
+	fs.Func("oidc-allowed-types", "comma-separated JOSE typ values accepted (default \"at+jwt,JWT\")", func(s string) error {
+		c.Auth.AllowedTypes = strings.Split(s, ",")
+		return nil
+	})
+	fs.StringVar(&c.Auth.RolesClaim, "oidc-roles-claim", auth.DefaultRolesClaim, "claim (or dotted path) holding the user's roles")
+	fs.IntVar(&c.Server.ReadMaxBytes, "read-max-bytes", server.DefaultReadMaxBytes, "largest request message accepted, in bytes")
+	fs.DurationVar(&c.Server.MaxDeadline, "max-deadline", server.DefaultMaxDeadline, "cap on any request's deadline")
+	fs.DurationVar(&c.Server.DrainDelay, "drain-delay", server.DefaultDrainDelay, "time readiness is reported off before shutdown starts")
+	fs.DurationVar(&c.Server.ShutdownTimeout, "shutdown-timeout", server.DefaultShutdownTimeout, "time in-flight requests get to finish at shutdown")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
+}
+
+// Env is a started service's shared parts. Close releases them.
+type Env struct {
+	Logger   *slog.Logger
+	Pool     *pgxpool.Pool
+	Verifier *auth.Verifier
+	Server   *server.Server
+	// HandlerOptions are the hardened options for the service's handlers.
+	HandlerOptions []connect.HandlerOption
+}
+
+// Start validates c, builds the logger (JSON to logOut), opens the database,
+// applies migrations when asked, reads the issuer's discovery and keys, and
+// builds the server with a readiness check that pings the database. Errors
+// are single lines that say what to fix.
+func Start(ctx context.Context, c Config, migrations fs.FS, logOut io.Writer) (*Env, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level: %q is not debug, info, warn or error", c.LogLevel)
+	}
+	if c.DatabaseURL == "" {
+		return nil, errors.New("--database-url (or DATABASE_URL) is required")
+	}
+	if c.Auth.IssuerURL == "" {
+		return nil, errors.New("--oidc-issuer-url (or OIDC_ISSUER_URL) is required")
+	}
+	if c.DirectURL == "" {
+		c.DirectURL = c.DatabaseURL
+	}
+	log := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: level}))
+	if c.Migrate {
+		if err := migrate.Up(ctx, c.DirectURL, migrations); err != nil {
+			return nil, err
+		}
+	}
+	pool, err := pgdb.Open(ctx, c.DatabaseURL, int32(c.MaxConns))
+	if err != nil {
+		return nil, err
+	}
+	verifier, err := auth.NewVerifier(ctx, c.Auth)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("token verification against %s: %w", c.Auth.IssuerURL, err)
+	}
+	c.Server.Logger = log
+	c.Server.Ready = pool.Ping
+	return &Env{
+		Logger: log, Pool: pool, Verifier: verifier,
+		Server: server.New(c.Server), HandlerOptions: server.HandlerOptions(c.Server),
+	}, nil
+}
+
+// Close releases the database pool.
+func (e *Env) Close() { e.Pool.Close() }

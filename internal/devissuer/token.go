@@ -1,0 +1,375 @@
+package devissuer
+
+import (
+	"crypto"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/sha512"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"hash"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Claims is a JWT claims set, written into a token as given.
+type Claims map[string]any
+
+// Header holds JOSE header parameters for Mint. A parameter set to nil is
+// removed from the header.
+type Header map[string]any
+
+// Token types (the JOSE "typ" header).
+const (
+	// TypeAccessToken is the RFC 9068 access-token type.
+	TypeAccessToken = "at+jwt"
+	// TypeJWT is the generic type that ID tokens (and many providers' access
+	// tokens) carry.
+	TypeJWT = "JWT"
+	// TypeLogoutToken is the OIDC back-channel logout token type.
+	TypeLogoutToken = "logout+jwt"
+)
+
+// BackChannelLogoutEvent is the event a logout token's "events" claim names.
+const BackChannelLogoutEvent = "http://schemas.openid.net/event/backchannel-logout"
+
+var errNotBound = errors.New("devissuer: issuer has no URL yet (not started)")
+
+// UserClaims returns the access-token claims the password grant issues for
+// username now: iss, sub (Subject(username)), aud, exp, iat, nbf, jti,
+// client_id (WebClientID), scope (UserScope), roles (always an array),
+// preferred_username and email (when set). It fails for an unknown user or
+// an issuer that is not started.
+func (i *Issuer) UserClaims(username string) (Claims, error) {
+	u, ok := i.users[username]
+	if !ok {
+		return nil, fmt.Errorf("devissuer: unknown user %q", username)
+	}
+	c, err := i.baseClaims(Subject(username), WebClientID, UserScope, u.Roles)
+	if err != nil {
+		return nil, err
+	}
+	c["preferred_username"] = username
+	if u.Email != "" {
+		c["email"] = u.Email
+	}
+	return c, nil
+}
+
+// ServiceClaims returns the access-token claims the client-credentials
+// grant issues for clientID now: sub == client_id, scope = the given scopes
+// (all configured scopes when none are given), roles when configured. It
+// fails for an unknown client, a scope the client may not have, or an issuer
+// that is not started.
+func (i *Issuer) ServiceClaims(clientID string, scopes ...string) (Claims, error) {
+	cl, ok := i.clients[clientID]
+	if !ok {
+		return nil, fmt.Errorf("devissuer: unknown client %q", clientID)
+	}
+	if len(scopes) == 0 {
+		scopes = cl.Scopes
+	}
+	for _, s := range scopes {
+		if !slices.Contains(cl.Scopes, s) {
+			return nil, fmt.Errorf("devissuer: client %q may not have scope %q", clientID, s)
+		}
+	}
+	c, err := i.baseClaims(clientID, clientID, strings.Join(scopes, " "), cl.Roles)
+	if err != nil {
+		return nil, err
+	}
+	if len(cl.Roles) == 0 {
+		delete(c, "roles")
+	}
+	return c, nil
+}
+
+func (i *Issuer) baseClaims(sub, clientID, scope string, roles []string) (Claims, error) {
+	iss := i.URL()
+	if iss == "" {
+		return nil, errNotBound
+	}
+	now := i.now()
+	jti, err := newJTI()
+	if err != nil {
+		return nil, err
+	}
+	if roles == nil {
+		roles = []string{}
+	}
+	return Claims{
+		"iss":       iss,
+		"sub":       sub,
+		"aud":       i.audience,
+		"exp":       now.Add(i.ttl).Unix(),
+		"iat":       now.Unix(),
+		"nbf":       now.Unix(),
+		"jti":       jti,
+		"client_id": clientID,
+		"scope":     scope,
+		"roles":     slices.Clone(roles),
+	}, nil
+}
+
+func newJTI() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("devissuer: token id: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:]), nil
+}
+
+// UserToken returns an access token for username, as the password grant
+// issues it.
+func (i *Issuer) UserToken(username string) (string, error) {
+	c, err := i.UserClaims(username)
+	if err != nil {
+		return "", err
+	}
+	return i.Mint(KeyCurrent, nil, c)
+}
+
+// ServiceToken returns a service access token for clientID, as the
+// client-credentials grant issues it (all configured scopes).
+func (i *Issuer) ServiceToken(clientID string) (string, error) {
+	c, err := i.ServiceClaims(clientID)
+	if err != nil {
+		return "", err
+	}
+	return i.Mint(KeyCurrent, nil, c)
+}
+
+// Mint returns a compact JWS of claims with full control of the header.
+// The header starts as {"alg":"RS256","kid":<kid of key>,"typ":"at+jwt"}
+// and header overrides it (nil removes a parameter). The token is signed
+// according to the final "alg": RS256/384/512 and PS256/384/512 with the
+// selected RSA key; HS256/384/512 with the selected key's PUBLIC key in PEM
+// form as the HMAC secret (the key-confusion attack); "none" with an empty
+// signature. Claims are marshalled with encoding/json.
+func (i *Issuer) Mint(k Key, header Header, claims Claims) (string, error) {
+	key, err := i.key(k)
+	if err != nil {
+		return "", err
+	}
+	h := Header{"alg": "RS256", "kid": key.id, "typ": TypeAccessToken}
+	for name, v := range header {
+		if v == nil {
+			delete(h, name)
+			continue
+		}
+		h[name] = v
+	}
+	hb, err := json.Marshal(h)
+	if err != nil {
+		return "", fmt.Errorf("devissuer: marshal header: %w", err)
+	}
+	cb, err := json.Marshal(claims)
+	if err != nil {
+		return "", fmt.Errorf("devissuer: marshal claims: %w", err)
+	}
+	input := b64(hb) + "." + b64(cb)
+	alg, _ := h["alg"].(string)
+	sig, err := sign(alg, key.priv, input)
+	if err != nil {
+		return "", err
+	}
+	return input + "." + b64(sig), nil
+}
+
+func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+
+func sign(alg string, priv *rsa.PrivateKey, input string) ([]byte, error) {
+	if alg == "none" {
+		return nil, nil
+	}
+	h, ok := map[string]crypto.Hash{"256": crypto.SHA256, "384": crypto.SHA384, "512": crypto.SHA512}[alg[min(2, len(alg)):]]
+	if len(alg) != 5 || !ok {
+		return nil, fmt.Errorf("devissuer: cannot sign with alg %q", alg)
+	}
+	switch alg[:2] {
+	case "RS":
+		return rsa.SignPKCS1v15(rand.Reader, priv, h, digest(h, input))
+	case "PS":
+		return rsa.SignPSS(rand.Reader, priv, h, digest(h, input), &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
+	case "HS":
+		der, err := x509.MarshalPKIXPublicKey(&priv.PublicKey)
+		if err != nil {
+			return nil, fmt.Errorf("devissuer: marshal public key: %w", err)
+		}
+		secret := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+		newHash := map[crypto.Hash]func() hash.Hash{crypto.SHA256: sha256.New, crypto.SHA384: sha512.New384, crypto.SHA512: sha512.New}[h]
+		mac := hmac.New(newHash, secret)
+		mac.Write([]byte(input))
+		return mac.Sum(nil), nil
+	}
+	return nil, fmt.Errorf("devissuer: cannot sign with alg %q", alg)
+}
+
+func digest(h crypto.Hash, input string) []byte {
+	d := h.New()
+	d.Write([]byte(input))
+	return d.Sum(nil)
+}
+
+// Bad names a kind of deliberately invalid token minted by MintBad. Every
+// kind must be refused by an access-token verifier configured for this
+// issuer and its audience.
+type Bad int
+
+const (
+	// BadExpired has exp one minute in the past.
+	BadExpired Bad = iota + 1
+	// BadNotYetValid has nbf (and iat) two minutes in the future: inside
+	// the five-minute leeway some libraries allow, so only a strict check
+	// refuses it.
+	BadNotYetValid
+	// BadWrongAudience is meant for another API.
+	BadWrongAudience
+	// BadWrongIssuer names another issuer but is signed by this one's key.
+	BadWrongIssuer
+	// BadAlgNone has "alg":"none" and an empty signature.
+	BadAlgNone
+	// BadKeyConfusion is HS256-signed with the current RSA public key (PEM)
+	// as HMAC secret and that key's kid.
+	BadKeyConfusion
+	// BadUnknownKID is signed by a key that is never published.
+	BadUnknownKID
+	// BadIDToken is an ID token: typ JWT, aud = the web client, azp, nonce,
+	// at_hash, no scope.
+	BadIDToken
+	// BadIDTokenForAPI is an ID token shape (nonce, at_hash, typ JWT) whose
+	// aud is the API: only the ID-token claims give it away.
+	BadIDTokenForAPI
+	// BadLogoutToken is a back-channel logout token: typ logout+jwt, aud =
+	// the web client, events, sid.
+	BadLogoutToken
+	// BadLogoutTokenForAPI is a logout token shape (events claim) with typ
+	// JWT and the API audience.
+	BadLogoutTokenForAPI
+	// BadTampered is a valid token whose payload was changed afterwards
+	// (roles admin, scope events:write added), keeping the signature.
+	BadTampered
+	// BadMissingType has no typ header.
+	BadMissingType
+	// BadNoExpiry has no exp claim.
+	BadNoExpiry
+	// BadNoSubject has no sub claim.
+	BadNoSubject
+)
+
+var badNames = map[Bad]string{
+	BadExpired:           "expired",
+	BadNotYetValid:       "not-yet-valid",
+	BadWrongAudience:     "wrong-audience",
+	BadWrongIssuer:       "wrong-issuer",
+	BadAlgNone:           "alg-none",
+	BadKeyConfusion:      "hs256-key-confusion",
+	BadUnknownKID:        "unknown-kid",
+	BadIDToken:           "id-token",
+	BadIDTokenForAPI:     "id-token-api-audience",
+	BadLogoutToken:       "logout-token",
+	BadLogoutTokenForAPI: "logout-token-api-audience",
+	BadTampered:          "tampered",
+	BadMissingType:       "missing-typ",
+	BadNoExpiry:          "no-exp",
+	BadNoSubject:         "no-sub",
+}
+
+// String names the kind (e.g. "alg-none").
+func (b Bad) String() string {
+	if n, ok := badNames[b]; ok {
+		return n
+	}
+	return fmt.Sprintf("Bad(%d)", int(b))
+}
+
+// AllBad lists every kind of bad token, in declaration order.
+func AllBad() []Bad {
+	all := slices.Collect(maps.Keys(badNames))
+	slices.Sort(all)
+	return all
+}
+
+// MintBad returns a token of the given bad kind built from a copy of base
+// (typically UserClaims or ServiceClaims), which it does not modify.
+func (i *Issuer) MintBad(kind Bad, base Claims) (string, error) {
+	c := maps.Clone(base)
+	if c == nil {
+		c = Claims{}
+	}
+	now := i.now()
+	switch kind {
+	case BadExpired:
+		c["iat"] = now.Add(-i.ttl - time.Minute).Unix()
+		c["nbf"] = c["iat"]
+		c["exp"] = now.Add(-time.Minute).Unix()
+	case BadNotYetValid:
+		c["iat"] = now.Add(2 * time.Minute).Unix()
+		c["nbf"] = c["iat"]
+		c["exp"] = now.Add(2*time.Minute + i.ttl).Unix()
+	case BadWrongAudience:
+		c["aud"] = "some-other-api"
+	case BadWrongIssuer:
+		c["iss"] = "https://issuer.invalid"
+	case BadAlgNone:
+		return i.Mint(KeyCurrent, Header{"alg": "none"}, c)
+	case BadKeyConfusion:
+		return i.Mint(KeyCurrent, Header{"alg": "HS256"}, c)
+	case BadUnknownKID:
+		return i.Mint(KeyUnpublished, nil, c)
+	case BadIDToken, BadIDTokenForAPI:
+		c["aud"] = WebClientID
+		if kind == BadIDTokenForAPI {
+			c["aud"] = i.audience
+		}
+		c["azp"] = WebClientID
+		c["nonce"] = "n-0S6_WzA2Mj"
+		c["at_hash"] = "77QmUPtjPfzWtF2AnpK9RQ"
+		c["auth_time"] = now.Unix()
+		delete(c, "scope")
+		delete(c, "client_id")
+		return i.Mint(KeyCurrent, Header{"typ": TypeJWT}, c)
+	case BadLogoutToken, BadLogoutTokenForAPI:
+		typ := TypeLogoutToken
+		c["aud"] = WebClientID
+		if kind == BadLogoutTokenForAPI {
+			typ = TypeJWT
+			c["aud"] = i.audience
+		}
+		c["events"] = map[string]any{BackChannelLogoutEvent: map[string]any{}}
+		c["sid"] = "08a5019c-17e1-4977-8f42-65a12843ea02"
+		delete(c, "scope")
+		return i.Mint(KeyCurrent, Header{"typ": typ}, c)
+	case BadTampered:
+		tok, err := i.Mint(KeyCurrent, nil, c)
+		if err != nil {
+			return "", err
+		}
+		c["roles"] = []string{"admin"}
+		scope, _ := c["scope"].(string)
+		c["scope"] = strings.TrimSpace(scope + " events:write")
+		cb, err := json.Marshal(c)
+		if err != nil {
+			return "", fmt.Errorf("devissuer: marshal claims: %w", err)
+		}
+		parts := strings.Split(tok, ".")
+		return parts[0] + "." + b64(cb) + "." + parts[2], nil
+	case BadMissingType:
+		return i.Mint(KeyCurrent, Header{"typ": nil}, c)
+	case BadNoExpiry:
+		delete(c, "exp")
+	case BadNoSubject:
+		delete(c, "sub")
+	default:
+		return "", fmt.Errorf("devissuer: unknown bad token kind %d", int(kind))
+	}
+	return i.Mint(KeyCurrent, nil, c)
+}

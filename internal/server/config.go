@@ -1,0 +1,120 @@
+package server
+
+import (
+	"context"
+	"log/slog"
+	"time"
+)
+
+// Default values that [Config] fields take when left zero.
+const (
+	DefaultAddr              = ":8080"
+	DefaultReadMaxBytes      = 1 << 20 // 1 MiB per message
+	DefaultMaxDeadline       = 30 * time.Second
+	DefaultReadHeaderTimeout = 5 * time.Second
+	DefaultReadTimeout       = 30 * time.Second
+	DefaultIdleTimeout       = 120 * time.Second
+	DefaultDrainDelay        = 5 * time.Second
+	DefaultShutdownTimeout   = 30 * time.Second
+
+	// bodySlack is how far a raw request body may exceed ReadMaxBytes before
+	// net/http cuts it off: room for envelope prefixes and protocol framing.
+	bodySlack = 64 << 10
+	// writeSlack is added to ReadTimeout+MaxDeadline for the default
+	// WriteTimeout, so a handler that uses its whole deadline can still send
+	// its (error) response.
+	writeSlack = 5 * time.Second
+	// readinessTimeout bounds one run of Config.Ready.
+	readinessTimeout = time.Second
+	// compressMinBytes: smaller messages are never compressed.
+	compressMinBytes = 1024
+	// clientReadMaxBytes bounds responses read by Connect clients.
+	clientReadMaxBytes = 4 << 20
+)
+
+// Config configures a [Server] and the handler options from [HandlerOptions].
+// A zero field takes the matching Default value; the zero Config is usable.
+type Config struct {
+	// Addr is the TCP address Run listens on. Default ":8080".
+	Addr string
+
+	// ReadMaxBytes caps the size of one request message, both as received
+	// and after decompression; larger messages fail with ResourceExhausted.
+	// The whole raw request body is capped at ReadMaxBytes plus 64 KiB.
+	// Default 1 MiB.
+	ReadMaxBytes int
+
+	// MaxDeadline caps the deadline of every RPC handler's context: a client
+	// asking for more (or for none at all) gets MaxDeadline. Default 30s.
+	MaxDeadline time.Duration
+
+	// ReadHeaderTimeout bounds reading request headers. Default 5s.
+	ReadHeaderTimeout time.Duration
+	// ReadTimeout bounds reading a whole request, body included. Default 30s.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds the time from the end of the request headers to the
+	// end of the response (per stream under HTTP/2). Streams are cut at this
+	// point, so no long-lived streaming RPC is served. Default
+	// ReadTimeout + MaxDeadline + 5s.
+	WriteTimeout time.Duration
+	// IdleTimeout closes keep-alive connections idle this long. Default 120s.
+	IdleTimeout time.Duration
+
+	// DrainDelay is how long the server keeps serving with readiness reported
+	// off (/readyz 503, gRPC health NOT_SERVING) before it stops accepting
+	// connections, so load balancers stop routing to it first. Make it longer
+	// than the load balancer's readiness probe period times its failure
+	// threshold. Default 5s; a negative value means no delay.
+	DrainDelay time.Duration
+	// ShutdownTimeout bounds the wait for in-flight requests once shutdown
+	// has begun; what is still running then is cut off. Default 30s.
+	ShutdownTimeout time.Duration
+
+	// Logger receives server errors, unexpected RPC errors and panics.
+	// Default slog.Default().
+	Logger *slog.Logger
+
+	// Ready reports whether the process can do useful work (for example a
+	// database ping). It runs for each /readyz request and gRPC health check,
+	// with a 1s timeout; nil means always ready. Its error text is logged,
+	// never sent to the caller.
+	Ready func(ctx context.Context) error
+}
+
+// withDefaults returns c with every zero field set to its default.
+func (c Config) withDefaults() Config {
+	if c.Addr == "" {
+		c.Addr = DefaultAddr
+	}
+	if c.ReadMaxBytes <= 0 {
+		c.ReadMaxBytes = DefaultReadMaxBytes
+	}
+	if c.MaxDeadline <= 0 {
+		c.MaxDeadline = DefaultMaxDeadline
+	}
+	if c.ReadHeaderTimeout <= 0 {
+		c.ReadHeaderTimeout = DefaultReadHeaderTimeout
+	}
+	if c.ReadTimeout <= 0 {
+		c.ReadTimeout = DefaultReadTimeout
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = c.ReadTimeout + c.MaxDeadline + writeSlack
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
+	switch {
+	case c.DrainDelay == 0:
+		c.DrainDelay = DefaultDrainDelay
+	case c.DrainDelay < 0:
+		c.DrainDelay = 0
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
