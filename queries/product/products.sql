@@ -51,4 +51,4 @@ RETURNING *;
 -- tombstone event carries (the stored version + 1).
 -- name: DeleteProduct :one
 DELETE FROM products WHERE id = @id
-RETURNING version + 1 AS deleted_version;
+RETURNING (version + 1)::bigint AS deleted_version;

@@ -104,14 +104,14 @@ func (q *Queries) CreateProduct(ctx context.Context, arg CreateProductParams) (P
 
 const deleteProduct = `-- name: DeleteProduct :one
 DELETE FROM products WHERE id = $1
-RETURNING version + 1 AS deleted_version
+RETURNING (version + 1)::bigint AS deleted_version
 `
 
 // DeleteProduct deletes a product for good and returns the version its
 // tombstone event carries (the stored version + 1).
-func (q *Queries) DeleteProduct(ctx context.Context, id uuid.UUID) (int32, error) {
+func (q *Queries) DeleteProduct(ctx context.Context, id uuid.UUID) (int64, error) {
 	row := q.db.QueryRow(ctx, deleteProduct, id)
-	var deleted_version int32
+	var deleted_version int64
 	err := row.Scan(&deleted_version)
 	return deleted_version, err
 }

@@ -1,0 +1,73 @@
+package productsvc
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	productdb "github.com/decoupledshop/shop/gen/sqlc/product"
+	"github.com/decoupledshop/shop/internal/money"
+	"github.com/decoupledshop/shop/internal/pgdb"
+	"github.com/decoupledshop/shop/internal/shoperr"
+)
+
+// Catalog holds what the category and product handlers share: the database,
+// the event publisher, the shop currency, and the injectable clock and ids.
+type Catalog struct {
+	db       *pgxpool.Pool
+	q        *productdb.Queries
+	events   Publisher
+	currency money.Currency
+	now      func() time.Time
+	newID    func() uuid.UUID
+}
+
+// NewCatalog returns a Catalog over db that records events with events.
+// now and newID may be nil for the wall clock and random UUIDs.
+func NewCatalog(db *pgxpool.Pool, events Publisher, currency money.Currency, now func() time.Time, newID func() uuid.UUID) *Catalog {
+	if now == nil {
+		now = time.Now
+	}
+	if newID == nil {
+		newID = uuid.New
+	}
+	return &Catalog{db: db, q: productdb.New(db), events: events, currency: currency, now: now, newID: newID}
+}
+
+// timestamp is the catalog's clock at the database's precision.
+func (c *Catalog) timestamp() time.Time {
+	return c.now().UTC().Truncate(time.Microsecond)
+}
+
+// inTx runs fn with queries bound to one transaction (see pgdb.InTx).
+func (c *Catalog) inTx(ctx context.Context, fn func(tx pgx.Tx, q *productdb.Queries) error) error {
+	return pgdb.InTx(ctx, c.db, func(tx pgx.Tx) error { return fn(tx, c.q.WithTx(tx)) })
+}
+
+// shareLockCategory locks the category a product is created in or moved to,
+// so the category cannot be deleted or renamed before the product commits.
+func shareLockCategory(ctx context.Context, q *productdb.Queries, field string, id uuid.UUID) (productdb.ShareLockCategoryRow, error) {
+	row, err := q.ShareLockCategory(ctx, id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return row, shoperr.Invalid(field, "no category with id %s", id)
+	}
+	return row, err
+}
+
+func notFound(err error, what string, id uuid.UUID) error {
+	if errors.Is(err, pgx.ErrNoRows) {
+		return shoperr.NotFound("%s %s not found", what, id)
+	}
+	return err
+}
+
+func checkVersion(expected *int64, actual int64, what string) error {
+	if expected != nil && *expected != actual {
+		return shoperr.Aborted("%s is at version %d, not the expected %d; re-read it and retry", what, actual, *expected)
+	}
+	return nil
+}

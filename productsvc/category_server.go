@@ -1,0 +1,225 @@
+package productsvc
+
+import (
+	"context"
+
+	"connectrpc.com/connect"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	productv1 "github.com/decoupledshop/shop/gen/proto/shop/product/v1"
+	"github.com/decoupledshop/shop/gen/proto/shop/product/v1/productv1connect"
+	productdb "github.com/decoupledshop/shop/gen/sqlc/product"
+	"github.com/decoupledshop/shop/internal/pagetoken"
+	"github.com/decoupledshop/shop/internal/pgdb"
+	"github.com/decoupledshop/shop/internal/shoperr"
+)
+
+// CategoryServer implements shop.product.v1.CategoryService.
+type CategoryServer struct {
+	*Catalog
+}
+
+var _ productv1connect.CategoryServiceHandler = (*CategoryServer)(nil)
+
+const categoryNameIndex = "categories_name_key"
+
+func checkCategoryFields(name, description string) error {
+	if err := checkName("name", name, maxCategoryName); err != nil {
+		return err
+	}
+	return checkText("description", description, maxCategoryDescription)
+}
+
+// CreateCategory creates a category with a unique name.
+func (s *CategoryServer) CreateCategory(ctx context.Context, req *connect.Request[productv1.CreateCategoryRequest]) (*connect.Response[productv1.CreateCategoryResponse], error) {
+	m := req.Msg
+	if err := checkCategoryFields(m.GetName(), m.GetDescription()); err != nil {
+		return nil, err
+	}
+	var c productdb.Category
+	err := s.inTx(ctx, func(tx pgx.Tx, q *productdb.Queries) error {
+		var err error
+		c, err = q.CreateCategory(ctx, productdb.CreateCategoryParams{
+			ID: s.newID(), Name: m.GetName(), Description: m.GetDescription(), CreateTime: s.timestamp(),
+		})
+		if pgdb.IsUniqueViolation(err, categoryNameIndex) {
+			return shoperr.AlreadyExists("a category named %q already exists", m.GetName())
+		}
+		if err != nil {
+			return err
+		}
+		return s.events.CategoryChanged(ctx, tx, c)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&productv1.CreateCategoryResponse{Category: categoryProto(c)}), nil
+}
+
+// GetCategory returns one category.
+func (s *CategoryServer) GetCategory(ctx context.Context, req *connect.Request[productv1.GetCategoryRequest]) (*connect.Response[productv1.GetCategoryResponse], error) {
+	id, err := parseID("id", req.Msg.GetId())
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.q.GetCategory(ctx, id)
+	if err != nil {
+		return nil, notFound(err, "category", id)
+	}
+	return connect.NewResponse(&productv1.GetCategoryResponse{Category: categoryProto(c)}), nil
+}
+
+// ListCategories pages through categories in (create_time desc, id) order.
+func (s *CategoryServer) ListCategories(ctx context.Context, req *connect.Request[productv1.ListCategoriesRequest]) (*connect.Response[productv1.ListCategoriesResponse], error) {
+	size, err := pagetoken.Size(req.Msg.GetPageSize())
+	if err != nil {
+		return nil, err
+	}
+	const filters = "categories"
+	cur, err := pagetoken.Decode(req.Msg.GetPageToken(), filters)
+	if err != nil {
+		return nil, err
+	}
+	afterID, err := cursorID(cur)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.q.ListCategories(ctx, productdb.ListCategoriesParams{AfterTime: cur.CreateTime, AfterID: afterID, PageLimit: size + 1})
+	if err != nil {
+		return nil, err
+	}
+	resp := &productv1.ListCategoriesResponse{}
+	for i, c := range rows {
+		if i == int(size) {
+			last := rows[i-1]
+			resp.NextPageToken = pagetoken.Encode(pagetoken.Cursor{CreateTime: last.CreateTime, Key: last.ID.String()}, filters)
+			break
+		}
+		resp.Categories = append(resp.Categories, categoryProto(c))
+	}
+	return connect.NewResponse(resp), nil
+}
+
+var (
+	categoryMutable    = []string{"name", "description"}
+	categoryOutputOnly = []string{"id", "version", "create_time", "update_time"}
+)
+
+// UpdateCategory changes a category's name or description. A rename rewrites
+// category_name on all its products and bumps their versions, publishing one
+// ProductChanged each, in the same transaction.
+func (s *CategoryServer) UpdateCategory(ctx context.Context, req *connect.Request[productv1.UpdateCategoryRequest]) (*connect.Response[productv1.UpdateCategoryResponse], error) {
+	in := req.Msg.GetCategory()
+	if in == nil {
+		return nil, shoperr.Invalid("category", "is required")
+	}
+	id, err := parseID("category.id", in.GetId())
+	if err != nil {
+		return nil, err
+	}
+	var populated []string
+	if in.GetName() != "" {
+		populated = append(populated, "name")
+	}
+	if in.GetDescription() != "" {
+		populated = append(populated, "description")
+	}
+	paths, err := updatePaths(req.Msg.GetUpdateMask(), categoryMutable, categoryOutputOnly, populated)
+	if err != nil {
+		return nil, err
+	}
+	if paths["name"] {
+		if err := checkName("category.name", in.GetName(), maxCategoryName); err != nil {
+			return nil, err
+		}
+	}
+	if paths["description"] {
+		if err := checkText("category.description", in.GetDescription(), maxCategoryDescription); err != nil {
+			return nil, err
+		}
+	}
+	var c productdb.Category
+	err = s.inTx(ctx, func(tx pgx.Tx, q *productdb.Queries) error {
+		old, err := q.LockCategory(ctx, id)
+		if err != nil {
+			return notFound(err, "category", id)
+		}
+		if err := checkVersion(req.Msg.ExpectedVersion, old.Version, "category"); err != nil {
+			return err
+		}
+		p := productdb.UpdateCategoryParams{ID: id, Name: old.Name, Description: old.Description, UpdateTime: s.timestamp()}
+		if paths["name"] {
+			p.Name = in.GetName()
+		}
+		if paths["description"] {
+			p.Description = in.GetDescription()
+		}
+		c, err = q.UpdateCategory(ctx, p)
+		if pgdb.IsUniqueViolation(err, categoryNameIndex) {
+			return shoperr.AlreadyExists("a category named %q already exists", p.Name)
+		}
+		if err != nil {
+			return err
+		}
+		if err := s.events.CategoryChanged(ctx, tx, c); err != nil {
+			return err
+		}
+		if c.Name == old.Name {
+			return nil
+		}
+		products, err := q.RenameCategoryInProducts(ctx, productdb.RenameCategoryInProductsParams{
+			CategoryID: id, CategoryName: c.Name, UpdateTime: p.UpdateTime,
+		})
+		if err != nil {
+			return err
+		}
+		return s.events.ProductsChanged(ctx, tx, products)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&productv1.UpdateCategoryResponse{Category: categoryProto(c)}), nil
+}
+
+// DeleteCategory deletes a category that no product references. The
+// category row is locked FOR UPDATE first, so a concurrent CreateProduct
+// (which holds FOR SHARE on it) either commits before the check sees its
+// product, or waits and then finds the category gone.
+func (s *CategoryServer) DeleteCategory(ctx context.Context, req *connect.Request[productv1.DeleteCategoryRequest]) (*connect.Response[productv1.DeleteCategoryResponse], error) {
+	id, err := parseID("id", req.Msg.GetId())
+	if err != nil {
+		return nil, err
+	}
+	err = s.inTx(ctx, func(_ pgx.Tx, q *productdb.Queries) error {
+		if _, err := q.LockCategory(ctx, id); err != nil {
+			return notFound(err, "category", id)
+		}
+		used, err := q.CategoryHasProducts(ctx, id)
+		if err != nil {
+			return err
+		}
+		if used {
+			return shoperr.FailedPrecondition("category %s still has products; move or delete them first", id)
+		}
+		_, err = q.DeleteCategory(ctx, id)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&productv1.DeleteCategoryResponse{}), nil
+}
+
+// cursorID parses a decoded page token's key. A key that is not a UUID can
+// only come from a forged token.
+func cursorID(c pagetoken.Cursor) (uuid.UUID, error) {
+	if c == pagetoken.First {
+		return uuid.Nil, nil
+	}
+	id, err := uuid.Parse(c.Key)
+	if err != nil {
+		return uuid.Nil, shoperr.Invalid("page_token", "is not a token this service issued")
+	}
+	return id, nil
+}

@@ -1,0 +1,331 @@
+package productsvc
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"connectrpc.com/connect"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	productv1 "github.com/decoupledshop/shop/gen/proto/shop/product/v1"
+	"github.com/decoupledshop/shop/gen/proto/shop/product/v1/productv1connect"
+	productdb "github.com/decoupledshop/shop/gen/sqlc/product"
+	"github.com/decoupledshop/shop/internal/money"
+	"github.com/decoupledshop/shop/internal/pagetoken"
+	"github.com/decoupledshop/shop/internal/pgdb"
+	"github.com/decoupledshop/shop/internal/shoperr"
+)
+
+// ProductServer implements shop.product.v1.ProductService.
+type ProductServer struct {
+	*Catalog
+}
+
+var _ productv1connect.ProductServiceHandler = (*ProductServer)(nil)
+
+const skuIndex = "products_sku_key"
+
+func skuTaken(sku string) error {
+	return shoperr.AlreadyExists("a product with sku %q already exists", sku)
+}
+
+// CreateProduct creates a product in an existing category, locking the
+// category FOR SHARE until the product commits.
+func (s *ProductServer) CreateProduct(ctx context.Context, req *connect.Request[productv1.CreateProductRequest]) (*connect.Response[productv1.CreateProductResponse], error) {
+	m := req.Msg
+	if err := checkSKU("sku", m.GetSku()); err != nil {
+		return nil, err
+	}
+	if err := checkName("name", m.GetName(), maxProductName); err != nil {
+		return nil, err
+	}
+	if err := checkText("description", m.GetDescription(), maxProductDescription); err != nil {
+		return nil, err
+	}
+	categoryID, err := parseID("category_id", m.GetCategoryId())
+	if err != nil {
+		return nil, err
+	}
+	price, err := s.currency.CheckPrice("price", m.GetPrice())
+	if err != nil {
+		return nil, err
+	}
+	var p productdb.Product
+	err = s.inTx(ctx, func(tx pgx.Tx, q *productdb.Queries) error {
+		cat, err := shareLockCategory(ctx, q, "category_id", categoryID)
+		if err != nil {
+			return err
+		}
+		p, err = q.CreateProduct(ctx, productdb.CreateProductParams{
+			ID: s.newID(), Sku: m.GetSku(), Name: m.GetName(), Description: m.GetDescription(),
+			CategoryID: cat.ID, CategoryName: cat.Name, PriceMinor: price, CurrencyCode: string(s.currency),
+			CreateTime: s.timestamp(),
+		})
+		if pgdb.IsUniqueViolation(err, skuIndex) {
+			return skuTaken(m.GetSku())
+		}
+		if err != nil {
+			return err
+		}
+		return s.events.ProductsChanged(ctx, tx, []productdb.Product{p})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&productv1.CreateProductResponse{Product: productProto(p)}), nil
+}
+
+// GetProduct returns one product; NotFound once deleted.
+func (s *ProductServer) GetProduct(ctx context.Context, req *connect.Request[productv1.GetProductRequest]) (*connect.Response[productv1.GetProductResponse], error) {
+	id, err := parseID("id", req.Msg.GetId())
+	if err != nil {
+		return nil, err
+	}
+	p, err := s.q.GetProduct(ctx, id)
+	if err != nil {
+		return nil, notFound(err, "product", id)
+	}
+	return connect.NewResponse(&productv1.GetProductResponse{Product: productProto(p)}), nil
+}
+
+// BatchGetProducts returns up to 100 products with one query, in request
+// order; deleted and unknown ids go to missing_ids. Repeated ids are
+// answered once.
+func (s *ProductServer) BatchGetProducts(ctx context.Context, req *connect.Request[productv1.BatchGetProductsRequest]) (*connect.Response[productv1.BatchGetProductsResponse], error) {
+	raw := req.Msg.GetIds()
+	if len(raw) == 0 {
+		return nil, shoperr.Invalid("ids", "must name at least one product")
+	}
+	if len(raw) > maxBatchGet {
+		return nil, shoperr.Invalid("ids", "must name at most %d products, got %d", maxBatchGet, len(raw))
+	}
+	ids := make([]uuid.UUID, 0, len(raw))
+	seen := make(map[uuid.UUID]bool, len(raw))
+	for i, r := range raw {
+		id, err := parseID(fmt.Sprintf("ids[%d]", i), r)
+		if err != nil {
+			return nil, err
+		}
+		if !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+	rows, err := s.q.BatchGetProducts(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	byID := make(map[uuid.UUID]productdb.Product, len(rows))
+	for _, p := range rows {
+		byID[p.ID] = p
+	}
+	resp := &productv1.BatchGetProductsResponse{Products: make([]*productv1.Product, 0, len(rows))}
+	for _, id := range ids {
+		if p, ok := byID[id]; ok {
+			resp.Products = append(resp.Products, productProto(p))
+		} else {
+			resp.MissingIds = append(resp.MissingIds, id.String())
+		}
+	}
+	return connect.NewResponse(resp), nil
+}
+
+// ListProducts pages through products in (create_time desc, id) order with
+// optional filters; page tokens are bound to the filters.
+func (s *ProductServer) ListProducts(ctx context.Context, req *connect.Request[productv1.ListProductsRequest]) (*connect.Response[productv1.ListProductsResponse], error) {
+	m := req.Msg
+	size, err := pagetoken.Size(m.GetPageSize())
+	if err != nil {
+		return nil, err
+	}
+	params := productdb.ListProductsParams{PageLimit: size + 1}
+	var filters strings.Builder
+	if m.CategoryId != nil {
+		id, err := parseID("category_id", m.GetCategoryId())
+		if err != nil {
+			return nil, err
+		}
+		params.CategoryID = pgtype.UUID{Bytes: id, Valid: true}
+		fmt.Fprintf(&filters, "category=%s;", id)
+	}
+	if m.Query != nil {
+		q := strings.TrimSpace(m.GetQuery())
+		if q == "" {
+			return nil, shoperr.Invalid("query", "must not be empty when set")
+		}
+		if err := checkText("query", q, maxQuery); err != nil {
+			return nil, err
+		}
+		params.Query = pgtype.Text{String: q, Valid: true}
+		fmt.Fprintf(&filters, "query=%q;", q)
+	}
+	if m.MinPriceMinor != nil {
+		if m.GetMinPriceMinor() < 0 || m.GetMinPriceMinor() > money.MaxPriceMinor {
+			return nil, shoperr.Invalid("min_price_minor", "must be between 0 and %d", money.MaxPriceMinor)
+		}
+		params.MinPriceMinor = pgtype.Int8{Int64: m.GetMinPriceMinor(), Valid: true}
+		fmt.Fprintf(&filters, "min=%d;", m.GetMinPriceMinor())
+	}
+	if m.MaxPriceMinor != nil {
+		if m.GetMaxPriceMinor() < 0 || m.GetMaxPriceMinor() > money.MaxPriceMinor {
+			return nil, shoperr.Invalid("max_price_minor", "must be between 0 and %d", money.MaxPriceMinor)
+		}
+		if m.MinPriceMinor != nil && m.GetMaxPriceMinor() < m.GetMinPriceMinor() {
+			return nil, shoperr.Invalid("max_price_minor", "must not be below min_price_minor")
+		}
+		params.MaxPriceMinor = pgtype.Int8{Int64: m.GetMaxPriceMinor(), Valid: true}
+		fmt.Fprintf(&filters, "max=%d;", m.GetMaxPriceMinor())
+	}
+	cur, err := pagetoken.Decode(m.GetPageToken(), filters.String())
+	if err != nil {
+		return nil, err
+	}
+	if params.AfterID, err = cursorID(cur); err != nil {
+		return nil, err
+	}
+	params.AfterTime = cur.CreateTime
+	rows, err := s.q.ListProducts(ctx, params)
+	if err != nil {
+		return nil, err
+	}
+	resp := &productv1.ListProductsResponse{Products: make([]*productv1.Product, 0, min(len(rows), int(size)))}
+	for i, p := range rows {
+		if i == int(size) {
+			last := rows[i-1]
+			resp.NextPageToken = pagetoken.Encode(pagetoken.Cursor{CreateTime: last.CreateTime, Key: last.ID.String()}, filters.String())
+			break
+		}
+		resp.Products = append(resp.Products, productProto(p))
+	}
+	return connect.NewResponse(resp), nil
+}
+
+var (
+	productMutable    = []string{"sku", "name", "description", "category_id", "price"}
+	productOutputOnly = []string{"id", "category_name", "version", "create_time", "update_time"}
+)
+
+// UpdateProduct changes the fields in update_mask, bumps the version and
+// publishes ProductChanged. Moving a product locks its new category FOR
+// SHARE. A deleted product stays deleted: the update finds no row.
+func (s *ProductServer) UpdateProduct(ctx context.Context, req *connect.Request[productv1.UpdateProductRequest]) (*connect.Response[productv1.UpdateProductResponse], error) {
+	in := req.Msg.GetProduct()
+	if in == nil {
+		return nil, shoperr.Invalid("product", "is required")
+	}
+	id, err := parseID("product.id", in.GetId())
+	if err != nil {
+		return nil, err
+	}
+	var populated []string
+	for path, set := range map[string]bool{
+		"sku": in.GetSku() != "", "name": in.GetName() != "", "description": in.GetDescription() != "",
+		"category_id": in.GetCategoryId() != "", "price": in.GetPrice() != nil,
+	} {
+		if set {
+			populated = append(populated, path)
+		}
+	}
+	paths, err := updatePaths(req.Msg.GetUpdateMask(), productMutable, productOutputOnly, populated)
+	if err != nil {
+		return nil, err
+	}
+	// Validate every changed field before touching the database.
+	if paths["sku"] {
+		if err := checkSKU("product.sku", in.GetSku()); err != nil {
+			return nil, err
+		}
+	}
+	if paths["name"] {
+		if err := checkName("product.name", in.GetName(), maxProductName); err != nil {
+			return nil, err
+		}
+	}
+	if paths["description"] {
+		if err := checkText("product.description", in.GetDescription(), maxProductDescription); err != nil {
+			return nil, err
+		}
+	}
+	var categoryID uuid.UUID
+	if paths["category_id"] {
+		if categoryID, err = parseID("product.category_id", in.GetCategoryId()); err != nil {
+			return nil, err
+		}
+	}
+	var price int64
+	if paths["price"] {
+		if price, err = s.currency.CheckPrice("product.price", in.GetPrice()); err != nil {
+			return nil, err
+		}
+	}
+	var p productdb.Product
+	err = s.inTx(ctx, func(tx pgx.Tx, q *productdb.Queries) error {
+		old, err := q.LockProduct(ctx, id)
+		if err != nil {
+			return notFound(err, "product", id)
+		}
+		if err := checkVersion(req.Msg.ExpectedVersion, old.Version, "product"); err != nil {
+			return err
+		}
+		u := productdb.UpdateProductParams{
+			ID: id, Sku: old.Sku, Name: old.Name, Description: old.Description,
+			CategoryID: old.CategoryID, CategoryName: old.CategoryName,
+			PriceMinor: old.PriceMinor, CurrencyCode: old.CurrencyCode, UpdateTime: s.timestamp(),
+		}
+		if paths["sku"] {
+			u.Sku = in.GetSku()
+		}
+		if paths["name"] {
+			u.Name = in.GetName()
+		}
+		if paths["description"] {
+			u.Description = in.GetDescription()
+		}
+		if paths["price"] {
+			u.PriceMinor, u.CurrencyCode = price, string(s.currency)
+		}
+		if paths["category_id"] && categoryID != old.CategoryID {
+			cat, err := shareLockCategory(ctx, q, "product.category_id", categoryID)
+			if err != nil {
+				return err
+			}
+			u.CategoryID, u.CategoryName = cat.ID, cat.Name
+		}
+		p, err = q.UpdateProduct(ctx, u)
+		if pgdb.IsUniqueViolation(err, skuIndex) {
+			return skuTaken(u.Sku)
+		}
+		if err != nil {
+			return err
+		}
+		return s.events.ProductsChanged(ctx, tx, []productdb.Product{p})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&productv1.UpdateProductResponse{Product: productProto(p)}), nil
+}
+
+// DeleteProduct deletes a product for good (a hard delete: the row is
+// removed, so no update can bring it back) and publishes ProductDeleted
+// with the bumped version as the receivers' tombstone.
+func (s *ProductServer) DeleteProduct(ctx context.Context, req *connect.Request[productv1.DeleteProductRequest]) (*connect.Response[productv1.DeleteProductResponse], error) {
+	id, err := parseID("id", req.Msg.GetId())
+	if err != nil {
+		return nil, err
+	}
+	err = s.inTx(ctx, func(tx pgx.Tx, q *productdb.Queries) error {
+		version, err := q.DeleteProduct(ctx, id)
+		if err != nil {
+			return notFound(err, "product", id)
+		}
+		return s.events.ProductDeleted(ctx, tx, id, version)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&productv1.DeleteProductResponse{}), nil
+}
