@@ -20,29 +20,19 @@ import (
 	"github.com/decoupledshop/shop/internal/server"
 )
 
-// Usernames and client ids of the standard test identities.
+// Usernames and client ids of the standard test identities (the dev
+// issuer's demo identities).
 const (
-	Alice = "alice" // a shopper
-	Bob   = "bob"   // another shopper
-	Admin = "admin" // has the admin role
+	Alice = devissuer.DemoAlice // a shopper
+	Bob   = devissuer.DemoBob   // another shopper
+	Admin = devissuer.DemoAdmin // has the admin role
 	// EventsClient is a service client with the events:write scope.
-	EventsClient = "productsvc-relay"
+	EventsClient = devissuer.DemoRelayClient
 )
 
 // IssuerConfig is the dev issuer configuration with the standard test
 // identities.
-func IssuerConfig() devissuer.Config {
-	return devissuer.Config{
-		Users: map[string]devissuer.User{
-			Alice: {Password: "alice-password"},
-			Bob:   {Password: "bob-password"},
-			Admin: {Password: "admin-password", Roles: []string{auth.RoleAdmin}},
-		},
-		Clients: map[string]devissuer.Client{
-			EventsClient: {Secret: "relay-secret", Scopes: []string{auth.DefaultServiceScope}},
-		},
-	}
-}
+func IssuerConfig() devissuer.Config { return devissuer.DemoConfig() }
 
 // Issuer starts the dev issuer with IssuerConfig for the test.
 func Issuer(t testing.TB) *devissuer.Issuer {
