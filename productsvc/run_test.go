@@ -55,7 +55,9 @@ func TestREADMECatalogCurl(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- productsvc.Run(ctx, nil, func(k string) string { return env[k] }, io.Discard, t.Output()) }()
+	go func() {
+		done <- productsvc.Run(ctx, nil, func(k string) string { return env[k] }, io.Discard, t.Output())
+	}()
 	base := "http://" + addr
 	shoptest.WaitReady(t, base, 20*time.Second, done)
 
