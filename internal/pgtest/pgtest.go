@@ -36,6 +36,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/decoupledshop/shop/internal/pgcluster"
 )
 
 // Schema describes one service database: the role that owns it and how to migrate it.
@@ -177,14 +179,14 @@ func startServer() (*server, error) {
 	defer cancel()
 	s := &server{url: os.Getenv("TEST_DATABASE_URL")}
 	if s.url == "" {
-		binDir, err := findBinDir(os.Getenv("PG_BIN"), debianBinGlob, os.Getenv("PATH"))
+		binDir, err := pgcluster.FindBinDir(os.Getenv("PG_BIN"), pgcluster.DebianBinGlob, os.Getenv("PATH"))
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("pgtest: %w (or set TEST_DATABASE_URL to a superuser URL of a running server)", err)
 		}
 		if s.cluster, err = startCluster(ctx, binDir); err != nil {
 			return nil, err
 		}
-		s.url = s.cluster.url
+		s.url = s.cluster.SuperuserURL()
 	}
 	var err error
 	if s.base, err = url.Parse(s.url); err != nil || (s.base.Scheme != "postgres" && s.base.Scheme != "postgresql") {

@@ -1,4 +1,4 @@
-package pgtest
+package pgcluster
 
 import (
 	"errors"
@@ -10,20 +10,20 @@ import (
 	"strings"
 )
 
-// debianBinGlob is where Debian and Ubuntu install one directory of server binaries per major version.
-const debianBinGlob = "/usr/lib/postgresql/*/bin"
+// DebianBinGlob is where Debian and Ubuntu install one directory of server binaries per major version.
+const DebianBinGlob = "/usr/lib/postgresql/*/bin"
 
-// errNoBinaries tells how to get the server binaries; every lookup failure wraps it.
-var errNoBinaries = errors.New("install the PostgreSQL server (apt-get install postgresql), " +
-	"set PG_BIN to the directory holding initdb and postgres, or set TEST_DATABASE_URL to a superuser URL of a running server")
+// ErrNoBinaries tells how to get the server binaries; every lookup failure wraps it.
+var ErrNoBinaries = errors.New("install the PostgreSQL server (apt-get install postgresql) " +
+	"or set PG_BIN to the directory holding initdb and postgres")
 
-// findBinDir returns the directory holding initdb and postgres: pgBin (PG_BIN) if set, else the
+// FindBinDir returns the directory holding initdb and postgres: pgBin (PG_BIN) if set, else the
 // highest version matching versionGlob, else `pg_config --bindir`, else the directory of initdb
 // on searchPath (PATH). pg_config and initdb are looked up on searchPath only.
-func findBinDir(pgBin, versionGlob, searchPath string) (string, error) {
+func FindBinDir(pgBin, versionGlob, searchPath string) (string, error) {
 	if pgBin != "" {
 		if !hasServerBinaries(pgBin) {
-			return "", fmt.Errorf("pgtest: PG_BIN=%q holds no initdb and postgres: %w", pgBin, errNoBinaries)
+			return "", fmt.Errorf("pgcluster: PG_BIN=%q holds no initdb and postgres: %w", pgBin, ErrNoBinaries)
 		}
 		return pgBin, nil
 	}
@@ -40,7 +40,7 @@ func findBinDir(pgBin, versionGlob, searchPath string) (string, error) {
 	if initdb := lookPath("initdb", searchPath); initdb != "" && hasServerBinaries(filepath.Dir(initdb)) {
 		return filepath.Dir(initdb), nil
 	}
-	return "", fmt.Errorf("pgtest: no PostgreSQL server binaries in PG_BIN, %s, pg_config --bindir or PATH: %w", versionGlob, errNoBinaries)
+	return "", fmt.Errorf("pgcluster: no PostgreSQL server binaries in PG_BIN, %s, pg_config --bindir or PATH: %w", versionGlob, ErrNoBinaries)
 }
 
 // highestVersion returns the match of glob (…/<version>/bin) with the highest numeric version
