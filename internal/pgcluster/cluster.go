@@ -73,6 +73,9 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		initdb.Dir = opts.Dir
 		initdb.SysProcAttr = sysProcAttr(cred)
 		if out, err := initdb.CombinedOutput(); err != nil {
+			if errors.Is(err, os.ErrPermission) && cred != nil {
+				return nil, fmt.Errorf("pgcluster: the postgres user cannot reach %s (is a parent directory closed to others, like /root?): %w", opts.Dir, err)
+			}
 			return nil, fmt.Errorf("pgcluster: initdb: %w\n%s", err, out)
 		}
 	}

@@ -1,0 +1,241 @@
+// Package devstack runs the whole shop on one machine for development: a
+// local PostgreSQL cluster (or given databases), the dev OIDC issuer,
+// productsvc with its event relay, cartsvc and the storefront, seeded with
+// demo data. cmd/shopdev is its command.
+package devstack
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/decoupledshop/shop/internal/devissuer"
+	"github.com/decoupledshop/shop/internal/envflag"
+	"github.com/decoupledshop/shop/internal/pgcluster"
+)
+
+// config is the stack's configuration from flags (each with an environment
+// fallback, e.g. --products-addr → SHOPDEV_PRODUCTS_ADDR).
+type config struct {
+	dataDir      string
+	productDBURL string
+	cartDBURL    string
+	issuerAddr   string
+	productsAddr string
+	cartAddr     string
+	webAddr      string
+	seed         bool
+}
+
+func (c *config) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.dataDir, "data-dir", defaultDataDir(), "where the local PostgreSQL cluster and the logs live (kept between runs)")
+	fs.StringVar(&c.productDBURL, "product-database-url", "", "use this database for productsvc instead of the local cluster")
+	fs.StringVar(&c.cartDBURL, "cart-database-url", "", "use this database for cartsvc instead of the local cluster")
+	fs.StringVar(&c.issuerAddr, "issuer-addr", "127.0.0.1:8090", "dev OIDC issuer address (loopback only)")
+	fs.StringVar(&c.productsAddr, "products-addr", "127.0.0.1:8081", "productsvc address")
+	fs.StringVar(&c.cartAddr, "cart-addr", "127.0.0.1:8082", "cartsvc address")
+	fs.StringVar(&c.webAddr, "web-addr", "127.0.0.1:8080", "storefront address")
+	fs.BoolVar(&c.seed, "seed", true, "seed demo categories, products and a promo code into empty databases")
+}
+
+// Run runs the stack until ctx is cancelled (Ctrl-C), then stops every part
+// and returns nil. "shopdev token --user NAME" prints an access token from
+// the running stack's issuer instead. Errors are one line saying what to do.
+func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "token" {
+		return runToken(ctx, args[1:], getenv, stdout, stderr)
+	}
+	fs := flag.NewFlagSet("shopdev", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg config
+	cfg.register(fs)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "shopdev runs the whole shop locally (development only).\n\nUsage:\n  shopdev [flags]            run everything; Ctrl-C stops it\n  shopdev token --user NAME  print an access token (alice, bob or admin)\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	prefixed := func(k string) string { return getenv("SHOPDEV_" + k) }
+	if err := envflag.Parse(fs, args, prefixed); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if (cfg.productDBURL == "") != (cfg.cartDBURL == "") {
+		return errors.New("pass both --product-database-url and --cart-database-url, or neither to use the local cluster")
+	}
+	for name, addr := range map[string]string{"--issuer-addr": cfg.issuerAddr, "--products-addr": cfg.productsAddr, "--cart-addr": cfg.cartAddr, "--web-addr": cfg.webAddr} {
+		if err := checkFree(addr); err != nil {
+			return fmt.Errorf("%s %s is busy (%v): stop what uses it or pass another address with %s", name, addr, err, name)
+		}
+	}
+	logDir := filepath.Join(cfg.dataDir, "logs")
+	if err := os.MkdirAll(logDir, 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", logDir, err)
+	}
+
+	productURL, cartURL := cfg.productDBURL, cfg.cartDBURL
+	if productURL == "" {
+		cluster, err := startPostgres(ctx, cfg.dataDir, getenv("PG_BIN"))
+		if err != nil {
+			return err
+		}
+		defer cluster.Stop()
+		productURL, cartURL = cluster.URL(productDB.role, productDB.name), cluster.URL(cartDB.role, cartDB.name)
+		watchCluster(ctx, cluster, stderr)
+	}
+
+	issCfg := devissuer.DemoConfig()
+	iss, err := devissuer.Start(issCfg, cfg.issuerAddr)
+	if err != nil {
+		return err
+	}
+	defer iss.Close()
+
+	s := &stack{cfg: cfg, iss: iss, logDir: logDir, productDBURL: productURL, cartDBURL: cartURL}
+	return s.run(ctx, stdout)
+}
+
+// watchCluster reports if the local PostgreSQL exits while the stack runs.
+func watchCluster(ctx context.Context, c *pgcluster.Cluster, stderr io.Writer) {
+	go func() {
+		select {
+		case <-c.Exited():
+			if ctx.Err() == nil {
+				fmt.Fprintf(stderr, "shopdev: local PostgreSQL exited unexpectedly; its log:\n%s\n", c.Log())
+			}
+		case <-ctx.Done():
+		}
+	}()
+}
+
+// checkFree reports whether addr can be listened on now.
+func checkFree(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		var opErr *net.OpError
+		if errors.As(err, &opErr) && opErr.Err != nil {
+			return opErr.Err
+		}
+		return err
+	}
+	return ln.Close()
+}
+
+// stack is a running dev stack's parts.
+type stack struct {
+	cfg          config
+	iss          *devissuer.Issuer
+	logDir       string
+	productDBURL string
+	cartDBURL    string
+}
+
+// part is one long-running piece of the stack.
+type part struct {
+	name  string
+	ready string // base URL answering /readyz when ready; "" if none
+	run   func(ctx context.Context) error
+}
+
+func (s *stack) run(ctx context.Context, stdout io.Writer) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	parts, err := s.parts()
+	if err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	for _, p := range parts {
+		wg.Go(func() {
+			if err := p.run(ctx); err != nil && ctx.Err() == nil {
+				cancel(fmt.Errorf("%s: %w (log: %s)", p.name, err, filepath.Join(s.logDir, p.name+".log")))
+			}
+		})
+	}
+	defer wg.Wait()
+	for _, p := range parts {
+		if p.ready == "" {
+			continue
+		}
+		if err := waitReady(ctx, p.ready, time.Minute); err != nil {
+			cancel(fmt.Errorf("%s did not become ready: %w (log: %s)", p.name, err, filepath.Join(s.logDir, p.name+".log")))
+			wg.Wait()
+			return context.Cause(ctx)
+		}
+	}
+	if s.cfg.seed {
+		if err := s.seed(ctx); err != nil {
+			cancel(fmt.Errorf("seed demo data: %w", err))
+			wg.Wait()
+			return context.Cause(ctx)
+		}
+	}
+	s.printWelcome(stdout)
+	<-ctx.Done()
+	wg.Wait()
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause
+	}
+	return nil
+}
+
+// logFile opens a part's log in the stack's log directory.
+func (s *stack) logFile(name string) (*os.File, error) {
+	return os.OpenFile(filepath.Join(s.logDir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+}
+
+func baseURL(addr string) string { return "http://" + addr }
+
+// waitReady polls base/readyz until it answers 200.
+func waitReady(ctx context.Context, base string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/readyz", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func (s *stack) printWelcome(w io.Writer) {
+	p, c, web, iss := baseURL(s.cfg.productsAddr), baseURL(s.cfg.cartAddr), baseURL(s.cfg.webAddr), s.iss.URL()
+	lines := []string{
+		"",
+		"shop is running; Ctrl-C stops everything.",
+		"",
+		"  storefront  " + web + "   (log in as alice/alice, bob/bob or admin/admin)",
+		"  productsvc  " + p,
+		"  cartsvc     " + c,
+		"  issuer      " + iss + "   (development only)",
+		"  data, logs  " + s.cfg.dataDir,
+		"",
+		"Get a token (alice, bob or admin):",
+		"  TOKEN=$(go run ./cmd/shopdev token --user alice)",
+		"  # or the password grant: curl -s -d grant_type=password -d client_id=" + devissuer.WebClientID + " -d username=alice -d password=alice " + iss + "/token",
+		"",
+		"Try:",
+		"  curl -s " + p + "/shop.product.v1.ProductService/ListProducts -H 'Content-Type: application/json' -d '{\"pageSize\": 3}'",
+		"  curl -s " + c + "/shop.cart.v1.CartService/GetCart -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' -d '{}'",
+		"",
+	}
+	fmt.Fprintln(w, strings.Join(lines, "\n"))
+}

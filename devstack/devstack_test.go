@@ -1,0 +1,207 @@
+package devstack_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+
+	productv1 "github.com/decoupledshop/shop/gen/proto/shop/product/v1"
+	"github.com/decoupledshop/shop/gen/proto/shop/product/v1/productv1connect"
+	"github.com/decoupledshop/shop/devstack"
+	"github.com/decoupledshop/shop/internal/shoptest"
+)
+
+// syncBuffer is a bytes.Buffer safe for the stack's writer goroutine and
+// the test's reads.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// stackAddrs are the four loopback addresses one stack listens on.
+type stackAddrs struct{ issuer, products, cart, web string }
+
+func freeAddrs(t *testing.T) stackAddrs {
+	return stackAddrs{shoptest.FreeAddr(t), shoptest.FreeAddr(t), shoptest.FreeAddr(t), shoptest.FreeAddr(t)}
+}
+
+func (a stackAddrs) args(dataDir string) []string {
+	return []string{"--data-dir", dataDir, "--issuer-addr", a.issuer, "--products-addr", a.products, "--cart-addr", a.cart, "--web-addr", a.web}
+}
+
+// running is a stack started by runStack.
+type running struct {
+	cancel context.CancelFunc
+	done   chan struct{} // closed when Run has returned; err is set by then
+	err    error
+}
+
+// runStack runs the stack in the background until stop is called (or the
+// test ends).
+func runStack(t *testing.T, args []string, stdout io.Writer) *running {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		r.err = devstack.Run(ctx, args, func(string) string { return "" }, stdout, stdout)
+	}()
+	t.Cleanup(func() { r.stop(t) })
+	return r
+}
+
+// stop cancels the stack like Ctrl-C and returns Run's error.
+func (r *running) stop(t *testing.T) error {
+	r.cancel()
+	select {
+	case <-r.done:
+		return r.err
+	case <-time.After(30 * time.Second):
+		t.Fatal("the stack did not stop within 30s of Ctrl-C")
+		return nil
+	}
+}
+
+// waitFor polls until out contains want, or fails.
+func (r *running) waitFor(t *testing.T, out *syncBuffer, want string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !strings.Contains(out.String(), want) {
+		select {
+		case <-r.done:
+			t.Fatalf("the stack exited early: %v\noutput:\n%s", r.err, out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q within %v; output:\n%s", want, timeout, out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func dataDir(t *testing.T) string {
+	dir, err := os.MkdirTemp("/tmp", "shopdev-test-")
+	if err == nil {
+		err = os.Chmod(dir, 0o755) // as root, the postgres user must reach the cluster inside
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// TestStackRunsSeedsAndRestarts runs the whole stack on fresh ports with a
+// fresh data directory, checks the seeded catalog and the token command,
+// stops it like Ctrl-C, and starts it again on the same data.
+func TestStackRunsSeedsAndRestarts(t *testing.T) {
+	t.Parallel()
+	dir, addrs := dataDir(t), freeAddrs(t)
+	var out syncBuffer
+	stack := runStack(t, addrs.args(dir), &out)
+	stack.waitFor(t, &out, "shop is running", 2*time.Minute)
+	for _, want := range []string{"http://" + addrs.web, "http://" + addrs.products, "shopdev token --user alice", "curl"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("welcome text lacks %q:\n%s", want, out.String())
+		}
+	}
+	products := productv1connect.NewProductServiceClient(http.DefaultClient, "http://"+addrs.products)
+	list, err := products.ListProducts(context.Background(), connect.NewRequest(&productv1.ListProductsRequest{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seeded := len(list.Msg.Products)
+	if seeded == 0 {
+		t.Fatal("the catalog is empty after the first start; want demo products")
+	}
+
+	var tokenOut, tokenErr bytes.Buffer
+	if err := devstack.Run(context.Background(), []string{"token", "--user", "alice", "--issuer-url", "http://" + addrs.issuer}, func(string) string { return "" }, &tokenOut, &tokenErr); err != nil {
+		t.Fatalf("shopdev token: %v", err)
+	}
+	if tok := strings.TrimSpace(tokenOut.String()); strings.Count(tok, ".") != 2 {
+		t.Fatalf("shopdev token printed %q, want a JWT", tok)
+	}
+	if err := stack.stop(t); err != nil {
+		t.Fatalf("Ctrl-C: Run returned %v, want nil", err)
+	}
+
+	// Second run, same data: up again, nothing seeded twice.
+	start := time.Now()
+	var out2 syncBuffer
+	stack2 := runStack(t, addrs.args(dir), &out2)
+	stack2.waitFor(t, &out2, "shop is running", time.Minute)
+	t.Logf("second start took %v", time.Since(start).Round(time.Millisecond))
+	list, err = products.ListProducts(context.Background(), connect.NewRequest(&productv1.ListProductsRequest{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Msg.Products) != seeded {
+		t.Fatalf("after a restart the catalog has %d products, want the %d seeded once", len(list.Msg.Products), seeded)
+	}
+	if err := stack2.stop(t); err != nil {
+		t.Fatalf("second Ctrl-C: %v", err)
+	}
+}
+
+func TestBusyPortIsOneClearLine(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	addrs := freeAddrs(t)
+	addrs.products = ln.Addr().String()
+	err = devstack.Run(context.Background(), addrs.args(dataDir(t)), func(string) string { return "" }, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "--products-addr") || !strings.Contains(err.Error(), "busy") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("busy port: %v; want one line naming --products-addr as busy", err)
+	}
+}
+
+func TestMissingPostgresIsOneClearLine(t *testing.T) {
+	t.Parallel()
+	getenv := func(k string) string {
+		if k == "PG_BIN" {
+			return "/nonexistent"
+		}
+		return ""
+	}
+	err := devstack.Run(context.Background(), freeAddrs(t).args(dataDir(t)), getenv, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "apt-get install postgresql") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("missing binaries: %v; want one line naming apt-get install postgresql", err)
+	}
+}
+
+func TestTokenWithoutAStackSaysWhatToDo(t *testing.T) {
+	t.Parallel()
+	err := devstack.Run(context.Background(), []string{"token", "--user", "alice", "--issuer-url", "http://" + shoptest.FreeAddr(t)}, func(string) string { return "" }, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "go run ./cmd/shopdev") {
+		t.Fatalf("token without a stack: %v; want a hint to start it", err)
+	}
+	err = devstack.Run(context.Background(), []string{"token", "--user", "mallory"}, func(string) string { return "" }, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "alice, bob or admin") {
+		t.Fatalf("unknown user: %v", err)
+	}
+}
