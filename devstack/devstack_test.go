@@ -14,9 +14,9 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/decoupledshop/shop/devstack"
 	productv1 "github.com/decoupledshop/shop/gen/proto/shop/product/v1"
 	"github.com/decoupledshop/shop/gen/proto/shop/product/v1/productv1connect"
-	"github.com/decoupledshop/shop/devstack"
 	"github.com/decoupledshop/shop/internal/shoptest"
 )
 
