@@ -2,9 +2,15 @@ package devstack
 
 import (
 	"context"
+	"errors"
 	"io"
+	"net/http"
+	"strings"
+	"time"
 
+	"github.com/decoupledshop/shop/internal/devissuer"
 	"github.com/decoupledshop/shop/productsvc"
+	"github.com/decoupledshop/shop/web"
 )
 
 // noEnv keeps the developer's shell environment (DATABASE_URL and the like)
@@ -23,11 +29,47 @@ func (s *stack) parts() ([]part, error) {
 		"--oidc-issuer-url", s.iss.URL(),
 		"--drain-delay", "0s",
 		"--shutdown-timeout", "5s",
+		"--cors-allowed-origins", s.webOrigins(),
 	}
 	return []part{
 		{name: "productsvc", ready: baseURL(s.cfg.productsAddr), run: func(ctx context.Context) error {
 			defer productsLog.Close()
 			return productsvc.Run(ctx, productsArgs, noEnv, io.Discard, productsLog)
 		}},
+		{name: "web", run: s.serveWeb},
 	}, nil
+}
+
+// webOrigins are the storefront's origins the services allow (CORS): the
+// address as given, and with localhost for 127.0.0.1.
+func (s *stack) webOrigins() string {
+	origins := []string{baseURL(s.cfg.webAddr)}
+	if host, port, ok := strings.Cut(s.cfg.webAddr, ":"); ok && host == "127.0.0.1" {
+		origins = append(origins, "http://localhost:"+port)
+	}
+	return strings.Join(origins, ",")
+}
+
+// serveWeb serves the storefront and its config.json until ctx is done.
+func (s *stack) serveWeb(ctx context.Context) error {
+	srv := &http.Server{
+		Addr: s.cfg.webAddr,
+		Handler: web.Handler(web.Config{
+			IssuerURL:   s.iss.URL(),
+			ProductsURL: baseURL(s.cfg.productsAddr),
+			CartURL:     baseURL(s.cfg.cartAddr),
+			ClientID:    devissuer.WebClientID,
+		}),
+		ReadHeaderTimeout: 5 * time.Second,
+	}
+	go func() {
+		<-ctx.Done()
+		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shutdownCtx)
+	}()
+	if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
 }

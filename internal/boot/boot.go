@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net/url"
 	"strings"
 
 	"connectrpc.com/connect"
@@ -61,6 +62,29 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, addr string) {
 	fs.DurationVar(&c.Server.DrainDelay, "drain-delay", server.DefaultDrainDelay, "time readiness is reported off before shutdown starts")
 	fs.DurationVar(&c.Server.ShutdownTimeout, "shutdown-timeout", server.DefaultShutdownTimeout, "time in-flight requests get to finish at shutdown")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.Func("cors-allowed-origins", "comma-separated browser origins (scheme://host[:port]) allowed to call the service cross-origin, e.g. http://localhost:8080 (default: none, no CORS)", func(s string) error {
+		origins, err := parseOrigins(s)
+		c.Server.CORSAllowedOrigins = origins
+		return err
+	})
+}
+
+// parseOrigins splits a comma-separated list of origins, each
+// scheme://host[:port] with scheme http or https and nothing after it.
+func parseOrigins(s string) ([]string, error) {
+	var out []string
+	for _, o := range strings.Split(s, ",") {
+		o = strings.TrimSpace(o)
+		if o == "" {
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.Path != "" || u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(o, "?") || strings.HasSuffix(o, "#") {
+			return nil, fmt.Errorf("%q is not an origin like http://localhost:8080 (scheme://host[:port], no path)", o)
+		}
+		out = append(out, o)
+	}
+	return out, nil
 }
 
 // Env is a started service's shared parts. Close releases them.
@@ -90,6 +114,11 @@ func Start(ctx context.Context, c Config, migrations fs.FS, logOut io.Writer) (*
 	}
 	if c.DirectURL == "" {
 		c.DirectURL = c.DatabaseURL
+	}
+	if c.Server.DrainDelay == 0 {
+		// The flag's default is server.DefaultDrainDelay, so 0 here was
+		// asked for: no delay (server.Config reads 0 as "default").
+		c.Server.DrainDelay = -1
 	}
 	log := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: level}))
 	if c.Migrate {

@@ -4,7 +4,9 @@
 // from plain configuration, and it listens on loopback addresses only.
 //
 // It publishes discovery and a JWKS, issues RFC 9068 access tokens from its
-// token endpoint (password and client-credentials grants), and mints
+// token endpoint (authorization code with PKCE for the web client, password
+// and client-credentials grants), shows a login form for the
+// authorization-code flow, and mints
 // arbitrary and deliberately broken tokens so that verifiers can be tested
 // against the real thing over real HTTP.
 package devissuer
@@ -113,6 +115,9 @@ type Issuer struct {
 	retired []*signingKey
 
 	unpublished func() (*signingKey, error) // generated on first use
+
+	codesMu sync.Mutex
+	codes   map[string]authCode // pending authorization codes
 }
 
 type signingKey struct {

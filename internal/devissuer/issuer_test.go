@@ -3,7 +3,6 @@ package devissuer_test
 import (
 	"encoding/base64"
 	"encoding/json"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -184,8 +183,11 @@ func TestDiscoveryAndJWKS(t *testing.T) {
 	if algs, _ := doc["id_token_signing_alg_values_supported"].([]any); !slices.Equal(algs, []any{"RS256"}) {
 		t.Errorf("id_token_signing_alg_values_supported = %v, want [RS256]", algs)
 	}
-	if grants, _ := doc["grant_types_supported"].([]any); !slices.Contains(grants, any("client_credentials")) || !slices.Contains(grants, any("password")) {
-		t.Errorf("grant_types_supported = %v, want password and client_credentials", grants)
+	if grants, _ := doc["grant_types_supported"].([]any); !slices.Contains(grants, any("client_credentials")) || !slices.Contains(grants, any("password")) || !slices.Contains(grants, any("authorization_code")) {
+		t.Errorf("grant_types_supported = %v, want authorization_code, password and client_credentials", grants)
+	}
+	if methods, _ := doc["code_challenge_methods_supported"].([]any); !slices.Equal(methods, []any{"S256"}) {
+		t.Errorf("code_challenge_methods_supported = %v, want [S256]", methods)
 	}
 
 	set := fetchJWKS(t, iss)
@@ -198,16 +200,6 @@ func TestDiscoveryAndJWKS(t *testing.T) {
 		if !k.IsPublic() || k.Use != "sig" || k.Algorithm != "RS256" {
 			t.Errorf("JWKS key %s: public=%v use=%q alg=%q, want public sig RS256", k.KeyID, k.IsPublic(), k.Use, k.Algorithm)
 		}
-	}
-
-	resp, err := http.Get(iss.URL() + devissuer.AuthorizePath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusNotImplemented {
-		t.Errorf("GET /authorize status %d, want 501 (not implemented yet)", resp.StatusCode)
 	}
 }
 
@@ -283,7 +275,10 @@ func TestTokenEndpointErrors(t *testing.T) {
 		{"password grant other client", url.Values{"grant_type": {"password"}, "username": {"alice"}, "password": {"alice-pw"}, "client_id": {"productsvc"}}, "", "", 401, "invalid_client"},
 		{"missing grant_type", url.Values{"username": {"alice"}}, "", "", 400, "invalid_request"},
 		{"repeated grant_type", url.Values{"grant_type": {"password", "password"}}, "", "", 400, "invalid_request"},
-		{"authorization_code not yet", url.Values{"grant_type": {"authorization_code"}, "code": {"x"}}, "", "", 400, "unsupported_grant_type"},
+		{"unknown grant type", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"x"}}, "", "", 400, "unsupported_grant_type"},
+		{"authorization_code without verifier", url.Values{"grant_type": {"authorization_code"}, "code": {"x"}, "redirect_uri": {"http://127.0.0.1:1/"}, "client_id": {"shop-web"}}, "", "", 400, "invalid_request"},
+		{"authorization_code without client_id", url.Values{"grant_type": {"authorization_code"}, "code": {"x"}, "redirect_uri": {"http://127.0.0.1:1/"}, "code_verifier": {strings.Repeat("v", 43)}}, "", "", 401, "invalid_client"},
+		{"authorization_code by a confidential client", url.Values{"grant_type": {"authorization_code"}, "code": {"x"}, "redirect_uri": {"http://127.0.0.1:1/"}, "code_verifier": {strings.Repeat("v", 43)}}, "productsvc", "s3cr:t/+%", 401, "invalid_client"},
 		{"wrong client secret (basic)", url.Values{"grant_type": {"client_credentials"}}, "productsvc", "wrong", 401, "invalid_client"},
 		{"wrong client secret (form)", url.Values{"grant_type": {"client_credentials"}, "client_id": {"productsvc"}, "client_secret": {"wrong"}}, "", "", 401, "invalid_client"},
 		{"unknown client", url.Values{"grant_type": {"client_credentials"}}, "ghost", "s3cr:t/+%", 401, "invalid_client"},

@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/rs/cors"
 )
 
 // Paths served by Handler, relative to the issuer URL.
@@ -98,44 +100,58 @@ func (i *Issuer) Close() error {
 	return srv.Close()
 }
 
-// Handler serves, relative to URL(): DiscoveryPath, JWKSPath, TokenPath and
-// a placeholder AuthorizePath. Start and Serve mount it; it answers with the
-// issuer URL they fixed.
+// Handler serves, relative to URL(): DiscoveryPath, JWKSPath and TokenPath,
+// which answer cross-origin requests from any loopback origin (CORS, no
+// credentials) so a web page on localhost can use them, and AuthorizePath:
+// GET shows a login form for an authorization-code request with PKCE
+// (S256) from WebClientID to a loopback redirect_uri, and POST checks the
+// credentials and redirects there with a single-use code. Start and Serve
+// mount it; it answers with the issuer URL they fixed.
 func (i *Issuer) Handler() http.Handler {
+	api := http.NewServeMux()
+	api.HandleFunc("GET "+DiscoveryPath, i.handleDiscovery)
+	api.HandleFunc("GET "+JWKSPath, i.handleJWKS)
+	api.HandleFunc("POST "+TokenPath, i.handleToken)
+	withCORS := cors.New(cors.Options{
+		AllowOriginFunc: isLoopbackOrigin,
+		AllowedMethods:  []string{http.MethodGet, http.MethodPost},
+		AllowedHeaders:  []string{"Content-Type"},
+		MaxAge:          corsMaxAge,
+	}).Handler(api)
+
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+DiscoveryPath, i.handleDiscovery)
-	mux.HandleFunc("GET "+JWKSPath, i.handleJWKS)
-	mux.HandleFunc("POST "+TokenPath, i.handleToken)
+	mux.Handle(DiscoveryPath, withCORS)
+	mux.Handle(JWKSPath, withCORS)
+	mux.Handle(TokenPath, withCORS)
 	mux.HandleFunc("GET "+AuthorizePath, i.handleAuthorize)
+	mux.HandleFunc("POST "+AuthorizePath, i.handleLogin)
 	return mux
 }
+
+// corsMaxAge is how long browsers may cache a preflight answer, in seconds.
+const corsMaxAge = 2 * 60 * 60
 
 func (i *Issuer) handleDiscovery(w http.ResponseWriter, _ *http.Request) {
 	base := i.URL()
 	writeJSON(w, http.StatusOK, map[string]any{
-		"issuer":                                base,
-		"authorization_endpoint":                base + AuthorizePath,
-		"token_endpoint":                        base + TokenPath,
-		"jwks_uri":                              base + JWKSPath,
-		"response_types_supported":              []string{"code"},
-		"subject_types_supported":               []string{"public"},
-		"id_token_signing_alg_values_supported": []string{"RS256"},
-		"grant_types_supported":                 []string{"password", "client_credentials"},
-		"token_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post", "none"},
-		"scopes_supported":                      []string{"openid", "profile", "email"},
+		"issuer":                                         base,
+		"authorization_endpoint":                         base + AuthorizePath,
+		"token_endpoint":                                 base + TokenPath,
+		"jwks_uri":                                       base + JWKSPath,
+		"response_types_supported":                       []string{"code"},
+		"response_modes_supported":                       []string{"query"},
+		"code_challenge_methods_supported":               []string{"S256"},
+		"subject_types_supported":                        []string{"public"},
+		"id_token_signing_alg_values_supported":          []string{"RS256"},
+		"grant_types_supported":                          []string{"authorization_code", "password", "client_credentials"},
+		"token_endpoint_auth_methods_supported":          []string{"client_secret_basic", "client_secret_post", "none"},
+		"scopes_supported":                               []string{"openid", "profile", "email"},
+		"authorization_response_iss_parameter_supported": true,
 	})
 }
 
 func (i *Issuer) handleJWKS(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, i.JWKS())
-}
-
-// handleAuthorize is the seam for the authorization-code + PKCE flow, which
-// is not implemented yet: it will validate client_id, redirect_uri and the
-// S256 code_challenge, authenticate the user, and redirect with a code that
-// the token endpoint's "authorization_code" grant exchanges.
-func (i *Issuer) handleAuthorize(w http.ResponseWriter, _ *http.Request) {
-	http.Error(w, "devissuer: the authorization-code flow is not implemented yet", http.StatusNotImplemented)
 }
 
 // tokenError is an RFC 6749 section 5.2 error response.
@@ -165,8 +181,8 @@ func (i *Issuer) handleToken(w http.ResponseWriter, r *http.Request) {
 		claims, terr = i.passwordGrant(r)
 	case "client_credentials":
 		claims, terr = i.clientCredentialsGrant(r)
-	// Seam: "authorization_code" (with PKCE code_verifier) and
-	// "refresh_token" will be handled here once /authorize exists.
+	case "authorization_code":
+		claims, terr = i.authorizationCodeGrant(r)
 	default:
 		terr = &tokenError{status: http.StatusBadRequest, Code: "unsupported_grant_type"}
 	}

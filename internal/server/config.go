@@ -26,6 +26,8 @@ const (
 	writeSlack = 5 * time.Second
 	// readinessTimeout bounds one run of Config.Ready.
 	readinessTimeout = time.Second
+	// corsMaxAge is how long browsers may cache a preflight answer.
+	corsMaxAge = 2 * time.Hour
 	// compressMinBytes: smaller messages are never compressed.
 	compressMinBytes = 1024
 	// clientReadMaxBytes bounds responses read by Connect clients.
@@ -73,6 +75,16 @@ type Config struct {
 	// Logger receives server errors, unexpected RPC errors and panics.
 	// Default slog.Default().
 	Logger *slog.Logger
+
+	// CORSAllowedOrigins lists the browser origins ("http://localhost:8080",
+	// scheme://host[:port], compared case-insensitively) allowed to call the
+	// server cross-origin with the Connect, gRPC-Web and plain HTTP GET
+	// protocols, sending an Authorization header; no credentials (cookies)
+	// are allowed. The whole server answers them, before any handler or
+	// middleware, so preflight requests never reach authentication. Empty
+	// means no CORS headers at all: browsers then refuse cross-origin calls.
+	// "*" is not special: list each origin.
+	CORSAllowedOrigins []string
 
 	// Ready reports whether the process can do useful work (for example a
 	// database ping). It runs for each /readyz request and gRPC health check,

@@ -152,7 +152,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true)
 	hs := &http.Server{
-		Handler:           http.MaxBytesHandler(s.mux, int64(s.cfg.ReadMaxBytes)+bodySlack),
+		Handler:           http.MaxBytesHandler(withCORS(s.cfg.CORSAllowedOrigins, s.mux), int64(s.cfg.ReadMaxBytes)+bodySlack),
 		Protocols:         protocols,
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		ReadTimeout:       s.cfg.ReadTimeout,

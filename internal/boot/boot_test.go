@@ -1,0 +1,47 @@
+package boot_test
+
+import (
+	"flag"
+	"io"
+	"slices"
+	"testing"
+
+	"github.com/decoupledshop/shop/internal/boot"
+	"github.com/decoupledshop/shop/internal/envflag"
+)
+
+func TestCORSAllowedOriginsFlag(t *testing.T) {
+	t.Parallel()
+	parse := func(args []string, env map[string]string) (boot.Config, error) {
+		var c boot.Config
+		fs := flag.NewFlagSet("test", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		c.RegisterFlags(fs, ":0")
+		err := envflag.Parse(fs, args, func(k string) string { return env[k] })
+		return c, err
+	}
+
+	c, err := parse([]string{"--cors-allowed-origins", "http://localhost:8080, http://127.0.0.1:8080,,https://shop.example"}, nil)
+	if err != nil {
+		t.Fatalf("valid origins: %v", err)
+	}
+	if want := []string{"http://localhost:8080", "http://127.0.0.1:8080", "https://shop.example"}; !slices.Equal(c.Server.CORSAllowedOrigins, want) {
+		t.Errorf("CORSAllowedOrigins = %q, want %q", c.Server.CORSAllowedOrigins, want)
+	}
+
+	c, err = parse(nil, map[string]string{"CORS_ALLOWED_ORIGINS": "http://localhost:5173"})
+	if err != nil || !slices.Equal(c.Server.CORSAllowedOrigins, []string{"http://localhost:5173"}) {
+		t.Errorf("from CORS_ALLOWED_ORIGINS: %q, %v; want [http://localhost:5173]", c.Server.CORSAllowedOrigins, err)
+	}
+
+	c, err = parse(nil, nil)
+	if err != nil || c.Server.CORSAllowedOrigins != nil {
+		t.Errorf("default: %q, %v; want no origins (no CORS)", c.Server.CORSAllowedOrigins, err)
+	}
+
+	for _, bad := range []string{"*", "localhost:8080", "http://localhost:8080/", "http://localhost:8080/app", "ftp://localhost", "http://", "http://a@localhost:8080", "http://localhost:8080?x"} {
+		if _, err := parse([]string{"--cors-allowed-origins", bad}, nil); err == nil {
+			t.Errorf("--cors-allowed-origins %q accepted, want an error", bad)
+		}
+	}
+}
