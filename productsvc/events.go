@@ -2,11 +2,18 @@ package productsvc
 
 import (
 	"context"
+	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
+	eventsv1 "github.com/decoupledshop/shop/gen/proto/shop/events/v1"
+	typev1 "github.com/decoupledshop/shop/gen/proto/shop/type/v1"
 	productdb "github.com/decoupledshop/shop/gen/sqlc/product"
+	"github.com/decoupledshop/shop/internal/traceparent"
 )
 
 // Publisher records the events of a catalog change inside the transaction
@@ -22,10 +29,134 @@ type Publisher interface {
 	ProductDeleted(ctx context.Context, tx pgx.Tx, id uuid.UUID, version int64) error
 }
 
-// noEvents publishes nothing. It stands in until the transactional outbox
-// lands (the event-delivery issue), which replaces it in Run.
-type noEvents struct{}
+// Event type names: the full names of the payload messages.
+var (
+	TypeProductChanged  = typeName(&eventsv1.ProductChanged{})
+	TypeProductDeleted  = typeName(&eventsv1.ProductDeleted{})
+	TypeCategoryChanged = typeName(&eventsv1.CategoryChanged{})
+)
 
-func (noEvents) CategoryChanged(context.Context, pgx.Tx, productdb.Category) error  { return nil }
-func (noEvents) ProductsChanged(context.Context, pgx.Tx, []productdb.Product) error { return nil }
-func (noEvents) ProductDeleted(context.Context, pgx.Tx, uuid.UUID, int64) error     { return nil }
+func typeName(m proto.Message) string { return string(m.ProtoReflect().Descriptor().FullName()) }
+
+// Outbox is the Publisher of the transactional outbox (docs/EVENTS.md): it
+// inserts each event into the outbox table once per subscriber, with one
+// statement per call, in the caller's transaction. The relay delivers the
+// rows after the transaction commits; a rollback leaves no row behind.
+//
+// Each event gets a fresh UUID, its type name, the aggregate's id and
+// version after the change, the time of the change (the aggregate's
+// update_time; the outbox clock for a deletion) and the W3C traceparent of
+// the request, if it carried a valid one (see traceparent.Middleware).
+type Outbox struct {
+	subscribers []string
+	now         func() time.Time
+	newID       func() uuid.UUID
+}
+
+// NewOutbox returns an Outbox recording events for subscribers (names as
+// relay.ParseSubscribers accepts them; none records nothing). now and
+// newID may be nil for the wall clock and random UUIDs; new rows are due
+// for delivery at now().
+func NewOutbox(subscribers []string, now func() time.Time, newID func() uuid.UUID) *Outbox {
+	if now == nil {
+		now = time.Now
+	}
+	if newID == nil {
+		newID = uuid.New
+	}
+	return &Outbox{subscribers: subscribers, now: now, newID: newID}
+}
+
+// CategoryChanged records a CategoryChanged event.
+func (o *Outbox) CategoryChanged(ctx context.Context, tx pgx.Tx, c productdb.Category) error {
+	return o.insert(ctx, tx, []pending{{
+		aggregate: c.ID, occurred: c.UpdateTime,
+		event: &eventsv1.Event{
+			Type: TypeCategoryChanged, AggregateVersion: c.Version,
+			Payload: &eventsv1.Event_CategoryChanged{CategoryChanged: &eventsv1.CategoryChanged{
+				Id: c.ID.String(), Name: c.Name, Version: c.Version,
+			}},
+		},
+	}})
+}
+
+// ProductsChanged records one ProductChanged event per product, all in one
+// insert.
+func (o *Outbox) ProductsChanged(ctx context.Context, tx pgx.Tx, products []productdb.Product) error {
+	events := make([]pending, len(products))
+	for i, p := range products {
+		events[i] = pending{
+			aggregate: p.ID, occurred: p.UpdateTime,
+			event: &eventsv1.Event{
+				Type: TypeProductChanged, AggregateVersion: p.Version,
+				Payload: &eventsv1.Event_ProductChanged{ProductChanged: &eventsv1.ProductChanged{
+					Id: p.ID.String(), Sku: p.Sku, Name: p.Name,
+					CategoryId: p.CategoryID.String(), CategoryName: p.CategoryName,
+					Price:   &typev1.Money{CurrencyCode: p.CurrencyCode, AmountMinor: p.PriceMinor},
+					Version: p.Version, UpdateTime: timestamppb.New(p.UpdateTime),
+				}},
+			},
+		}
+	}
+	return o.insert(ctx, tx, events)
+}
+
+// ProductDeleted records a ProductDeleted event (a tombstone at version).
+func (o *Outbox) ProductDeleted(ctx context.Context, tx pgx.Tx, id uuid.UUID, version int64) error {
+	return o.insert(ctx, tx, []pending{{
+		aggregate: id, occurred: o.now(),
+		event: &eventsv1.Event{
+			Type: TypeProductDeleted, AggregateVersion: version,
+			Payload: &eventsv1.Event_ProductDeleted{ProductDeleted: &eventsv1.ProductDeleted{
+				Id: id.String(), Version: version,
+			}},
+		},
+	}})
+}
+
+// pending is an event with its type, version and payload set; insert gives
+// it the rest.
+type pending struct {
+	aggregate uuid.UUID
+	occurred  time.Time
+	event     *eventsv1.Event
+}
+
+func (o *Outbox) insert(ctx context.Context, tx pgx.Tx, events []pending) error {
+	if len(o.subscribers) == 0 || len(events) == 0 {
+		return nil
+	}
+	trace := traceparent.FromContext(ctx)
+	p := productdb.InsertOutboxEventsParams{
+		Now:               o.now(),
+		Subscribers:       o.subscribers,
+		EventIds:          make([]uuid.UUID, len(events)),
+		Types:             make([]string, len(events)),
+		AggregateIds:      make([]uuid.UUID, len(events)),
+		AggregateVersions: make([]int64, len(events)),
+		OccurredAts:       make([]time.Time, len(events)),
+		Events:            make([][]byte, len(events)),
+	}
+	for i, e := range events {
+		id := o.newID()
+		ev := e.event
+		ev.Id = id.String()
+		ev.AggregateId = e.aggregate.String()
+		ev.OccurredAt = timestamppb.New(e.occurred)
+		ev.Traceparent = trace
+		b, err := proto.Marshal(ev)
+		if err != nil {
+			return fmt.Errorf("outbox: encode %s: %w", ev.Type, err)
+		}
+		p.EventIds[i] = id
+		p.Types[i] = ev.Type
+		p.AggregateIds[i] = e.aggregate
+		p.AggregateVersions[i] = ev.AggregateVersion
+		p.OccurredAts[i] = e.occurred
+		p.Events[i] = b
+	}
+	if _, err := productdb.New(tx).InsertOutboxEvents(ctx, p); err != nil {
+		return fmt.Errorf("outbox: insert %d events: %w", len(events), err)
+	}
+	return nil
+}

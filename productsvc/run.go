@@ -6,25 +6,41 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"time"
 
+	"github.com/decoupledshop/shop/internal/auth"
 	"github.com/decoupledshop/shop/internal/boot"
+	"github.com/decoupledshop/shop/internal/clientcreds"
 	"github.com/decoupledshop/shop/internal/envflag"
 	"github.com/decoupledshop/shop/internal/money"
 	"github.com/decoupledshop/shop/productsvc/migrations"
+	"github.com/decoupledshop/shop/productsvc/relay"
 )
 
 // Run parses args (flags, each with an environment fallback from getenv),
 // starts productsvc and serves until ctx is cancelled, then drains and
 // returns. --help prints the flags to stdout and returns nil.
+//
+// With --subscribers, every catalog change records its events in the
+// outbox and the relay delivers them; without, no events are recorded.
 func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("productsvc", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cfg boot.Config
 	cfg.RegisterFlags(fs, ":8081")
 	currency := fs.String("currency", "EUR", "the shop currency (ISO 4217); prices in any other are refused")
+	subscribers := fs.String("subscribers", "", `event subscribers as name=url pairs, comma-separated ("cartsvc=http://localhost:8082"); none: no events are recorded`)
+	var rc relay.Config
+	clientID := fs.String("relay-client-id", "", "OAuth client id of the relay (client credentials with scope "+auth.DefaultServiceScope+"); required with --subscribers")
+	clientSecret := fs.String("relay-client-secret", "", "OAuth client secret of the relay; required with --subscribers")
+	tokenURL := fs.String("relay-token-url", "", "token endpoint for the relay's client credentials (default: from the issuer's discovery)")
+	fs.IntVar(&rc.MaxAttempts, "relay-max-attempts", relay.DefaultMaxAttempts, "delivery attempts per event and subscriber before it is dead-lettered")
+	fs.DurationVar(&rc.MaxAge, "relay-max-age", relay.DefaultMaxAge, "how long after it was queued an event that keeps failing is retried before it is dead-lettered")
+	fs.DurationVar(&rc.Lease, "relay-lease", relay.DefaultLease, "how long a relay holds the events it claimed; each delivery call gets half of it")
+	fs.DurationVar(&rc.PollInterval, "relay-poll-interval", relay.DefaultPollInterval, "longest wait between looks for due events (notifications wake the relay sooner)")
 	fs.Usage = func() {
 		fs.SetOutput(stdout)
-		fmt.Fprintf(stdout, "productsvc serves the catalog (shop.product.v1 CategoryService and ProductService).\n\nUsage: productsvc [flags]\n\nFlags (each falls back to the environment variable shown):\n")
+		fmt.Fprintf(stdout, "productsvc serves the catalog (shop.product.v1 CategoryService and ProductService) and delivers its events.\n\nUsage: productsvc [flags]\n\nFlags (each falls back to the environment variable shown):\n")
 		fs.PrintDefaults()
 	}
 	if err := envflag.Parse(fs, args, getenv); err != nil {
@@ -37,13 +53,63 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if !ok {
 		return fmt.Errorf("--currency: %q is not an ISO 4217 code like EUR", *currency)
 	}
+	subs, err := relay.ParseSubscribers(*subscribers)
+	if err != nil {
+		return fmt.Errorf("--subscribers: %w", err)
+	}
+	if len(subs) > 0 && (*clientID == "" || *clientSecret == "") {
+		return errors.New("--relay-client-id and --relay-client-secret (or RELAY_CLIENT_ID and RELAY_CLIENT_SECRET) are required with --subscribers")
+	}
+	if rc.MaxAttempts < 1 || rc.MaxAge <= 0 || rc.Lease <= 0 || rc.PollInterval <= 0 {
+		return errors.New("--relay-max-attempts, --relay-max-age, --relay-lease and --relay-poll-interval must be positive")
+	}
 	env, err := boot.Start(ctx, cfg, migrations.FS, stderr)
 	if err != nil {
 		return err
 	}
 	defer env.Close()
-	catalog := NewCatalog(env.Pool, noEvents{}, cur, nil, nil)
+	catalog := NewCatalog(env.Pool, NewOutbox(relay.Names(subs), nil, nil), cur, nil, nil)
 	Mount(env.Server, env.HandlerOptions, env.Verifier, catalog)
-	env.Logger.Info("productsvc starting", "addr", cfg.Server.Addr, "currency", cur)
-	return env.Server.Run(ctx)
+	var rel *relay.Relay
+	if len(subs) == 0 {
+		env.Logger.Warn("no --subscribers: catalog changes publish no events")
+	} else {
+		if *tokenURL == "" {
+			dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			*tokenURL, err = clientcreds.TokenURL(dctx, nil, cfg.Auth.IssuerURL)
+			cancel()
+			if err != nil {
+				return err
+			}
+		}
+		rc.Subscribers = subs
+		rc.Tokens = clientcreds.New(clientcreds.Config{
+			TokenURL: *tokenURL, ClientID: *clientID, ClientSecret: *clientSecret,
+			Scopes: []string{auth.DefaultServiceScope},
+		})
+		rc.ListenURL = cfg.DirectURL
+		if rc.ListenURL == "" {
+			rc.ListenURL = cfg.DatabaseURL
+		}
+		rc.Logger = env.Logger
+		if rel, err = relay.New(env.Pool, rc); err != nil {
+			return err
+		}
+	}
+	env.Logger.Info("productsvc starting", "addr", cfg.Server.Addr, "currency", cur, "subscribers", relay.Names(subs))
+	if rel == nil {
+		return env.Server.Run(ctx)
+	}
+	// The relay stops with the server; Run returns once both have.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	relayDone := make(chan struct{})
+	go func() {
+		defer close(relayDone)
+		_ = rel.Run(ctx)
+	}()
+	err = env.Server.Run(ctx)
+	cancel()
+	<-relayDone
+	return err
 }

@@ -7,9 +7,11 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/decoupledshop/shop/gen/proto/shop/events/v1/eventsv1connect"
 	"github.com/decoupledshop/shop/gen/proto/shop/product/v1/productv1connect"
 	"github.com/decoupledshop/shop/internal/auth"
 	"github.com/decoupledshop/shop/internal/server"
+	"github.com/decoupledshop/shop/internal/traceparent"
 )
 
 // Rules classifies every procedure productsvc serves; anything else is
@@ -27,15 +29,23 @@ var Rules = auth.Rules{
 	productv1connect.ProductServiceListProductsProcedure:     auth.Public,
 	productv1connect.ProductServiceUpdateProductProcedure:    auth.Admin,
 	productv1connect.ProductServiceDeleteProductProcedure:    auth.Admin,
+
+	eventsv1connect.DeadLetterServiceListDeadLettersProcedure:   auth.Admin,
+	eventsv1connect.DeadLetterServiceReplayDeadLettersProcedure: auth.Admin,
+	eventsv1connect.DeadLetterServicePurgeDeadLettersProcedure:  auth.Admin,
 }
 
-// Mount registers CategoryService and ProductService on srv, behind token
-// verification with Rules, with the hardened handler options opts.
+// Mount registers CategoryService, ProductService and the outbox's
+// DeadLetterService on srv, behind token verification with Rules, with the
+// hardened handler options opts. A request's valid W3C traceparent header
+// goes into its context, and from there into the events it causes.
 func Mount(srv *server.Server, opts []connect.HandlerOption, verifier *auth.Verifier, catalog *Catalog) {
 	guard := func(path string, h http.Handler) {
-		srv.Handle(path, auth.Middleware(verifier, Rules, h))
+		srv.Handle(path, auth.Middleware(verifier, Rules, traceparent.Middleware(h)))
 	}
 	guard(productv1connect.NewCategoryServiceHandler(&CategoryServer{catalog}, opts...))
 	guard(productv1connect.NewProductServiceHandler(&ProductServer{catalog}, opts...))
-	srv.RegisterServiceNames(productv1connect.CategoryServiceName, productv1connect.ProductServiceName)
+	guard(eventsv1connect.NewDeadLetterServiceHandler(&DeadLetterServer{catalog}, opts...))
+	srv.RegisterServiceNames(productv1connect.CategoryServiceName, productv1connect.ProductServiceName,
+		eventsv1connect.DeadLetterServiceName)
 }

@@ -70,8 +70,10 @@ func TestInTxRetriesDeadlocks(t *testing.T) {
 	if n1 != 2 || n2 != 2 {
 		t.Fatalf("counters = %d, %d; want 2, 2 (each transaction applied once)", n1, n2)
 	}
-	if a := attempts.Load(); a != 3 {
-		t.Fatalf("attempts = %d, want 3 (one deadlock victim retried once)", a)
+	// At least the deadlock victim ran twice; under heavy load the retry
+	// itself may be chosen as a victim again, which InTx also absorbs.
+	if a := attempts.Load(); a < 3 {
+		t.Fatalf("attempts = %d, want at least 3 (the deadlock victim retried)", a)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 type Category struct {
@@ -17,6 +18,36 @@ type Category struct {
 	Version     int64
 	CreateTime  time.Time
 	UpdateTime  time.Time
+}
+
+type Outbox struct {
+	Subscriber       string
+	EventID          uuid.UUID
+	Type             string
+	AggregateID      uuid.UUID
+	AggregateVersion int64
+	OccurredAt       time.Time
+	Event            []byte
+	Attempts         int32
+	NextAttemptAt    time.Time
+	LockedUntil      pgtype.Timestamptz
+	LockedBy         pgtype.UUID
+	LastError        string
+	CreateTime       time.Time
+}
+
+type OutboxDead struct {
+	ID               uuid.UUID
+	Subscriber       string
+	EventID          uuid.UUID
+	Type             string
+	AggregateID      uuid.UUID
+	AggregateVersion int64
+	OccurredAt       time.Time
+	Event            []byte
+	Attempts         int32
+	LastError        string
+	CreateTime       time.Time
 }
 
 type Product struct {

@@ -1,0 +1,131 @@
+package productsvc
+
+import (
+	"context"
+	"fmt"
+
+	"connectrpc.com/connect"
+	"github.com/google/uuid"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	eventsv1 "github.com/decoupledshop/shop/gen/proto/shop/events/v1"
+	"github.com/decoupledshop/shop/gen/proto/shop/events/v1/eventsv1connect"
+	productdb "github.com/decoupledshop/shop/gen/sqlc/product"
+	"github.com/decoupledshop/shop/internal/pagetoken"
+	"github.com/decoupledshop/shop/internal/shoperr"
+)
+
+// DeadLetterServer implements shop.events.v1.DeadLetterService over the
+// outbox's dead letters (outbox_dead): events the relay gave up delivering
+// to a subscriber. It is for admins (see Rules).
+type DeadLetterServer struct {
+	*Catalog
+}
+
+var _ eventsv1connect.DeadLetterServiceHandler = (*DeadLetterServer)(nil)
+
+// maxDeadLetterIDs bounds ids in one replay or purge request.
+const maxDeadLetterIDs = 1000
+
+// ListDeadLetters pages through dead letters, newest first, in
+// (create_time desc, id) order. A dead letter's peer is the subscriber, its
+// reason the relay's last error.
+func (s *DeadLetterServer) ListDeadLetters(ctx context.Context, req *connect.Request[eventsv1.ListDeadLettersRequest]) (*connect.Response[eventsv1.ListDeadLettersResponse], error) {
+	size, err := pagetoken.Size(req.Msg.GetPageSize())
+	if err != nil {
+		return nil, err
+	}
+	const filters = "outbox_dead"
+	cur, err := pagetoken.Decode(req.Msg.GetPageToken(), filters)
+	if err != nil {
+		return nil, err
+	}
+	afterID, err := cursorID(cur)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.q.ListDeadLetters(ctx, productdb.ListDeadLettersParams{AfterTime: cur.CreateTime, AfterID: afterID, PageLimit: size + 1})
+	if err != nil {
+		return nil, err
+	}
+	resp := &eventsv1.ListDeadLettersResponse{DeadLetters: make([]*eventsv1.DeadLetter, 0, len(rows))}
+	for i, d := range rows {
+		if i == int(size) {
+			last := rows[i-1]
+			resp.NextPageToken = pagetoken.Encode(pagetoken.Cursor{CreateTime: last.CreateTime, Key: last.ID.String()}, filters)
+			break
+		}
+		ev := new(eventsv1.Event)
+		if err := proto.Unmarshal(d.Event, ev); err != nil {
+			return nil, fmt.Errorf("dead letter %s: decode its event: %w", d.ID, err)
+		}
+		resp.DeadLetters = append(resp.DeadLetters, &eventsv1.DeadLetter{
+			Id: d.ID.String(), Event: ev, Peer: d.Subscriber, Reason: d.LastError,
+			Attempts: d.Attempts, CreateTime: timestamppb.New(d.CreateTime),
+		})
+	}
+	return connect.NewResponse(resp), nil
+}
+
+// ReplayDeadLetters puts the chosen dead letters (ids, or all) back into
+// the outbox with attempts reset, due now, and returns how many it put back.
+// ids and all together are InvalidArgument; an empty request does nothing.
+// Unknown ids are skipped.
+func (s *DeadLetterServer) ReplayDeadLetters(ctx context.Context, req *connect.Request[eventsv1.ReplayDeadLettersRequest]) (*connect.Response[eventsv1.ReplayDeadLettersResponse], error) {
+	ids, err := deadLetterIDs(req.Msg.GetIds(), req.Msg.GetAll())
+	if err != nil {
+		return nil, err
+	}
+	var n int64
+	switch {
+	case req.Msg.GetAll():
+		n, err = s.q.ReplayAllDeadLetters(ctx, s.timestamp())
+	case len(ids) > 0:
+		n, err = s.q.ReplayDeadLetters(ctx, productdb.ReplayDeadLettersParams{Ids: ids, Now: s.timestamp()})
+	}
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&eventsv1.ReplayDeadLettersResponse{ReplayedCount: n}), nil
+}
+
+// PurgeDeadLetters deletes the chosen dead letters (ids, or all) for good
+// and returns how many it deleted. ids and all together are
+// InvalidArgument; an empty request does nothing. Unknown ids are skipped.
+func (s *DeadLetterServer) PurgeDeadLetters(ctx context.Context, req *connect.Request[eventsv1.PurgeDeadLettersRequest]) (*connect.Response[eventsv1.PurgeDeadLettersResponse], error) {
+	ids, err := deadLetterIDs(req.Msg.GetIds(), req.Msg.GetAll())
+	if err != nil {
+		return nil, err
+	}
+	var n int64
+	switch {
+	case req.Msg.GetAll():
+		n, err = s.q.PurgeAllDeadLetters(ctx)
+	case len(ids) > 0:
+		n, err = s.q.PurgeDeadLetters(ctx, ids)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&eventsv1.PurgeDeadLettersResponse{PurgedCount: n}), nil
+}
+
+// deadLetterIDs validates the selection of a replay or purge request.
+func deadLetterIDs(raw []string, all bool) ([]uuid.UUID, error) {
+	if all && len(raw) > 0 {
+		return nil, shoperr.Invalid("ids", "must be empty when all is set; choose ids or all")
+	}
+	if len(raw) > maxDeadLetterIDs {
+		return nil, shoperr.Invalid("ids", "must name at most %d dead letters, got %d", maxDeadLetterIDs, len(raw))
+	}
+	ids := make([]uuid.UUID, len(raw))
+	for i, r := range raw {
+		id, err := parseID(fmt.Sprintf("ids[%d]", i), r)
+		if err != nil {
+			return nil, err
+		}
+		ids[i] = id
+	}
+	return ids, nil
+}

@@ -1,0 +1,266 @@
+package relay
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+
+	eventsv1 "github.com/decoupledshop/shop/gen/proto/shop/events/v1"
+	productdb "github.com/decoupledshop/shop/gen/sqlc/product"
+	"github.com/decoupledshop/shop/internal/pgdb"
+)
+
+// item is a claimed outbox row, decoded for sending.
+type item struct {
+	row   productdb.ClaimDeliveriesRow
+	event *eventsv1.Event
+	size  int // bytes the event adds to a DeliverEventsRequest
+}
+
+// round claims the subscriber's due rows once and delivers them. It returns
+// how many rows it claimed; an error means nothing was claimed, or the
+// outcome of rows that were not sent could not be recorded.
+func (r *Relay) round(ctx context.Context, s *sender) (int, error) {
+	// Without a token every call would fail: do not spend attempts on it.
+	if _, err := r.cfg.Tokens.Token(ctx); err != nil {
+		return 0, fmt.Errorf("get an access token: %w", err)
+	}
+	now := r.cfg.Now()
+	claim := r.cfg.NewID()
+	rows, err := r.q.ClaimDeliveries(ctx, productdb.ClaimDeliveriesParams{
+		Subscriber: s.sub.Name, Now: now, LeaseUntil: now.Add(r.cfg.Lease),
+		ClaimID: claim, MaxRows: int32(s.batchLimit()),
+	})
+	if err != nil {
+		return 0, fmt.Errorf("claim due events: %w", err)
+	}
+	if len(rows) == 0 {
+		return 0, nil
+	}
+	if r.afterClaim != nil {
+		r.afterClaim(ctx)
+	}
+	// Oldest change first, so that receivers see fewer stale events.
+	slices.SortFunc(rows, func(a, b productdb.ClaimDeliveriesRow) int {
+		return cmp.Or(a.OccurredAt.Compare(b.OccurredAt), cmp.Compare(a.AggregateVersion, b.AggregateVersion),
+			slices.Compare(a.EventID[:], b.EventID[:]))
+	})
+	var unsendable outcome
+	items := make([]item, 0, len(rows))
+	for _, row := range rows {
+		size := protowire.SizeTag(1) + protowire.SizeBytes(len(row.Event))
+		switch {
+		case int(row.Attempts) > r.cfg.MaxAttempts:
+			// The relay that made the last allowed attempt stopped before
+			// recording its result.
+			unsendable.dead(r, row.EventID, fmt.Sprintf("gave up after %d attempts, the last without a result within its lease; the error before: %q",
+				r.cfg.MaxAttempts, row.LastError))
+			continue
+		case size > r.cfg.MaxBatchBytes:
+			unsendable.dead(r, row.EventID, fmt.Sprintf("the event takes %d bytes, more than a batch may carry (%d)", size, r.cfg.MaxBatchBytes))
+			continue
+		}
+		ev := new(eventsv1.Event)
+		if err := proto.Unmarshal(row.Event, ev); err != nil {
+			unsendable.dead(r, row.EventID, "the stored event cannot be decoded: "+truncate(err.Error()))
+			continue
+		}
+		items = append(items, item{row: row, event: ev, size: size})
+	}
+	if !unsendable.empty() {
+		if err := r.finish(ctx, s, claim, unsendable); err != nil {
+			return len(rows), err
+		}
+	}
+	r.deliverAll(ctx, s, claim, items)
+	return len(rows), nil
+}
+
+// deliverAll sends items in batches that fit the subscriber's current
+// limit and MaxBatchBytes. Once ctx is done it sends nothing more: the rest
+// stay leased until the lease ends.
+func (r *Relay) deliverAll(ctx context.Context, s *sender, claim uuid.UUID, items []item) {
+	for len(items) > 0 && ctx.Err() == nil {
+		limit := s.batchLimit()
+		n, bytes := 0, 0
+		for n < len(items) && n < limit && (n == 0 || bytes+items[n].size <= r.cfg.MaxBatchBytes) {
+			bytes += items[n].size
+			n++
+		}
+		r.deliverBatch(ctx, s, claim, items[:n])
+		items = items[n:]
+	}
+}
+
+// deliverBatch makes one call with batch and records its outcome (see the
+// classification in classify.go). The call runs to its own timeout (half
+// the lease) even if ctx is cancelled meanwhile, so that what the
+// subscriber applied is recorded.
+func (r *Relay) deliverBatch(ctx context.Context, s *sender, claim uuid.UUID, batch []item) {
+	if ctx.Err() != nil {
+		return
+	}
+	events := make([]*eventsv1.Event, len(batch))
+	for i, it := range batch {
+		events[i] = it.event
+	}
+	callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.Lease/2)
+	resp, err := s.client.DeliverEvents(callCtx, connect.NewRequest(&eventsv1.DeliverEventsRequest{Events: events}))
+	cancel()
+	now := r.cfg.Now()
+	var out outcome
+	if err == nil {
+		s.succeeded(r.cfg.MaxBatch)
+		status := make(map[string]eventsv1.DeliveryStatus, len(resp.Msg.GetResults()))
+		for _, res := range resp.Msg.GetResults() {
+			status[res.GetEventId()] = res.GetStatus()
+		}
+		for _, it := range batch {
+			st, ok := status[it.event.GetId()]
+			switch {
+			case final(st):
+				out.done = append(out.done, it.row.EventID)
+			case !ok:
+				out.retry(r, it, now, "the subscriber returned no result for the event")
+			default:
+				out.retry(r, it, now, "the subscriber returned the non-final result "+st.String())
+			}
+		}
+	} else {
+		code := connect.CodeOf(err)
+		switch {
+		case len(batch) > 1 && code == connect.CodeResourceExhausted:
+			s.shrink(len(batch))
+			r.cfg.Logger.InfoContext(ctx, "relay: subscriber refused a batch as too large; halving the batch limit",
+				"subscriber", s.sub.Name, "batch", len(batch), "limit", s.batchLimit())
+			r.deliverAll(ctx, s, claim, batch)
+			return
+		case len(batch) > 1 && permanent(code):
+			// Some event of the batch is refused: find it by halves.
+			mid := len(batch) / 2
+			r.deliverBatch(ctx, s, claim, batch[:mid])
+			r.deliverBatch(ctx, s, claim, batch[mid:])
+			return
+		case permanent(code):
+			out.dead(r, batch[0].row.EventID, "the subscriber refused the event: "+reason(err))
+		default:
+			why := reason(err)
+			r.cfg.Logger.WarnContext(ctx, "relay: delivery failed; its events are retried with backoff",
+				"subscriber", s.sub.Name, "events", len(batch), "error", why)
+			for _, it := range batch {
+				out.retry(r, it, now, why)
+			}
+		}
+	}
+	if err := r.finish(ctx, s, claim, out); err != nil {
+		r.cfg.Logger.WarnContext(ctx, "relay: recording a delivery failed; its events are sent again after the lease",
+			"subscriber", s.sub.Name, "events", len(batch), "error", err)
+	}
+}
+
+// outcome is what a claim's rows come to after a call.
+type outcome struct {
+	done []uuid.UUID
+
+	retryIDs    []uuid.UUID
+	retryAt     []time.Time
+	retryErrors []string
+
+	deadEventIDs []uuid.UUID
+	deadIDs      []uuid.UUID
+	deadReasons  []string
+}
+
+func (o *outcome) empty() bool {
+	return len(o.done)+len(o.retryIDs)+len(o.deadEventIDs) == 0
+}
+
+// retry schedules the item's next attempt after a transient failure, or
+// dead-letters it when it has used its attempts or age.
+func (o *outcome) retry(r *Relay, it item, now time.Time, why string) {
+	attempts := int(it.row.Attempts)
+	switch age := now.Sub(it.row.CreateTime); {
+	case attempts >= r.cfg.MaxAttempts:
+		o.dead(r, it.row.EventID, fmt.Sprintf("gave up after %d attempts: %s", attempts, why))
+	case age >= r.cfg.MaxAge:
+		o.dead(r, it.row.EventID, fmt.Sprintf("gave up after %d attempts in %s: %s", attempts, age.Round(time.Second), why))
+	default:
+		o.retryIDs = append(o.retryIDs, it.row.EventID)
+		o.retryAt = append(o.retryAt, now.Add(r.cfg.Backoff.Delay(attempts, r.cfg.Rand())))
+		o.retryErrors = append(o.retryErrors, why)
+	}
+}
+
+func (o *outcome) dead(r *Relay, eventID uuid.UUID, why string) {
+	o.deadEventIDs = append(o.deadEventIDs, eventID)
+	o.deadIDs = append(o.deadIDs, r.cfg.NewID())
+	o.deadReasons = append(o.deadReasons, truncate(why))
+}
+
+// finishTimeout bounds recording an outcome, which runs even after the
+// relay's context is cancelled.
+const finishTimeout = 10 * time.Second
+
+// finish records o in one transaction, touching only rows the claim still
+// holds (a row whose lease ran out may belong to another claim by now).
+func (r *Relay) finish(ctx context.Context, s *sender, claim uuid.UUID, o outcome) error {
+	if o.empty() {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
+	defer cancel()
+	var held int64
+	err := pgdb.InTx(ctx, r.db, func(tx pgx.Tx) error {
+		held = 0
+		q := r.q.WithTx(tx)
+		if len(o.done) > 0 {
+			n, err := q.DeleteDeliveries(ctx, productdb.DeleteDeliveriesParams{
+				Subscriber: s.sub.Name, ClaimID: claim, EventIds: o.done,
+			})
+			if err != nil {
+				return fmt.Errorf("delete delivered events: %w", err)
+			}
+			held += n
+		}
+		if len(o.retryIDs) > 0 {
+			n, err := q.RescheduleDeliveries(ctx, productdb.RescheduleDeliveriesParams{
+				Subscriber: s.sub.Name, ClaimID: claim,
+				EventIds: o.retryIDs, NextAttemptAts: o.retryAt, LastErrors: o.retryErrors,
+			})
+			if err != nil {
+				return fmt.Errorf("reschedule events: %w", err)
+			}
+			held += n
+		}
+		if len(o.deadEventIDs) > 0 {
+			n, err := q.DeadLetterDeliveries(ctx, productdb.DeadLetterDeliveriesParams{
+				Subscriber: s.sub.Name, ClaimID: claim, CreateTime: r.cfg.Now(),
+				EventIds: o.deadEventIDs, Ids: o.deadIDs, Reasons: o.deadReasons,
+			})
+			if err != nil {
+				return fmt.Errorf("dead-letter events: %w", err)
+			}
+			held += n
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if want := int64(len(o.done) + len(o.retryIDs) + len(o.deadEventIDs)); held < want {
+		r.cfg.Logger.InfoContext(ctx, "relay: lease lost before the outcome was recorded; another relay has the events",
+			"subscriber", s.sub.Name, "events", want-held)
+	}
+	if n := len(o.deadEventIDs); n > 0 {
+		r.cfg.Logger.WarnContext(ctx, "relay: events dead-lettered", "subscriber", s.sub.Name, "events", n, "reason", o.deadReasons[0])
+	}
+	return nil
+}

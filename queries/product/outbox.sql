@@ -1,0 +1,87 @@
+-- InsertOutboxEvents records events for every subscriber in one statement:
+-- one row per (subscriber, event), queued and due at now. The parallel
+-- arrays describe one event per index.
+-- name: InsertOutboxEvents :execrows
+INSERT INTO outbox (subscriber, event_id, type, aggregate_id, aggregate_version,
+                    occurred_at, event, attempts, next_attempt_at, last_error, create_time)
+SELECT s.subscriber, e.event_id, e.type, e.aggregate_id, e.aggregate_version,
+       e.occurred_at, e.event, 0, @now, '', @now
+FROM unnest(@subscribers::text[]) AS s (subscriber)
+CROSS JOIN (
+    SELECT unnest(@event_ids::uuid[]) AS event_id,
+           unnest(@types::text[]) AS type,
+           unnest(@aggregate_ids::uuid[]) AS aggregate_id,
+           unnest(@aggregate_versions::bigint[]) AS aggregate_version,
+           unnest(@occurred_ats::timestamptz[]) AS occurred_at,
+           unnest(@events::bytea[]) AS event
+) AS e;
+
+-- ClaimDeliveries leases up to max_rows of a subscriber's due rows (oldest
+-- due first) to the claim claim_id until lease_until, and counts the claim as
+-- an attempt. Rows another relay is claiming right now are skipped, not
+-- waited for; leased rows are not due until their lease is over, so a
+-- relay that dies leaves its rows to be claimed again after the lease.
+-- name: ClaimDeliveries :many
+UPDATE outbox AS o
+SET attempts = o.attempts + 1,
+    next_attempt_at = @lease_until,
+    locked_until = @lease_until,
+    locked_by = @claim_id::uuid
+FROM (
+    SELECT d.event_id FROM outbox AS d
+    WHERE d.subscriber = @subscriber AND d.next_attempt_at <= @now
+    ORDER BY d.next_attempt_at
+    LIMIT @max_rows
+    FOR UPDATE SKIP LOCKED
+) AS due
+WHERE o.subscriber = @subscriber AND o.event_id = due.event_id
+RETURNING o.event_id, o.occurred_at, o.aggregate_version, o.event, o.attempts, o.last_error, o.create_time;
+
+-- DeleteDeliveries deletes the rows of a claim that reached a final state
+-- (retention: delivered rows are not kept). Rows whose lease passed to
+-- another claim are left to that claim.
+-- name: DeleteDeliveries :execrows
+DELETE FROM outbox
+WHERE subscriber = @subscriber AND locked_by = @claim_id::uuid AND event_id = ANY(@event_ids::uuid[]);
+
+-- RescheduleDeliveries releases rows of a claim after a transient failure:
+-- each is due again at its own next_attempt_at, with its last error.
+-- name: RescheduleDeliveries :execrows
+UPDATE outbox AS o
+SET next_attempt_at = r.next_attempt_at, last_error = r.last_error,
+    locked_until = NULL, locked_by = NULL
+FROM (
+    SELECT unnest(@event_ids::uuid[]) AS event_id,
+           unnest(@next_attempt_ats::timestamptz[]) AS next_attempt_at,
+           unnest(@last_errors::text[]) AS last_error
+) AS r
+WHERE o.subscriber = @subscriber AND o.locked_by = @claim_id::uuid AND o.event_id = r.event_id;
+
+-- DeadLetterDeliveries moves rows of a claim to outbox_dead, each with its
+-- dead letter id and reason, keeping the attempt count.
+-- name: DeadLetterDeliveries :execrows
+WITH r AS (
+    SELECT unnest(@event_ids::uuid[]) AS event_id,
+           unnest(@ids::uuid[]) AS id,
+           unnest(@reasons::text[]) AS reason
+), dead AS (
+    DELETE FROM outbox AS o
+    USING r
+    WHERE o.subscriber = @subscriber AND o.locked_by = @claim_id::uuid AND o.event_id = r.event_id
+    RETURNING o.*
+)
+INSERT INTO outbox_dead (id, subscriber, event_id, type, aggregate_id, aggregate_version,
+                         occurred_at, event, attempts, last_error, create_time)
+SELECT r.id, dead.subscriber, dead.event_id, dead.type, dead.aggregate_id, dead.aggregate_version,
+       dead.occurred_at, dead.event, dead.attempts, r.reason, @create_time
+FROM dead JOIN r ON r.event_id = dead.event_id
+ON CONFLICT (subscriber, event_id) DO UPDATE
+SET attempts = EXCLUDED.attempts, last_error = EXCLUDED.last_error, create_time = EXCLUDED.create_time;
+
+-- NextDelivery returns when a subscriber's next row is due (claimed rows
+-- count from the end of their lease); no rows when it has none.
+-- name: NextDelivery :one
+SELECT next_attempt_at FROM outbox
+WHERE subscriber = @subscriber
+ORDER BY next_attempt_at
+LIMIT 1;
