@@ -12,15 +12,80 @@ import (
 	"github.com/google/uuid"
 )
 
-const listCartItems = `-- name: ListCartItems :many
-SELECT product_id, quantity, name, unit_price_minor, added_unit_price_minor,
-       currency_code, product_version, available, add_time, update_time
-FROM cart_items
+const countCartLines = `-- name: CountCartLines :one
+SELECT count(*) FROM cart_items
 WHERE user_id = $1
-ORDER BY add_time, product_id
 `
 
-type ListCartItemsRow struct {
+// CountCartLines returns how many lines the user's cart has.
+func (q *Queries) CountCartLines(ctx context.Context, userID string) (int64, error) {
+	row := q.db.QueryRow(ctx, countCartLines, userID)
+	var count int64
+	err := row.Scan(&count)
+	return count, err
+}
+
+const deleteCartLine = `-- name: DeleteCartLine :execrows
+DELETE FROM cart_items
+WHERE user_id = $1 AND product_id = $2
+`
+
+type DeleteCartLineParams struct {
+	UserID    string
+	ProductID uuid.UUID
+}
+
+// DeleteCartLine removes one line (0 rows if there was none).
+func (q *Queries) DeleteCartLine(ctx context.Context, arg DeleteCartLineParams) (int64, error) {
+	result, err := q.db.Exec(ctx, deleteCartLine, arg.UserID, arg.ProductID)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
+const deleteCartLines = `-- name: DeleteCartLines :exec
+DELETE FROM cart_items
+WHERE user_id = $1
+`
+
+// DeleteCartLines removes every line of the user's cart.
+func (q *Queries) DeleteCartLines(ctx context.Context, userID string) error {
+	_, err := q.db.Exec(ctx, deleteCartLines, userID)
+	return err
+}
+
+const getCartLineQuantity = `-- name: GetCartLineQuantity :one
+SELECT quantity FROM cart_items
+WHERE user_id = $1 AND product_id = $2
+`
+
+type GetCartLineQuantityParams struct {
+	UserID    string
+	ProductID uuid.UUID
+}
+
+// GetCartLineQuantity returns the quantity of one line (no rows if the cart
+// has no line for the product).
+func (q *Queries) GetCartLineQuantity(ctx context.Context, arg GetCartLineQuantityParams) (int32, error) {
+	row := q.db.QueryRow(ctx, getCartLineQuantity, arg.UserID, arg.ProductID)
+	var quantity int32
+	err := row.Scan(&quantity)
+	return quantity, err
+}
+
+const listCartLines = `-- name: ListCartLines :many
+SELECT ci.product_id, ci.quantity, ci.name, ci.unit_price_minor, ci.added_unit_price_minor,
+       ci.currency_code, ci.product_version, ci.available, ci.add_time, ci.update_time,
+       COALESCE(pv.version, 0)::bigint      AS known_version,
+       COALESCE(pv.deleted, false)::boolean AS known_deleted
+FROM cart_items ci
+LEFT JOIN product_versions pv ON pv.product_id = ci.product_id
+WHERE ci.user_id = $1
+ORDER BY ci.add_time, ci.product_id
+`
+
+type ListCartLinesRow struct {
 	ProductID           uuid.UUID
 	Quantity            int32
 	Name                string
@@ -31,18 +96,22 @@ type ListCartItemsRow struct {
 	Available           bool
 	AddTime             time.Time
 	UpdateTime          time.Time
+	KnownVersion        int64
+	KnownDeleted        bool
 }
 
-// ListCartItems returns the user's cart lines, oldest first.
-func (q *Queries) ListCartItems(ctx context.Context, userID string) ([]ListCartItemsRow, error) {
-	rows, err := q.db.Query(ctx, listCartItems, userID)
+// ListCartLines returns the user's cart lines, oldest first, each with the
+// highest product version this service has heard of (0 if none) and
+// whether that version deleted the product.
+func (q *Queries) ListCartLines(ctx context.Context, userID string) ([]ListCartLinesRow, error) {
+	rows, err := q.db.Query(ctx, listCartLines, userID)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	items := []ListCartItemsRow{}
+	items := []ListCartLinesRow{}
 	for rows.Next() {
-		var i ListCartItemsRow
+		var i ListCartLinesRow
 		if err := rows.Scan(
 			&i.ProductID,
 			&i.Quantity,
@@ -54,6 +123,8 @@ func (q *Queries) ListCartItems(ctx context.Context, userID string) ([]ListCartI
 			&i.Available,
 			&i.AddTime,
 			&i.UpdateTime,
+			&i.KnownVersion,
+			&i.KnownDeleted,
 		); err != nil {
 			return nil, err
 		}
@@ -63,4 +134,73 @@ func (q *Queries) ListCartItems(ctx context.Context, userID string) ([]ListCartI
 		return nil, err
 	}
 	return items, nil
+}
+
+const putCartLine = `-- name: PutCartLine :exec
+INSERT INTO cart_items (user_id, product_id, quantity, name, unit_price_minor,
+                        added_unit_price_minor, currency_code, product_version,
+                        available, add_time, update_time)
+VALUES ($1, $2, $3, $4, $5,
+        $5, $6, $7, true, $8, $8)
+ON CONFLICT (user_id, product_id) DO UPDATE
+SET quantity = EXCLUDED.quantity, name = EXCLUDED.name,
+    unit_price_minor = EXCLUDED.unit_price_minor,
+    added_unit_price_minor = EXCLUDED.added_unit_price_minor,
+    currency_code = EXCLUDED.currency_code, product_version = EXCLUDED.product_version,
+    available = true, update_time = EXCLUDED.update_time
+`
+
+type PutCartLineParams struct {
+	UserID         string
+	ProductID      uuid.UUID
+	Quantity       int32
+	Name           string
+	UnitPriceMinor int64
+	CurrencyCode   string
+	ProductVersion int64
+	Now            time.Time
+}
+
+// PutCartLine writes a line with a fresh product snapshot: a new line, or
+// an existing one with its quantity, snapshot and added price replaced (its
+// add_time is kept). The caller holds the cart lock.
+func (q *Queries) PutCartLine(ctx context.Context, arg PutCartLineParams) error {
+	_, err := q.db.Exec(ctx, putCartLine,
+		arg.UserID,
+		arg.ProductID,
+		arg.Quantity,
+		arg.Name,
+		arg.UnitPriceMinor,
+		arg.CurrencyCode,
+		arg.ProductVersion,
+		arg.Now,
+	)
+	return err
+}
+
+const setCartLineQuantity = `-- name: SetCartLineQuantity :execrows
+UPDATE cart_items SET quantity = $1, update_time = $2
+WHERE user_id = $3 AND product_id = $4
+`
+
+type SetCartLineQuantityParams struct {
+	Quantity  int32
+	Now       time.Time
+	UserID    string
+	ProductID uuid.UUID
+}
+
+// SetCartLineQuantity sets the quantity of an existing line; it reports 0
+// rows when the cart has no line for the product.
+func (q *Queries) SetCartLineQuantity(ctx context.Context, arg SetCartLineQuantityParams) (int64, error) {
+	result, err := q.db.Exec(ctx, setCartLineQuantity,
+		arg.Quantity,
+		arg.Now,
+		arg.UserID,
+		arg.ProductID,
+	)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }

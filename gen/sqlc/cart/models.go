@@ -56,6 +56,20 @@ type PromoCode struct {
 	CreateTime     time.Time
 }
 
+type RequestResult struct {
+	UserID      string
+	RequestID   string
+	Fingerprint []byte
+	Response    []byte
+	CreateTime  time.Time
+}
+
+type Wishlist struct {
+	UserID     string
+	CreateTime time.Time
+	UpdateTime time.Time
+}
+
 type WishlistItem struct {
 	UserID         string
 	ProductID      uuid.UUID

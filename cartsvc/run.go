@@ -1,0 +1,83 @@
+package cartsvc
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/decoupledshop/shop/cartsvc/catalog"
+	"github.com/decoupledshop/shop/cartsvc/migrations"
+	"github.com/decoupledshop/shop/internal/boot"
+	"github.com/decoupledshop/shop/internal/envflag"
+	"github.com/decoupledshop/shop/internal/money"
+)
+
+// janitorInterval is how often Run prunes expired request results and
+// lapsed holds.
+const janitorInterval = 10 * time.Minute
+
+// Run parses args (flags, each with an environment fallback from getenv),
+// starts cartsvc and serves until ctx is cancelled, then drains and
+// returns. --help prints the flags to stdout and returns nil.
+func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("cartsvc", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg boot.Config
+	cfg.RegisterFlags(fs, ":8082")
+	currency := fs.String("currency", "EUR", "the shop currency (ISO 4217); products and promo codes in any other are refused")
+	productURL := fs.String("product-url", "", "base URL of productsvc, e.g. http://localhost:8081 (required)")
+	productTimeout := fs.Duration("product-timeout", catalog.DefaultCallTimeout, "deadline of each call to productsvc")
+	cacheTTL := fs.Duration("product-cache-ttl", catalog.DefaultTTL, "how long product data is served from cache before productsvc is asked again")
+	holdIdle := fs.Duration("promo-hold-idle", DefaultHoldIdle, "a cart's promo code hold lapses after the cart has had no write for this long")
+	fs.Usage = func() {
+		fs.SetOutput(stdout)
+		fmt.Fprintf(stdout, "cartsvc serves carts, wishlists and promo codes (shop.cart.v1 CartService, WishlistService and PromoCodeService).\n\nUsage: cartsvc [flags]\n\nFlags (each falls back to the environment variable shown):\n")
+		fs.PrintDefaults()
+	}
+	if err := envflag.Parse(fs, args, getenv); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	cur, ok := money.ParseCurrency(*currency)
+	if !ok {
+		return fmt.Errorf("--currency: %q is not an ISO 4217 code like EUR", *currency)
+	}
+	if u, err := url.Parse(*productURL); *productURL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return errors.New("--product-url (or PRODUCT_URL) is required: productsvc's base URL, e.g. http://localhost:8081")
+	}
+	for name, d := range map[string]time.Duration{"product-timeout": *productTimeout, "product-cache-ttl": *cacheTTL, "promo-hold-idle": *holdIdle} {
+		if d <= 0 {
+			return fmt.Errorf("--%s: must be positive, got %s", name, d)
+		}
+	}
+	env, err := boot.Start(ctx, cfg, migrations.FS, stderr)
+	if err != nil {
+		return err
+	}
+	defer env.Close()
+	products, err := catalog.New(catalog.Config{
+		BaseURL: *productURL, CallTimeout: *productTimeout, TTL: *cacheTTL, Logger: env.Logger,
+	})
+	if err != nil {
+		return err
+	}
+	defer products.Close()
+	svc := NewService(env.Pool, products, Options{Currency: cur, HoldIdle: *holdIdle})
+	Mount(env.Server, env.HandlerOptions, env.Verifier, svc)
+
+	janitorCtx, stopJanitor := context.WithCancel(ctx)
+	var janitor sync.WaitGroup
+	janitor.Go(func() { svc.RunJanitor(janitorCtx, janitorInterval, env.Logger) })
+	defer janitor.Wait()
+	defer stopJanitor()
+
+	env.Logger.Info("cartsvc starting", "addr", cfg.Server.Addr, "currency", cur, "product_url", *productURL)
+	return env.Server.Run(ctx)
+}

@@ -1,0 +1,52 @@
+// Package cartsvc is the cart service: each user's own cart and wishlist,
+// and the promo codes admins manage, on its own database. Product data
+// comes from productsvc through the cached, breaker-protected client in
+// package catalog and is kept on cart lines as a snapshot, so the cart can
+// still be shown while productsvc is down.
+package cartsvc
+
+import (
+	"net/http"
+
+	"connectrpc.com/connect"
+
+	"github.com/decoupledshop/shop/gen/proto/shop/cart/v1/cartv1connect"
+	"github.com/decoupledshop/shop/internal/auth"
+	"github.com/decoupledshop/shop/internal/server"
+	"github.com/decoupledshop/shop/internal/traceparent"
+)
+
+// Rules classifies every procedure cartsvc serves: carts and wishlists are
+// each user's own (user tokens only), promo codes are managed by admins.
+// Anything else is refused by the auth middleware.
+var Rules = auth.Rules{
+	cartv1connect.CartServiceGetCartProcedure:         auth.User,
+	cartv1connect.CartServiceAddCartItemProcedure:     auth.User,
+	cartv1connect.CartServiceUpdateCartItemProcedure:  auth.User,
+	cartv1connect.CartServiceRemoveCartItemProcedure:  auth.User,
+	cartv1connect.CartServiceClearCartProcedure:       auth.User,
+	cartv1connect.CartServiceApplyPromoCodeProcedure:  auth.User,
+	cartv1connect.CartServiceRemovePromoCodeProcedure: auth.User,
+
+	cartv1connect.WishlistServiceGetWishlistProcedure:            auth.User,
+	cartv1connect.WishlistServiceAddWishlistItemProcedure:        auth.User,
+	cartv1connect.WishlistServiceRemoveWishlistItemProcedure:     auth.User,
+	cartv1connect.WishlistServiceMoveWishlistItemToCartProcedure: auth.User,
+
+	cartv1connect.PromoCodeServiceCreatePromoCodeProcedure:     auth.Admin,
+	cartv1connect.PromoCodeServiceListPromoCodesProcedure:      auth.Admin,
+	cartv1connect.PromoCodeServiceDeactivatePromoCodeProcedure: auth.Admin,
+}
+
+// Mount registers CartService, WishlistService and PromoCodeService on srv,
+// behind token verification with Rules, with the hardened handler options
+// opts. A request's W3C traceparent is passed on to productsvc.
+func Mount(srv *server.Server, opts []connect.HandlerOption, verifier *auth.Verifier, svc *Service) {
+	guard := func(path string, h http.Handler) {
+		srv.Handle(path, auth.Middleware(verifier, Rules, traceparent.Middleware(h)))
+	}
+	guard(cartv1connect.NewCartServiceHandler(&CartServer{svc}, opts...))
+	guard(cartv1connect.NewWishlistServiceHandler(&WishlistServer{svc}, opts...))
+	guard(cartv1connect.NewPromoCodeServiceHandler(&PromoCodeServer{svc}, opts...))
+	srv.RegisterServiceNames(cartv1connect.CartServiceName, cartv1connect.WishlistServiceName, cartv1connect.PromoCodeServiceName)
+}

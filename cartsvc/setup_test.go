@@ -1,0 +1,498 @@
+package cartsvc_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/cenkalti/backoff/v4"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/decoupledshop/shop/cartsvc"
+	"github.com/decoupledshop/shop/cartsvc/catalog"
+	cartmigrations "github.com/decoupledshop/shop/cartsvc/migrations"
+	cartv1 "github.com/decoupledshop/shop/gen/proto/shop/cart/v1"
+	"github.com/decoupledshop/shop/gen/proto/shop/cart/v1/cartv1connect"
+	productv1 "github.com/decoupledshop/shop/gen/proto/shop/product/v1"
+	"github.com/decoupledshop/shop/gen/proto/shop/product/v1/productv1connect"
+	typev1 "github.com/decoupledshop/shop/gen/proto/shop/type/v1"
+	productdb "github.com/decoupledshop/shop/gen/sqlc/product"
+	"github.com/decoupledshop/shop/internal/devissuer"
+	"github.com/decoupledshop/shop/internal/devissuer/issuertest"
+	"github.com/decoupledshop/shop/internal/migrate"
+	"github.com/decoupledshop/shop/internal/pgtest"
+	"github.com/decoupledshop/shop/internal/server"
+	"github.com/decoupledshop/shop/internal/shoptest"
+	"github.com/decoupledshop/shop/productsvc"
+	productmigrations "github.com/decoupledshop/shop/productsvc/migrations"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// cartSchema and productSchema are the two services' databases, each with
+// its own role and migrations.
+var (
+	cartSchema = pgtest.Schema{
+		Name: "cart",
+		Role: "cartsvc",
+		Migrate: func(ctx context.Context, url string) error {
+			return migrate.Up(ctx, url, cartmigrations.FS)
+		},
+	}
+	productSchema = pgtest.Schema{
+		Name: "product",
+		Role: "productsvc",
+		Migrate: func(ctx context.Context, url string) error {
+			return migrate.Up(ctx, url, productmigrations.FS)
+		},
+	}
+)
+
+// start is the time every bundle's cart clock starts at.
+var start = time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC)
+
+// testBundle is a real cartsvc and a real productsvc on loopback, each with
+// its own database, a real issuer and tokens. The cart's catalog client
+// reaches productsvc through front, which counts and can break the calls;
+// tests change the catalog through products, which bypasses front.
+type testBundle struct {
+	cartURL      string
+	cartPool     *pgxpool.Pool
+	catalog      *catalog.Client
+	svc          *cartsvc.Service
+	clock        *clock
+	front        *front
+	stopProducts func()
+	iss          *devissuer.Issuer
+	tokens       map[string]string // by identity: alice, bob, admin, service, none
+	products     productv1connect.ProductServiceClient
+	categoryID   string
+}
+
+// config adjusts a bundle.
+type config struct {
+	catalog  catalog.Config
+	shoppers int // extra users shopper00, shopper01, ...
+}
+
+// option changes the default config of setup.
+type option func(*config)
+
+// withCatalog adjusts the catalog client's configuration.
+func withCatalog(f func(*catalog.Config)) option {
+	return func(c *config) { f(&c.catalog) }
+}
+
+// withShoppers adds n users named shopperNN to the issuer.
+func withShoppers(n int) option { return func(c *config) { c.shoppers = n } }
+
+func shopper(i int) string { return fmt.Sprintf("shopper%02d", i) }
+
+// setup starts the bundle. By default the catalog client waits up to 5 s
+// per call and retries twice without waiting (no sleeps for backoff), so
+// only the tests that break productsvc on purpose see failures.
+func setup(t *testing.T, opts ...option) *testBundle {
+	t.Helper()
+	cfg := config{catalog: catalog.Config{
+		CallTimeout: 5 * time.Second,
+		Backoff:     func() backoff.BackOff { return &backoff.ZeroBackOff{} },
+	}}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	issCfg := shoptest.IssuerConfig()
+	for i := range cfg.shoppers {
+		issCfg.Users[shopper(i)] = devissuer.User{Password: "pw-" + shopper(i)}
+	}
+	iss := issuertest.New(t, issCfg)
+	verifier := shoptest.Verifier(t, iss)
+	b := &testBundle{
+		iss:   iss,
+		clock: &clock{t: start},
+		tokens: map[string]string{
+			"none":    "",
+			"alice":   issuertest.UserToken(t, iss, shoptest.Alice),
+			"bob":     issuertest.UserToken(t, iss, shoptest.Bob),
+			"admin":   issuertest.UserToken(t, iss, shoptest.Admin),
+			"service": issuertest.ServiceToken(t, iss, shoptest.EventsClient),
+		},
+	}
+	for i := range cfg.shoppers {
+		b.tokens[shopper(i)] = issuertest.UserToken(t, iss, shopper(i))
+	}
+
+	// productsvc, stoppable, behind the front.
+	productPool, _ := pgtest.NewPool(t, productSchema)
+	pcfg := shoptest.ServerConfig(t, productPool.Ping)
+	psrv := server.New(pcfg)
+	productsvc.Mount(psrv, server.HandlerOptions(pcfg), verifier, productsvc.NewCatalog(productPool, noEvents{}, "EUR", nil, nil))
+	var productURL string
+	productURL, b.stopProducts = serveStoppable(t, psrv)
+	b.front = newFront(t, productURL)
+	b.products = productv1connect.NewProductServiceClient(shoptest.HTTPClient(), productURL, connect.WithInterceptors(shoptest.Bearer(b.tokens["admin"])))
+
+	// cartsvc.
+	b.cartPool, _ = pgtest.NewPool(t, cartSchema)
+	cfg.catalog.BaseURL = b.front.url
+	cfg.catalog.Now = b.clock.Now
+	var err error
+	if b.catalog, err = catalog.New(cfg.catalog); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.catalog.Close)
+	b.svc = cartsvc.NewService(b.cartPool, b.catalog, cartsvc.Options{Currency: "EUR", Now: b.clock.Now})
+	ccfg := shoptest.ServerConfig(t, b.cartPool.Ping)
+	csrv := server.New(ccfg)
+	cartsvc.Mount(csrv, server.HandlerOptions(ccfg), verifier, b.svc)
+	b.cartURL = shoptest.Serve(t, csrv)
+
+	cat, err := productv1connect.NewCategoryServiceClient(shoptest.HTTPClient(), productURL, connect.WithInterceptors(shoptest.Bearer(b.tokens["admin"]))).
+		CreateCategory(context.Background(), connect.NewRequest(&productv1.CreateCategoryRequest{Name: "Things"}))
+	if err != nil {
+		t.Fatalf("CreateCategory: %v", err)
+	}
+	b.categoryID = cat.Msg.Category.Id
+	return b
+}
+
+// Clients of cartsvc for an identity, over Connect with binary protobuf
+// (or the protocol given).
+func (b *testBundle) carts(who string, p ...shoptest.Protocol) cartv1connect.CartServiceClient {
+	pr := protocol(p)
+	return cartv1connect.NewCartServiceClient(pr.Client, b.cartURL, pr.ClientOptions(b.tokens[who])...)
+}
+
+func (b *testBundle) wishlists(who string, p ...shoptest.Protocol) cartv1connect.WishlistServiceClient {
+	pr := protocol(p)
+	return cartv1connect.NewWishlistServiceClient(pr.Client, b.cartURL, pr.ClientOptions(b.tokens[who])...)
+}
+
+func (b *testBundle) promos(who string, p ...shoptest.Protocol) cartv1connect.PromoCodeServiceClient {
+	pr := protocol(p)
+	return cartv1connect.NewPromoCodeServiceClient(pr.Client, b.cartURL, pr.ClientOptions(b.tokens[who])...)
+}
+
+func protocol(p []shoptest.Protocol) shoptest.Protocol {
+	if len(p) > 0 {
+		return p[0]
+	}
+	return shoptest.Protocols()[1] // connect+proto
+}
+
+func eur(amount int64) *typev1.Money { return &typev1.Money{CurrencyCode: "EUR", AmountMinor: amount} }
+
+// createProduct creates a product in productsvc (not through the front).
+func (b *testBundle) createProduct(t *testing.T, name string, price int64) *productv1.Product {
+	t.Helper()
+	resp, err := b.products.CreateProduct(context.Background(), connect.NewRequest(&productv1.CreateProductRequest{
+		Sku: "SKU-" + strings.ToUpper(uuid.NewString()[:8]), Name: name, CategoryId: b.categoryID, Price: eur(price),
+	}))
+	if err != nil {
+		t.Fatalf("CreateProduct(%q): %v", name, err)
+	}
+	return resp.Msg.Product
+}
+
+// setPrice changes a product's price in productsvc and returns it.
+func (b *testBundle) setPrice(t *testing.T, p *productv1.Product, price int64) *productv1.Product {
+	t.Helper()
+	resp, err := b.products.UpdateProduct(context.Background(), connect.NewRequest(&productv1.UpdateProductRequest{
+		Product:    &productv1.Product{Id: p.Id, Price: eur(price)},
+		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"price"}},
+	}))
+	if err != nil {
+		t.Fatalf("UpdateProduct(%s): %v", p.Id, err)
+	}
+	return resp.Msg.Product
+}
+
+func (b *testBundle) deleteProduct(t *testing.T, p *productv1.Product) {
+	t.Helper()
+	if _, err := b.products.DeleteProduct(context.Background(), connect.NewRequest(&productv1.DeleteProductRequest{Id: p.Id})); err != nil {
+		t.Fatalf("DeleteProduct(%s): %v", p.Id, err)
+	}
+}
+
+// add adds quantity of p to who's cart, failing the test on error, and
+// waits until the catalog cache holds what the add fetched.
+func (b *testBundle) add(t *testing.T, who string, p *productv1.Product, quantity int32) *cartv1.Cart {
+	t.Helper()
+	resp, err := b.carts(who).AddCartItem(context.Background(), connect.NewRequest(&cartv1.AddCartItemRequest{ProductId: p.Id, Quantity: quantity}))
+	if err != nil {
+		t.Fatalf("AddCartItem(%s, %d) as %s: %v", p.Name, quantity, who, err)
+	}
+	b.catalog.Wait()
+	return resp.Msg.Cart
+}
+
+// cart returns who's cart, failing the test on error.
+func (b *testBundle) cart(t *testing.T, who string) *cartv1.Cart {
+	t.Helper()
+	resp, err := b.carts(who).GetCart(context.Background(), connect.NewRequest(&cartv1.GetCartRequest{}))
+	if err != nil {
+		t.Fatalf("GetCart as %s: %v", who, err)
+	}
+	b.catalog.Wait()
+	return resp.Msg.Cart
+}
+
+// wishlist returns who's wishlist, failing the test on error.
+func (b *testBundle) wishlist(t *testing.T, who string) *cartv1.Wishlist {
+	t.Helper()
+	resp, err := b.wishlists(who).GetWishlist(context.Background(), connect.NewRequest(&cartv1.GetWishlistRequest{}))
+	if err != nil {
+		t.Fatalf("GetWishlist as %s: %v", who, err)
+	}
+	return resp.Msg.Wishlist
+}
+
+// createPromo creates a promo code valid for the next 30 days of the cart
+// clock.
+func (b *testBundle) createPromo(t *testing.T, req *cartv1.CreatePromoCodeRequest) *cartv1.PromoCode {
+	t.Helper()
+	if req.EndTime == nil {
+		req.EndTime = timestamppb.New(b.clock.Now().Add(30 * 24 * time.Hour))
+	}
+	resp, err := b.promos("admin").CreatePromoCode(context.Background(), connect.NewRequest(req))
+	if err != nil {
+		t.Fatalf("CreatePromoCode(%s): %v", req.Code, err)
+	}
+	return resp.Msg.PromoCode
+}
+
+// expireCache moves the cart clock past the catalog cache's TTL, so the
+// next lookups ask productsvc again.
+func (b *testBundle) expireCache() { b.clock.Advance(catalog.DefaultTTL + time.Second) }
+
+// exec runs SQL on the cart database as the cart's role, as the events
+// issue's consumer would.
+func (b *testBundle) exec(t *testing.T, sql string, args ...any) {
+	t.Helper()
+	if _, err := b.cartPool.Exec(context.Background(), sql, args...); err != nil {
+		t.Fatalf("exec %q: %v", sql, err)
+	}
+}
+
+func (b *testBundle) count(t *testing.T, sql string, args ...any) int {
+	t.Helper()
+	var n int
+	if err := b.cartPool.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		t.Fatalf("query %q: %v", sql, err)
+	}
+	return n
+}
+
+// serveStoppable serves srv on a loopback port until stop is called or the
+// test ends, and returns its base URL. After stop, connections are refused.
+func serveStoppable(t *testing.T, srv *server.Server) (string, func()) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("server: %v", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Errorf("server did not shut down within 10s")
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return "http://" + ln.Addr().String(), stop
+}
+
+// clock is the cart's settable clock. It advances a millisecond per
+// reading, so creation order is strict.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(time.Millisecond)
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// noEvents is productsvc's event publisher in these tests: events are the
+// events issue's business.
+type noEvents struct{}
+
+func (noEvents) CategoryChanged(context.Context, pgx.Tx, productdb.Category) error  { return nil }
+func (noEvents) ProductsChanged(context.Context, pgx.Tx, []productdb.Product) error { return nil }
+func (noEvents) ProductDeleted(context.Context, pgx.Tx, uuid.UUID, int64) error     { return nil }
+
+// front is the HTTP front of productsvc that the cart's catalog client
+// talks to. It counts BatchGetProducts calls and can break them: drop the
+// connection (a crashed process), answer with a Connect error code, answer
+// only after a delay, or hold responses that productsvc already produced
+// until released.
+type front struct {
+	url   string
+	proxy *httputil.ReverseProxy
+	calls atomic.Int64 // BatchGetProducts requests received
+	trace atomic.Value // string: the traceparent header of the last one
+	held  atomic.Int64 // responses being held right now
+
+	mu    sync.Mutex
+	mode  frontMode
+	code  connect.Code
+	delay time.Duration
+	gate  chan struct{} // non-nil: responses wait until it is closed
+}
+
+type frontMode int
+
+const (
+	pass frontMode = iota
+	drop           // hijack and close the connection
+	fail           // answer with a Connect error of code
+	slow           // answer after delay (or when the caller gives up)
+)
+
+func newFront(t *testing.T, target string) *front {
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &front{proxy: httputil.NewSingleHostReverseProxy(u)}
+	f.proxy.ModifyResponse = func(*http.Response) error {
+		f.mu.Lock()
+		gate := f.gate
+		f.mu.Unlock()
+		if gate != nil {
+			f.held.Add(1)
+			<-gate
+			f.held.Add(-1)
+		}
+		return nil
+	}
+	f.proxy.ErrorLog = log.New(io.Discard, "", 0) // a stopped productsvc is expected
+	srv := httptest.NewServer(f)
+	t.Cleanup(func() {
+		f.release()
+		srv.CloseClientConnections()
+		srv.Close()
+	})
+	f.url = srv.URL
+	return f
+}
+
+func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == productv1connect.ProductServiceBatchGetProductsProcedure {
+		f.calls.Add(1)
+		f.trace.Store(r.Header.Get("traceparent"))
+	}
+	f.mu.Lock()
+	mode, code, delay := f.mode, f.code, f.delay
+	f.mu.Unlock()
+	switch mode {
+	case drop:
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err == nil {
+			conn.Close()
+		}
+		return
+	case fail:
+		_ = connect.NewErrorWriter().Write(w, r, connect.NewError(code, errors.New("injected by the test front")))
+		return
+	case slow:
+		// Read the body first: only then does net/http notice a client
+		// that gives up (and cancel r's context).
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		select {
+		case <-time.After(delay):
+		case <-r.Context().Done():
+			return
+		}
+	}
+	f.proxy.ServeHTTP(w, r)
+}
+
+// set switches the front's mode.
+func (f *front) set(mode frontMode) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.mode = mode
+}
+
+func (f *front) failWith(code connect.Code) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.mode, f.code = fail, code
+}
+
+func (f *front) slowBy(d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.mode, f.delay = slow, d
+}
+
+// hold makes responses wait (after productsvc answered) until release.
+func (f *front) hold() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.gate = make(chan struct{})
+}
+
+func (f *front) release() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.gate != nil {
+		close(f.gate)
+		f.gate = nil
+	}
+}
+
+// eventually polls cond every few milliseconds until it holds, failing the
+// test after 10 s. It waits for other goroutines to reach a state, never
+// for time to pass.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}

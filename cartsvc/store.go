@@ -1,0 +1,198 @@
+package cartsvc
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/decoupledshop/shop/cartsvc/catalog"
+	cartdb "github.com/decoupledshop/shop/gen/sqlc/cart"
+	"github.com/decoupledshop/shop/internal/auth"
+	"github.com/decoupledshop/shop/internal/money"
+	"github.com/decoupledshop/shop/internal/pgdb"
+	"github.com/decoupledshop/shop/internal/shoperr"
+)
+
+// Limits of the cart rules, also enforced by CHECK constraints where the
+// database can.
+const (
+	// MaxCartLines is how many different products a cart holds.
+	MaxCartLines = 100
+	// MaxQuantity is the largest quantity of one product in a cart.
+	MaxQuantity = 999
+	// MaxWishlistItems is how many products a wishlist holds.
+	MaxWishlistItems = 100
+	// RequestRetention is how long the result of a write with a request_id
+	// is returned for repeats of it.
+	RequestRetention = 24 * time.Hour
+	// DefaultHoldIdle is how long a cart may go without a write before its
+	// promo code hold lapses.
+	DefaultHoldIdle = 24 * time.Hour
+	// maxUserID is the longest subject the database stores.
+	maxUserID = 255
+)
+
+// Options configures a Service; zero fields take their defaults.
+type Options struct {
+	// Currency is the shop currency; default EUR.
+	Currency money.Currency
+	// HoldIdle is how long a cart may go without a write before its promo
+	// code hold lapses; default DefaultHoldIdle.
+	HoldIdle time.Duration
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// Service holds what the cart, wishlist and promo code handlers share.
+type Service struct {
+	db       *pgxpool.Pool
+	q        *cartdb.Queries
+	products *catalog.Client
+	currency money.Currency
+	holdIdle time.Duration
+	now      func() time.Time
+}
+
+// NewService returns a Service over db that reads products through
+// products.
+func NewService(db *pgxpool.Pool, products *catalog.Client, opts Options) *Service {
+	if opts.Currency == "" {
+		opts.Currency = "EUR"
+	}
+	if opts.HoldIdle <= 0 {
+		opts.HoldIdle = DefaultHoldIdle
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Service{
+		db: db, q: cartdb.New(db), products: products,
+		currency: opts.Currency, holdIdle: opts.HoldIdle, now: opts.Now,
+	}
+}
+
+// timestamp is the service's clock at the database's precision.
+func (s *Service) timestamp() time.Time {
+	return s.now().UTC().Truncate(time.Microsecond)
+}
+
+// holdCutoff is the oldest cart update_time at which a hold still counts.
+func (s *Service) holdCutoff(now time.Time) time.Time { return now.Add(-s.holdIdle) }
+
+// inTx runs fn with queries bound to one transaction (see pgdb.InTx).
+func (s *Service) inTx(ctx context.Context, fn func(q *cartdb.Queries) error) error {
+	return pgdb.InTx(ctx, s.db, func(tx pgx.Tx) error { return fn(s.q.WithTx(tx)) })
+}
+
+// userID is the caller's user id: the subject of the verified user token.
+func userID(ctx context.Context) (string, error) {
+	id, ok := auth.FromContext(ctx)
+	if !ok || id.Service || id.Subject == "" {
+		return "", shoperr.Unauthenticated("a user access token is required")
+	}
+	if utf8.RuneCountInString(id.Subject) > maxUserID {
+		return "", shoperr.PermissionDenied("user ids longer than %d characters are not supported", maxUserID)
+	}
+	return id.Subject, nil
+}
+
+// lookup asks the catalog for products, keeping a fifth of the caller's
+// remaining time to answer from snapshots should productsvc not answer.
+func (s *Service) lookup(ctx context.Context, wants []catalog.Want) (map[uuid.UUID]catalog.Entry, error) {
+	if len(wants) == 0 {
+		return map[uuid.UUID]catalog.Entry{}, nil
+	}
+	lctx := ctx
+	if d, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		lctx, cancel = context.WithDeadline(ctx, d.Add(-time.Until(d)/5))
+		defer cancel()
+	}
+	products, err := s.products.Lookup(lctx, wants)
+	if err != nil && ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	return products, err
+}
+
+// lineWants asks for the products of the lines that may still be
+// available, each at least at the newest version the cart has recorded.
+func lineWants(lines []cartdb.ListCartLinesRow) []catalog.Want {
+	wants := make([]catalog.Want, 0, len(lines))
+	for _, l := range lines {
+		if !l.Available || l.KnownDeleted {
+			continue
+		}
+		wants = append(wants, catalog.Want{ID: l.ProductID, MinVersion: max(l.ProductVersion, l.KnownVersion)})
+	}
+	return wants
+}
+
+// resolve looks up the products of lines (cached or fetched, possibly
+// stale or absent: the cart then shows their snapshots) and, live, the
+// products in fresh (check them with freshProduct). It fails with NotFound
+// when a fresh product is known to be deleted, and with ctx's error.
+func (s *Service) resolve(ctx context.Context, lines []cartdb.ListCartLinesRow, fresh []uuid.UUID) (map[uuid.UUID]catalog.Entry, error) {
+	wants := lineWants(lines)
+	if len(fresh) > 0 {
+		known, err := s.q.GetProductVersions(ctx, fresh)
+		if err != nil {
+			return nil, err
+		}
+		min := make(map[uuid.UUID]int64, len(fresh))
+		for _, v := range known {
+			if v.Deleted {
+				return nil, productNotFound(v.ProductID)
+			}
+			min[v.ProductID] = v.Version
+		}
+		for _, l := range lines {
+			if slices.Contains(fresh, l.ProductID) {
+				min[l.ProductID] = max(min[l.ProductID], l.ProductVersion)
+			}
+		}
+		for _, id := range fresh {
+			wants = append(wants, catalog.Want{ID: id, MinVersion: min[id], Live: true})
+		}
+	}
+	// An error only means some products fall back to snapshots; fresh ones
+	// are checked by freshProduct.
+	products, _ := s.lookup(ctx, wants)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return products, nil
+}
+
+var errCatalogUnavailable = shoperr.Unavailable("the product catalog cannot be reached; retry later")
+
+func productNotFound(id uuid.UUID) error { return shoperr.NotFound("product %s not found", id) }
+
+// sellable reports whether the shop can sell p: priced in its currency
+// within the price limit.
+func sellable(cur money.Currency, p catalog.Product) bool {
+	return !p.Missing && p.Currency == string(cur) && p.PriceMinor >= 0 && p.PriceMinor <= money.MaxPriceMinor
+}
+
+// freshProduct returns the live product id from products (see resolve):
+// NotFound when deleted, FailedPrecondition when the shop cannot sell it.
+func (s *Service) freshProduct(products map[uuid.UUID]catalog.Entry, id uuid.UUID) (catalog.Product, error) {
+	e, ok := products[id]
+	switch {
+	case !ok || e.Stale:
+		return catalog.Product{}, errCatalogUnavailable
+	case e.Missing:
+		return catalog.Product{}, productNotFound(id)
+	case !sellable(s.currency, e.Product):
+		return catalog.Product{}, shoperr.FailedPrecondition("product %s cannot be sold in %s", id, s.currency)
+	}
+	return e.Product, nil
+}
+
+func isNoRows(err error) bool { return errors.Is(err, pgx.ErrNoRows) }

@@ -1,0 +1,41 @@
+package cartsvc
+
+import (
+	"regexp"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/decoupledshop/shop/internal/shoperr"
+)
+
+// parseID parses a client-supplied UUID, naming field on failure.
+func parseID(field, s string) (uuid.UUID, error) {
+	if s == "" {
+		return uuid.Nil, shoperr.Invalid(field, "is required")
+	}
+	id, err := uuid.Parse(s)
+	if err != nil || len(s) != 36 {
+		return uuid.Nil, shoperr.Invalid(field, "must be a UUID like 123e4567-e89b-12d3-a456-426614174000")
+	}
+	return id, nil
+}
+
+// checkQuantity requires min..MaxQuantity.
+func checkQuantity(q, min int32) error {
+	if q < min || q > MaxQuantity {
+		return shoperr.Invalid("quantity", "must be between %d and %d", min, MaxQuantity)
+	}
+	return nil
+}
+
+var codePattern = regexp.MustCompile(`^[A-Za-z0-9_-]{3,32}$`)
+
+// parseCode returns a promo code in its stored upper-case form; codes are
+// matched case-insensitively.
+func parseCode(field, s string) (string, error) {
+	if !codePattern.MatchString(s) {
+		return "", shoperr.Invalid(field, "must be 3 to 32 characters of A-Z, 0-9, '-' or '_'")
+	}
+	return strings.ToUpper(s), nil
+}
