@@ -222,7 +222,7 @@ func (s *stack) printWelcome(w io.Writer) {
 		"",
 		"shop is running; Ctrl-C stops everything.",
 		"",
-		"  storefront  " + web + "   (log in as alice/alice, bob/bob or admin/admin)",
+		"  storefront  " + web + "   (log in as alice/alice, bob/bob or admin/admin; promo code " + DemoPromoCode + ")",
 		"  productsvc  " + p,
 		"  cartsvc     " + c,
 		"  issuer      " + iss + "   (development only)",

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/decoupledshop/shop/cartsvc"
 	"github.com/decoupledshop/shop/internal/devissuer"
 	"github.com/decoupledshop/shop/productsvc"
 	"github.com/decoupledshop/shop/web"
@@ -31,10 +32,27 @@ func (s *stack) parts() ([]part, error) {
 		"--shutdown-timeout", "5s",
 		"--cors-allowed-origins", s.webOrigins(),
 	}
+	cartLog, err := s.logFile("cartsvc")
+	if err != nil {
+		return nil, err
+	}
+	cartArgs := []string{
+		"--addr", s.cfg.cartAddr,
+		"--database-url", s.cartDBURL,
+		"--oidc-issuer-url", s.iss.URL(),
+		"--product-url", baseURL(s.cfg.productsAddr),
+		"--drain-delay", "0s",
+		"--shutdown-timeout", "5s",
+		"--cors-allowed-origins", s.webOrigins(),
+	}
 	return []part{
 		{name: "productsvc", ready: baseURL(s.cfg.productsAddr), run: func(ctx context.Context) error {
 			defer productsLog.Close()
 			return productsvc.Run(ctx, productsArgs, noEnv, io.Discard, productsLog)
+		}},
+		{name: "cartsvc", ready: baseURL(s.cfg.cartAddr), run: func(ctx context.Context) error {
+			defer cartLog.Close()
+			return cartsvc.Run(ctx, cartArgs, noEnv, io.Discard, cartLog)
 		}},
 		{name: "web", run: s.serveWeb},
 	}, nil

@@ -4,8 +4,13 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"time"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	cartv1 "github.com/decoupledshop/shop/gen/proto/shop/cart/v1"
+	"github.com/decoupledshop/shop/gen/proto/shop/cart/v1/cartv1connect"
 
 	productv1 "github.com/decoupledshop/shop/gen/proto/shop/product/v1"
 	"github.com/decoupledshop/shop/gen/proto/shop/product/v1/productv1connect"
@@ -67,6 +72,9 @@ func (s *stack) seed(ctx context.Context) error {
 	if len(existing.Msg.Categories) > 0 {
 		return nil
 	}
+	if err := s.seedPromoCode(ctx, token); err != nil {
+		return err
+	}
 	for _, c := range demoCatalog {
 		cat, err := cats.CreateCategory(ctx, connect.NewRequest(&productv1.CreateCategoryRequest{Name: c.category, Description: c.description}))
 		if err != nil {
@@ -80,6 +88,28 @@ func (s *stack) seed(ctx context.Context) error {
 				return fmt.Errorf("product %s: %w", p.sku, err)
 			}
 		}
+	}
+	return nil
+}
+
+// DemoPromoCode is the promo code seeded with the demo catalog: 10% off,
+// valid for a year from the first start.
+const DemoPromoCode = "WELCOME10"
+
+func (s *stack) seedPromoCode(ctx context.Context, adminToken string) error {
+	promos := cartv1connect.NewPromoCodeServiceClient(http.DefaultClient, baseURL(s.cfg.cartAddr), bearer(adminToken))
+	now := time.Now()
+	_, err := promos.CreatePromoCode(ctx, connect.NewRequest(&cartv1.CreatePromoCodeRequest{
+		Code:      DemoPromoCode,
+		Discount:  &cartv1.CreatePromoCodeRequest_PercentOff{PercentOff: 10},
+		StartTime: timestamppb.New(now),
+		EndTime:   timestamppb.New(now.AddDate(1, 0, 0)),
+	}))
+	if connect.CodeOf(err) == connect.CodeAlreadyExists {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("promo code %s: %w", DemoPromoCode, err)
 	}
 	return nil
 }

@@ -26,7 +26,6 @@ import (
 	"github.com/decoupledshop/shop/internal/devissuer/issuertest"
 	"github.com/decoupledshop/shop/internal/migrate"
 	"github.com/decoupledshop/shop/internal/pgtest"
-	"github.com/decoupledshop/shop/internal/server"
 	"github.com/decoupledshop/shop/internal/shoptest"
 	"github.com/decoupledshop/shop/productsvc"
 	"github.com/decoupledshop/shop/productsvc/migrations"
@@ -77,28 +76,6 @@ func browserPrereqs(t *testing.T) string {
 		t.Skip(msg + "; set " + e2eRequiredEnv + "=1 to make this a failure")
 	}
 	return chromium
-}
-
-// TestStorefrontInBrowser runs the real productsvc and dev issuer, a
-// stand-in cart service (fakeCart: the shop.cart.v1 contract from memory),
-// and the embedded page, then drives headless chromium through
-// e2e/storefront.mjs: browse and search (GET reads), log in as alice on the
-// issuer's form (authorization code + PKCE), add a product to the cart and
-// the wishlist, apply a promo code; then the test changes a price and
-// deletes a product as admin, and the open page must flag both lines. The screenshot
-// is kept in test-artifacts/storefront.png.
-func TestStorefrontInBrowser(t *testing.T) {
-	chromium := browserPrereqs(t)
-	t.Parallel()
-	s := startStack(t, func(t *testing.T, s *stack) (string, string) {
-		cfg := shoptest.ServerConfig(t, nil)
-		cfg.CORSAllowedOrigins = []string{s.pageURL}
-		srv := server.New(cfg)
-		products := productv1connect.NewProductServiceClient(shoptest.HTTPClient(), s.productsURL)
-		(&fakeCart{products: products}).mount(srv, server.HandlerOptions(cfg), shoptest.Verifier(t, s.iss))
-		return shoptest.Serve(t, srv), strings.ToLower(fakePromoCode)
-	})
-	runBrowser(t, s, chromium, "storefront.png")
 }
 
 // stack is everything the page talks to, started for one test.
