@@ -56,13 +56,15 @@ func ReadmeBlock(t testing.TB, name string) string {
 	return block
 }
 
-// RunShell runs script with bash -euo pipefail and the given extra
-// environment, fails the test on a non-zero exit, and returns stdout.
+// RunShell runs script with bash -euo pipefail in the repository root (where
+// the README's commands are meant to run) with the given extra environment,
+// fails the test on a non-zero exit, and returns stdout.
 func RunShell(t testing.TB, script string, env ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", "-euo", "pipefail", "-c", script)
+	cmd.Dir = RepoRoot(t)
 	cmd.Env = append(os.Environ(), env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
