@@ -112,8 +112,9 @@ func Start(ctx context.Context, c Config, migrations fs.FS, logOut io.Writer) (*
 	if c.Auth.IssuerURL == "" {
 		return nil, errors.New("--oidc-issuer-url (or OIDC_ISSUER_URL) is required")
 	}
+	directFlag := "--database-direct-url"
 	if c.DirectURL == "" {
-		c.DirectURL = c.DatabaseURL
+		c.DirectURL, directFlag = c.DatabaseURL, "--database-url"
 	}
 	if c.Server.DrainDelay == 0 {
 		// The flag's default is server.DefaultDrainDelay, so 0 here was
@@ -122,13 +123,17 @@ func Start(ctx context.Context, c Config, migrations fs.FS, logOut io.Writer) (*
 	}
 	log := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: level}))
 	if c.Migrate {
+		// Check first: its error is one line saying what is unreachable.
+		if err := pgdb.Check(ctx, c.DirectURL); err != nil {
+			return nil, fmt.Errorf("%s: %w", directFlag, err)
+		}
 		if err := migrate.Up(ctx, c.DirectURL, migrations); err != nil {
 			return nil, err
 		}
 	}
 	pool, err := pgdb.Open(ctx, c.DatabaseURL, int32(c.MaxConns))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("--database-url: %w", err)
 	}
 	verifier, err := auth.NewVerifier(ctx, c.Auth)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -39,9 +40,51 @@ func Open(ctx context.Context, databaseURL string, maxConns int32) (*pgxpool.Poo
 	defer cancel()
 	if err := pool.Ping(pingCtx); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("connect to database %s:%d/%s: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database, err)
+		return nil, connectError(cfg.ConnConfig, err)
 	}
 	return pool, nil
+}
+
+// Check connects to databaseURL once and closes the connection: nil if the
+// database answers, else a one-line error naming the server, database and
+// user and the root cause (never the password).
+func Check(ctx context.Context, databaseURL string) error {
+	cfg, err := pgx.ParseConfig(databaseURL)
+	if err != nil {
+		return fmt.Errorf("parse database URL: %w", redact(err))
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return connectError(cfg, err)
+	}
+	return conn.Close(ctx)
+}
+
+// connectError reduces pgx's multi-line connect error (one line per address
+// tried) to one line with its root cause.
+func connectError(cfg *pgx.ConnConfig, err error) error {
+	root := err
+	for {
+		var pgErr *pgconn.PgError
+		if errors.As(root, &pgErr) {
+			root = pgErr // a server's answer, e.g. authentication failed
+			break
+		}
+		next := errors.Unwrap(root)
+		if next == nil {
+			if joined, ok := root.(interface{ Unwrap() []error }); ok && len(joined.Unwrap()) > 0 {
+				next = joined.Unwrap()[0]
+			}
+		}
+		if next == nil {
+			break
+		}
+		root = next
+	}
+	return fmt.Errorf("cannot connect to database %q on %s:%d as %q: %s (is PostgreSQL running, and the URL right?)",
+		cfg.Database, cfg.Host, cfg.Port, cfg.User, strings.ReplaceAll(root.Error(), "\n", " "))
 }
 
 // redact drops the URL (which may hold a password) from a parse error.

@@ -3,6 +3,8 @@ package pgdb_test
 import (
 	"context"
 	"errors"
+	"net/url"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -110,4 +112,34 @@ func TestIsUniqueViolation(t *testing.T) {
 	if pgdb.IsUniqueViolation(err, "other_key") || pgdb.IsUniqueViolation(errors.New("x"), "") {
 		t.Fatal("IsUniqueViolation matched the wrong error")
 	}
+}
+
+// TestCheckSaysWhatIsUnreachableInOneLine: an unreachable server and a
+// missing role each give one line naming what failed, never the password.
+func TestCheckSaysWhatIsUnreachableInOneLine(t *testing.T) {
+	t.Parallel()
+	_, dbURL := pgtest.NewPool(t, schema)
+	ctx := context.Background()
+	if err := pgdb.Check(ctx, dbURL); err != nil {
+		t.Fatalf("Check on a live database: %v", err)
+	}
+	for name, c := range map[string]struct{ url, want string }{
+		"closed port":  {"postgres://app:hunter2@127.0.0.1:1/shop", "connection refused"},
+		"unknown role": {withUser(t, dbURL, "nosuchrole", "hunter2"), "nosuchrole"},
+		"not a url":    {"hunter2 is not a url", "invalid connection string"},
+	} {
+		err := pgdb.Check(ctx, c.url)
+		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "\n") || strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("%s: %v; want one line with %q and no password", name, err, c.want)
+		}
+	}
+}
+
+func withUser(t *testing.T, dbURL, user, password string) string {
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.UserPassword(user, password)
+	return u.String()
 }
