@@ -71,7 +71,10 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		initdb := exec.CommandContext(ctx, filepath.Join(opts.BinDir, "initdb"), "-D", data, "-U", superuser,
 			"--auth=trust", "--encoding=UTF8", "--no-locale", "--no-sync")
 		initdb.Dir = opts.Dir
-		initdb.SysProcAttr = sysProcAttr(cred)
+		// No parent-death signal for initdb: it fires when the forking OS
+		// thread exits, and that thread may later be locked to (and die with)
+		// another cluster's postgres goroutine while initdb still runs.
+		initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 		if out, err := initdb.CombinedOutput(); err != nil {
 			if errors.Is(err, os.ErrPermission) && cred != nil {
 				return nil, fmt.Errorf("pgcluster: the postgres user cannot reach %s (is a parent directory closed to others, like /root?): %w", opts.Dir, err)
