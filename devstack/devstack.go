@@ -18,6 +18,10 @@ import (
 	"sync"
 	"time"
 
+	"connectrpc.com/connect"
+
+	productv1 "github.com/decoupledshop/shop/gen/proto/shop/product/v1"
+	"github.com/decoupledshop/shop/gen/proto/shop/product/v1/productv1connect"
 	"github.com/decoupledshop/shop/internal/devissuer"
 	"github.com/decoupledshop/shop/internal/envflag"
 	"github.com/decoupledshop/shop/internal/pgcluster"
@@ -179,7 +183,7 @@ func (s *stack) run(ctx context.Context, stdout io.Writer) error {
 			return context.Cause(ctx)
 		}
 	}
-	s.printWelcome(stdout)
+	s.printWelcome(stdout, s.exampleProduct(ctx))
 	<-ctx.Done()
 	wg.Wait()
 	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
@@ -216,7 +220,21 @@ func waitReady(ctx context.Context, base string, timeout time.Duration) error {
 	}
 }
 
-func (s *stack) printWelcome(w io.Writer) {
+// exampleProduct returns a catalog product to show in the welcome text
+// (the demo trail runner when it is there), or nil.
+func (s *stack) exampleProduct(ctx context.Context) *productv1.Product {
+	client := productv1connect.NewProductServiceClient(http.DefaultClient, baseURL(s.cfg.productsAddr))
+	query := "runner"
+	for _, q := range []*string{&query, nil} {
+		resp, err := client.ListProducts(ctx, connect.NewRequest(&productv1.ListProductsRequest{Query: q, PageSize: 1}))
+		if err == nil && len(resp.Msg.Products) > 0 {
+			return resp.Msg.Products[0]
+		}
+	}
+	return nil
+}
+
+func (s *stack) printWelcome(w io.Writer, example *productv1.Product) {
 	p, c, web, iss := baseURL(s.cfg.productsAddr), baseURL(s.cfg.cartAddr), baseURL(s.cfg.webAddr), s.iss.URL()
 	lines := []string{
 		"",
@@ -236,6 +254,15 @@ func (s *stack) printWelcome(w io.Writer) {
 		"  curl -s " + p + "/shop.product.v1.ProductService/ListProducts -H 'Content-Type: application/json' -d '{\"pageSize\": 3}'",
 		"  curl -s " + c + "/shop.cart.v1.CartService/GetCart -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' -d '{}'",
 		"",
+	}
+	if example != nil {
+		lines = append(lines,
+			"Change a price as admin (carts holding "+example.Name+" flag it within a second):",
+			"  ADMIN=$(go run ./cmd/shopdev token --user admin)",
+			"  curl -s "+p+"/shop.product.v1.ProductService/UpdateProduct -H \"Authorization: Bearer $ADMIN\" -H 'Content-Type: application/json' \\",
+			"    -d '{\"product\": {\"id\": \""+example.Id+"\", \"price\": {\"currencyCode\": \"EUR\", \"amountMinor\": \"7999\"}}, \"updateMask\": \"price\"}'",
+			"",
+		)
 	}
 	fmt.Fprintln(w, strings.Join(lines, "\n"))
 }
