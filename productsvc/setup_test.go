@@ -50,7 +50,7 @@ type testBundle struct {
 	catalog *productsvc.Catalog
 }
 
-func setup(t *testing.T) *testBundle {
+func setup(t testing.TB) *testBundle {
 	t.Helper()
 	pool, _ := pgtest.NewPool(t, productSchema)
 	iss := shoptest.Issuer(t)
@@ -91,7 +91,7 @@ func (b *testBundle) adminProducts() productv1connect.ProductServiceClient {
 	return b.products(b.tokens["admin"], shoptest.ConnectJSON())
 }
 
-func (b *testBundle) createCategory(t *testing.T, name string) *productv1.Category {
+func (b *testBundle) createCategory(t testing.TB, name string) *productv1.Category {
 	t.Helper()
 	resp, err := b.adminCategories().CreateCategory(context.Background(), connect.NewRequest(&productv1.CreateCategoryRequest{Name: name}))
 	if err != nil {
@@ -102,7 +102,7 @@ func (b *testBundle) createCategory(t *testing.T, name string) *productv1.Catego
 
 func eur(amount int64) *typev1.Money { return &typev1.Money{CurrencyCode: "EUR", AmountMinor: amount} }
 
-func (b *testBundle) createProduct(t *testing.T, categoryID, sku, name string, price int64) *productv1.Product {
+func (b *testBundle) createProduct(t testing.TB, categoryID, sku, name string, price int64) *productv1.Product {
 	t.Helper()
 	resp, err := b.adminProducts().CreateProduct(context.Background(), connect.NewRequest(&productv1.CreateProductRequest{
 		Sku: sku, Name: name, CategoryId: categoryID, Price: eur(price),
