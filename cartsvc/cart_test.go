@@ -2,12 +2,14 @@ package cartsvc_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"connectrpc.com/connect"
 
 	"github.com/decoupledshop/shop/cartsvc"
 	cartv1 "github.com/decoupledshop/shop/gen/proto/shop/cart/v1"
+	eventsv1 "github.com/decoupledshop/shop/gen/proto/shop/events/v1"
 	"github.com/decoupledshop/shop/internal/auth"
 	"github.com/decoupledshop/shop/internal/shoptest"
 )
@@ -18,17 +20,22 @@ func TestEveryProcedureIsClassified(t *testing.T) {
 		cartv1.File_shop_cart_v1_cart_proto.Services().ByName("CartService"),
 		cartv1.File_shop_cart_v1_wishlist_proto.Services().ByName("WishlistService"),
 		cartv1.File_shop_cart_v1_promo_code_proto.Services().ByName("PromoCodeService"),
+		eventsv1.File_shop_events_v1_event_sink_proto.Services().ByName("EventSinkService"),
+		eventsv1.File_shop_events_v1_dead_letter_proto.Services().ByName("DeadLetterService"),
 	)
-	if len(procs) != 14 {
-		t.Fatalf("found %d procedures, want 14", len(procs))
+	if len(procs) != 18 {
+		t.Fatalf("found %d procedures, want 18", len(procs))
 	}
 	if err := cartsvc.Rules.Check(procs); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range procs {
 		want := auth.User
-		if p[:len("/shop.cart.v1.PromoCodeService/")] == "/shop.cart.v1.PromoCodeService/" {
+		switch {
+		case strings.HasPrefix(p, "/shop.cart.v1.PromoCodeService/"), strings.HasPrefix(p, "/shop.events.v1.DeadLetterService/"):
 			want = auth.Admin
+		case strings.HasPrefix(p, "/shop.events.v1.EventSinkService/"):
+			want = auth.Service
 		}
 		if got := cartsvc.Rules[p]; got != want {
 			t.Errorf("%s needs %v, want %v", p, got, want)

@@ -41,8 +41,25 @@ func (s *Service) Prune(ctx context.Context) (requests, holds int64, err error) 
 	return requests, holds, nil
 }
 
-// RunJanitor calls Prune every interval until ctx is done, logging what it
-// did and any error.
+// PruneInbox deletes, in batches, the inbox rows of events received longer
+// than the inbox retention ago, by the service's clock, and returns how
+// many it deleted. The products' version marks stay (a redelivery of such
+// an old event is then STALE rather than DUPLICATE), and so do dead
+// letters. Every replica may run it.
+func (s *Service) PruneInbox(ctx context.Context) (int64, error) {
+	cutoff := s.timestamp().Add(-s.inboxRetention)
+	var total int64
+	for {
+		n, err := s.q.PruneInbox(ctx, cartdb.PruneInboxParams{Cutoff: cutoff, Batch: pruneBatch})
+		total += n
+		if err != nil || n < pruneBatch {
+			return total, err
+		}
+	}
+}
+
+// RunJanitor calls Prune and PruneInbox every interval until ctx is done,
+// logging what they did and any error.
 func (s *Service) RunJanitor(ctx context.Context, interval time.Duration, log *slog.Logger) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -55,10 +72,13 @@ func (s *Service) RunJanitor(ctx context.Context, interval time.Duration, log *s
 		requests, holds, err := s.Prune(ctx)
 		if err != nil && ctx.Err() == nil {
 			log.Error("janitor: prune failed", "error", err)
-			continue
 		}
-		if requests > 0 || holds > 0 {
-			log.Info("janitor: pruned", "request_results", requests, "lapsed_holds", holds)
+		inbox, err := s.PruneInbox(ctx)
+		if err != nil && ctx.Err() == nil {
+			log.Error("janitor: pruning the inbox failed", "error", err)
+		}
+		if requests > 0 || holds > 0 || inbox > 0 {
+			log.Info("janitor: pruned", "request_results", requests, "lapsed_holds", holds, "inbox", inbox)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net/url"
 	"sync"
 	"time"
@@ -17,13 +18,16 @@ import (
 	"github.com/decoupledshop/shop/internal/money"
 )
 
-// janitorInterval is how often Run prunes expired request results and
-// lapsed holds.
+// janitorInterval is how often Run prunes expired request results, lapsed
+// holds and old inbox rows.
 const janitorInterval = 10 * time.Minute
 
 // Run parses args (flags, each with an environment fallback from getenv),
 // starts cartsvc and serves until ctx is cancelled, then drains and
-// returns. --help prints the flags to stdout and returns nil.
+// returns. While it serves, it prunes old data every 10 minutes and
+// listens for the product versions other replicas apply (over the direct
+// database URL), so its product cache never serves older data. --help
+// prints the flags to stdout and returns nil.
 func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("cartsvc", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -34,9 +38,12 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	productTimeout := fs.Duration("product-timeout", catalog.DefaultCallTimeout, "deadline of each call to productsvc")
 	cacheTTL := fs.Duration("product-cache-ttl", catalog.DefaultTTL, "how long product data is served from cache before productsvc is asked again")
 	holdIdle := fs.Duration("promo-hold-idle", DefaultHoldIdle, "a cart's promo code hold lapses after the cart has had no write for this long")
+	eventRate := fs.Float64("events-rate", DefaultEventRate, "events per second one service client may deliver (EventSinkService) to all replicas together; more is refused with ResourceExhausted")
+	replicas := fs.Int("replicas", 1, "how many cartsvc replicas share --events-rate: each allows events-rate ÷ replicas")
+	inboxRetention := fs.Duration("inbox-retention", DefaultInboxRetention, "how long received event ids are kept to answer redeliveries DUPLICATE (product versions are kept for good)")
 	fs.Usage = func() {
 		fs.SetOutput(stdout)
-		fmt.Fprintf(stdout, "cartsvc serves carts, wishlists and promo codes (shop.cart.v1 CartService, WishlistService and PromoCodeService).\n\nUsage: cartsvc [flags]\n\nFlags (each falls back to the environment variable shown):\n")
+		fmt.Fprintf(stdout, "cartsvc serves carts, wishlists and promo codes (shop.cart.v1 CartService, WishlistService and PromoCodeService)\nand receives catalog events (shop.events.v1 EventSinkService, DeadLetterService).\n\nUsage: cartsvc [flags]\n\nFlags (each falls back to the environment variable shown):\n")
 		fs.PrintDefaults()
 	}
 	if err := envflag.Parse(fs, args, getenv); err != nil {
@@ -52,10 +59,16 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if u, err := url.Parse(*productURL); *productURL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return errors.New("--product-url (or PRODUCT_URL) is required: productsvc's base URL, e.g. http://localhost:8081")
 	}
-	for name, d := range map[string]time.Duration{"product-timeout": *productTimeout, "product-cache-ttl": *cacheTTL, "promo-hold-idle": *holdIdle} {
+	for name, d := range map[string]time.Duration{"product-timeout": *productTimeout, "product-cache-ttl": *cacheTTL, "promo-hold-idle": *holdIdle, "inbox-retention": *inboxRetention} {
 		if d <= 0 {
 			return fmt.Errorf("--%s: must be positive, got %s", name, d)
 		}
+	}
+	if !(*eventRate > 0) || math.IsInf(*eventRate, 0) {
+		return fmt.Errorf("--events-rate: must be a positive number of events per second, got %g", *eventRate)
+	}
+	if *replicas < 1 {
+		return fmt.Errorf("--replicas: must be at least 1, got %d", *replicas)
 	}
 	env, err := boot.Start(ctx, cfg, migrations.FS, stderr)
 	if err != nil {
@@ -69,15 +82,24 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer products.Close()
-	svc := NewService(env.Pool, products, Options{Currency: cur, HoldIdle: *holdIdle})
+	svc := NewService(env.Pool, products, Options{
+		Currency: cur, HoldIdle: *holdIdle, Logger: env.Logger,
+		EventRate: *eventRate / float64(*replicas), InboxRetention: *inboxRetention,
+	})
 	Mount(env.Server, env.HandlerOptions, env.Verifier, svc)
 
-	janitorCtx, stopJanitor := context.WithCancel(ctx)
-	var janitor sync.WaitGroup
-	janitor.Go(func() { svc.RunJanitor(janitorCtx, janitorInterval, env.Logger) })
-	defer janitor.Wait()
-	defer stopJanitor()
+	directURL := cfg.DirectURL
+	if directURL == "" {
+		directURL = cfg.DatabaseURL
+	}
+	bgCtx, stopBackground := context.WithCancel(ctx)
+	var background sync.WaitGroup
+	background.Go(func() { svc.RunJanitor(bgCtx, janitorInterval, env.Logger) })
+	background.Go(func() { svc.ListenForVersions(bgCtx, directURL) })
+	defer background.Wait()
+	defer stopBackground()
 
-	env.Logger.Info("cartsvc starting", "addr", cfg.Server.Addr, "currency", cur, "product_url", *productURL)
+	env.Logger.Info("cartsvc starting", "addr", cfg.Server.Addr, "currency", cur, "product_url", *productURL,
+		"events_rate_per_replica", *eventRate/float64(*replicas))
 	return env.Server.Run(ctx)
 }

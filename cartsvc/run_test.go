@@ -29,6 +29,8 @@ func TestRunHelpDocumentsFlags(t *testing.T) {
 		"-database-url", "DATABASE_URL", "-oidc-issuer-url", "OIDC_ISSUER_URL", "-addr", "-currency",
 		"-product-url", "PRODUCT_URL", "-product-timeout", "PRODUCT_TIMEOUT", "500ms",
 		"-product-cache-ttl", "-promo-hold-idle", "24h0m0s",
+		"-events-rate", "EVENTS_RATE", "5000", "-replicas", "REPLICAS", "-inbox-retention", "168h0m0s",
+		"-database-direct-url", "EventSinkService",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("--help does not mention %s:\n%s", want, out.String())
@@ -46,6 +48,10 @@ func TestRunRefusesBadConfig(t *testing.T) {
 		{[]string{"--product-url", "localhost:8081"}, "PRODUCT_URL"},
 		{[]string{"--product-url", "http://localhost:8081", "--currency", "euro"}, "currency"},
 		{[]string{"--product-url", "http://localhost:8081", "--product-timeout", "0s"}, "product-timeout"},
+		{[]string{"--product-url", "http://localhost:8081", "--events-rate", "0"}, "events-rate"},
+		{[]string{"--product-url", "http://localhost:8081", "--events-rate", "NaN"}, "events-rate"},
+		{[]string{"--product-url", "http://localhost:8081", "--replicas", "0"}, "replicas"},
+		{[]string{"--product-url", "http://localhost:8081", "--inbox-retention", "-1h"}, "inbox-retention"},
 		{[]string{"--product-url", "http://localhost:8081"}, "DATABASE_URL"},
 	} {
 		err := cartsvc.Run(context.Background(), c.args, noEnv, io.Discard, io.Discard)

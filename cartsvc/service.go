@@ -11,14 +11,17 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/decoupledshop/shop/gen/proto/shop/cart/v1/cartv1connect"
+	"github.com/decoupledshop/shop/gen/proto/shop/events/v1/eventsv1connect"
 	"github.com/decoupledshop/shop/internal/auth"
 	"github.com/decoupledshop/shop/internal/server"
 	"github.com/decoupledshop/shop/internal/traceparent"
 )
 
 // Rules classifies every procedure cartsvc serves: carts and wishlists are
-// each user's own (user tokens only), promo codes are managed by admins.
-// Anything else is refused by the auth middleware.
+// each user's own (user tokens only), promo codes and dead letters are
+// managed by admins, and events are delivered by services (service tokens
+// with the events:write scope only). Anything else is refused by the auth
+// middleware.
 var Rules = auth.Rules{
 	cartv1connect.CartServiceGetCartProcedure:         auth.User,
 	cartv1connect.CartServiceAddCartItemProcedure:     auth.User,
@@ -36,11 +39,19 @@ var Rules = auth.Rules{
 	cartv1connect.PromoCodeServiceCreatePromoCodeProcedure:     auth.Admin,
 	cartv1connect.PromoCodeServiceListPromoCodesProcedure:      auth.Admin,
 	cartv1connect.PromoCodeServiceDeactivatePromoCodeProcedure: auth.Admin,
+
+	eventsv1connect.EventSinkServiceDeliverEventsProcedure: auth.Service,
+
+	eventsv1connect.DeadLetterServiceListDeadLettersProcedure:   auth.Admin,
+	eventsv1connect.DeadLetterServiceReplayDeadLettersProcedure: auth.Admin,
+	eventsv1connect.DeadLetterServicePurgeDeadLettersProcedure:  auth.Admin,
 }
 
-// Mount registers CartService, WishlistService and PromoCodeService on srv,
-// behind token verification with Rules, with the hardened handler options
-// opts. A request's W3C traceparent is passed on to productsvc.
+// Mount registers CartService, WishlistService, PromoCodeService,
+// EventSinkService and the inbox's DeadLetterService on srv, behind token
+// verification with Rules, with the hardened handler options opts, and the
+// event counters on srv's metrics registry. A request's W3C traceparent is
+// passed on to productsvc.
 func Mount(srv *server.Server, opts []connect.HandlerOption, verifier *auth.Verifier, svc *Service) {
 	guard := func(path string, h http.Handler) {
 		srv.Handle(path, auth.Middleware(verifier, Rules, traceparent.Middleware(h)))
@@ -48,5 +59,9 @@ func Mount(srv *server.Server, opts []connect.HandlerOption, verifier *auth.Veri
 	guard(cartv1connect.NewCartServiceHandler(&CartServer{svc}, opts...))
 	guard(cartv1connect.NewWishlistServiceHandler(&WishlistServer{svc}, opts...))
 	guard(cartv1connect.NewPromoCodeServiceHandler(&PromoCodeServer{svc}, opts...))
-	srv.RegisterServiceNames(cartv1connect.CartServiceName, cartv1connect.WishlistServiceName, cartv1connect.PromoCodeServiceName)
+	guard(eventsv1connect.NewEventSinkServiceHandler(&EventSinkServer{svc}, opts...))
+	guard(eventsv1connect.NewDeadLetterServiceHandler(&DeadLetterServer{svc}, opts...))
+	srv.RegisterServiceNames(cartv1connect.CartServiceName, cartv1connect.WishlistServiceName, cartv1connect.PromoCodeServiceName,
+		eventsv1connect.EventSinkServiceName, eventsv1connect.DeadLetterServiceName)
+	srv.Registry().MustRegister(svc.metrics.collectors()...)
 }

@@ -35,6 +35,7 @@ import (
 	"github.com/decoupledshop/shop/gen/proto/shop/product/v1/productv1connect"
 	typev1 "github.com/decoupledshop/shop/gen/proto/shop/type/v1"
 	productdb "github.com/decoupledshop/shop/gen/sqlc/product"
+	"github.com/decoupledshop/shop/internal/auth"
 	"github.com/decoupledshop/shop/internal/devissuer"
 	"github.com/decoupledshop/shop/internal/devissuer/issuertest"
 	"github.com/decoupledshop/shop/internal/migrate"
@@ -76,6 +77,9 @@ var start = time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC)
 type testBundle struct {
 	cartURL      string
 	cartPool     *pgxpool.Pool
+	cartDBURL    string
+	ccfg         server.Config
+	verifier     *auth.Verifier
 	catalog      *catalog.Client
 	svc          *cartsvc.Service
 	clock        *clock
@@ -90,6 +94,7 @@ type testBundle struct {
 // config adjusts a bundle.
 type config struct {
 	catalog  catalog.Config
+	service  cartsvc.Options
 	shoppers int // extra users shopper00, shopper01, ...
 }
 
@@ -99,6 +104,12 @@ type option func(*config)
 // withCatalog adjusts the catalog client's configuration.
 func withCatalog(f func(*catalog.Config)) option {
 	return func(c *config) { f(&c.catalog) }
+}
+
+// withService adjusts the cart service's options (Currency and Now are
+// set before f runs).
+func withService(f func(*cartsvc.Options)) option {
+	return func(c *config) { f(&c.service) }
 }
 
 // withShoppers adds n users named shopperNN to the issuer.
@@ -122,17 +133,22 @@ func setup(t *testing.T, opts ...option) *testBundle {
 	for i := range cfg.shoppers {
 		issCfg.Users[shopper(i)] = devissuer.User{Password: "pw-" + shopper(i)}
 	}
+	issCfg.Clients[otherEventsClient] = devissuer.Client{Secret: "other-secret", Scopes: []string{auth.DefaultServiceScope}}
+	issCfg.Clients[unscopedClient] = devissuer.Client{Secret: "unscoped-secret", Scopes: []string{"catalog:read"}}
 	iss := issuertest.New(t, issCfg)
 	verifier := shoptest.Verifier(t, iss)
 	b := &testBundle{
-		iss:   iss,
-		clock: &clock{t: start},
+		iss:      iss,
+		verifier: verifier,
+		clock:    &clock{t: start},
 		tokens: map[string]string{
 			"none":    "",
 			"alice":   issuertest.UserToken(t, iss, shoptest.Alice),
 			"bob":     issuertest.UserToken(t, iss, shoptest.Bob),
 			"admin":   issuertest.UserToken(t, iss, shoptest.Admin),
 			"service": issuertest.ServiceToken(t, iss, shoptest.EventsClient),
+			"other":   issuertest.ServiceToken(t, iss, otherEventsClient),
+			"noscope": issuertest.ServiceToken(t, iss, unscopedClient),
 		},
 	}
 	for i := range cfg.shoppers {
@@ -150,7 +166,7 @@ func setup(t *testing.T, opts ...option) *testBundle {
 	b.products = productv1connect.NewProductServiceClient(shoptest.HTTPClient(), productURL, connect.WithInterceptors(shoptest.Bearer(b.tokens["admin"])))
 
 	// cartsvc.
-	b.cartPool, _ = pgtest.NewPool(t, cartSchema)
+	b.cartPool, b.cartDBURL = pgtest.NewPool(t, cartSchema)
 	cfg.catalog.BaseURL = b.front.url
 	cfg.catalog.Now = b.clock.Now
 	var err error
@@ -158,11 +174,10 @@ func setup(t *testing.T, opts ...option) *testBundle {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.catalog.Close)
-	b.svc = cartsvc.NewService(b.cartPool, b.catalog, cartsvc.Options{Currency: "EUR", Now: b.clock.Now})
-	ccfg := shoptest.ServerConfig(t, b.cartPool.Ping)
-	csrv := server.New(ccfg)
-	cartsvc.Mount(csrv, server.HandlerOptions(ccfg), verifier, b.svc)
-	b.cartURL = shoptest.Serve(t, csrv)
+	cfg.service.Currency, cfg.service.Now = "EUR", b.clock.Now
+	b.svc = cartsvc.NewService(b.cartPool, b.catalog, cfg.service)
+	b.ccfg = shoptest.ServerConfig(t, b.cartPool.Ping)
+	b.cartURL = b.serveCart(t, b.svc)
 
 	cat, err := productv1connect.NewCategoryServiceClient(shoptest.HTTPClient(), productURL, connect.WithInterceptors(shoptest.Bearer(b.tokens["admin"]))).
 		CreateCategory(context.Background(), connect.NewRequest(&productv1.CreateCategoryRequest{Name: "Things"}))
@@ -171,6 +186,22 @@ func setup(t *testing.T, opts ...option) *testBundle {
 	}
 	b.categoryID = cat.Msg.Category.Id
 	return b
+}
+
+// Service clients of the issuer besides the relay's (shoptest.EventsClient):
+// another one with the events:write scope, and one without it.
+const (
+	otherEventsClient = "other-relay"
+	unscopedClient    = "reporting"
+)
+
+// serveCart serves svc as cartsvc on a fresh loopback port, with the
+// bundle's verifier, and returns its base URL.
+func (b *testBundle) serveCart(t *testing.T, svc *cartsvc.Service) string {
+	t.Helper()
+	srv := server.New(b.ccfg)
+	cartsvc.Mount(srv, server.HandlerOptions(b.ccfg), b.verifier, svc)
+	return shoptest.Serve(t, srv)
 }
 
 // Clients of cartsvc for an identity, over Connect with binary protobuf

@@ -3,6 +3,7 @@ package cartsvc
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"slices"
 	"time"
 	"unicode/utf8"
@@ -34,6 +35,10 @@ const (
 	// DefaultHoldIdle is how long a cart may go without a write before its
 	// promo code hold lapses.
 	DefaultHoldIdle = 24 * time.Hour
+	// DefaultEventLanes is how many events of a call are applied at once.
+	DefaultEventLanes = 2
+	// DefaultInboxRetention is how long received event ids are kept.
+	DefaultInboxRetention = 7 * 24 * time.Hour
 	// maxUserID is the longest subject the database stores.
 	maxUserID = 255
 )
@@ -47,9 +52,31 @@ type Options struct {
 	HoldIdle time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// NewID makes dead letter ids; default uuid.New.
+	NewID func() uuid.UUID
+	// Logger receives failures of event handling; default discard.
+	Logger *slog.Logger
+
+	// EventRate is how many events per second one caller may deliver to
+	// this replica (the global rate divided by the number of replicas);
+	// default DefaultEventRate.
+	EventRate float64
+	// EventBurst is the caller's bucket size in events; default
+	// max(MaxEventBatch, EventRate), so a full batch passes after a pause.
+	EventBurst int
+	// EventLanes is how many events of one DeliverEvents call are applied
+	// at once (each aggregate's events in order, in one lane); default
+	// DefaultEventLanes. Each lane holds a database connection while it
+	// works.
+	EventLanes int
+	// InboxRetention is how long a received event id is kept to answer
+	// redeliveries DUPLICATE; default DefaultInboxRetention. Older
+	// redeliveries are answered STALE by the version gate.
+	InboxRetention time.Duration
 }
 
-// Service holds what the cart, wishlist and promo code handlers share.
+// Service holds what the cart, wishlist, promo code and event handlers
+// share.
 type Service struct {
 	db       *pgxpool.Pool
 	q        *cartdb.Queries
@@ -57,6 +84,13 @@ type Service struct {
 	currency money.Currency
 	holdIdle time.Duration
 	now      func() time.Time
+	newID    func() uuid.UUID
+	log      *slog.Logger
+
+	limits         *callerLimits
+	eventLanes     int
+	inboxRetention time.Duration
+	metrics        *eventMetrics
 }
 
 // NewService returns a Service over db that reads products through
@@ -71,9 +105,28 @@ func NewService(db *pgxpool.Pool, products *catalog.Client, opts Options) *Servi
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.NewID == nil {
+		opts.NewID = uuid.New
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.EventRate <= 0 {
+		opts.EventRate = DefaultEventRate
+	}
+	if opts.EventLanes <= 0 {
+		opts.EventLanes = DefaultEventLanes
+	}
+	if opts.InboxRetention <= 0 {
+		opts.InboxRetention = DefaultInboxRetention
+	}
 	return &Service{
 		db: db, q: cartdb.New(db), products: products,
-		currency: opts.Currency, holdIdle: opts.HoldIdle, now: opts.Now,
+		currency: opts.Currency, holdIdle: opts.HoldIdle, now: opts.Now, newID: opts.NewID, log: opts.Logger,
+		limits:         newCallerLimits(opts.EventRate, opts.EventBurst),
+		eventLanes:     opts.EventLanes,
+		inboxRetention: opts.InboxRetention,
+		metrics:        newEventMetrics(),
 	}
 }
 

@@ -306,6 +306,14 @@ func (c *Client) ObserveVersion(productID uuid.UUID, version int64) {
 	}
 }
 
+// ObservedVersion returns the product's high-water mark: the highest
+// version passed to ObserveVersion (0 if none, or forgotten).
+func (c *Client) ObservedVersion(productID uuid.UUID) int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.versions[productID]
+}
+
 // Lookup returns the wanted products it can vouch for, by id.
 //
 // A product comes from the cache when its entry is younger than the TTL and

@@ -37,6 +37,30 @@ type CartPromoCode struct {
 	ApplyTime time.Time
 }
 
+type EventDlq struct {
+	ID               uuid.UUID
+	EventID          pgtype.UUID
+	Type             string
+	AggregateID      pgtype.UUID
+	AggregateVersion int64
+	Event            []byte
+	Peer             string
+	Reason           string
+	Attempts         int32
+	CreateTime       time.Time
+	UpdateTime       time.Time
+}
+
+type Inbox struct {
+	EventID          uuid.UUID
+	Type             string
+	AggregateID      pgtype.UUID
+	AggregateVersion int64
+	Outcome          string
+	Peer             string
+	ReceiveTime      time.Time
+}
+
 type ProductVersion struct {
 	ProductID  uuid.UUID
 	Version    int64

@@ -1,0 +1,193 @@
+package cartsvc
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/google/uuid"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	eventsv1 "github.com/decoupledshop/shop/gen/proto/shop/events/v1"
+	"github.com/decoupledshop/shop/gen/proto/shop/events/v1/eventsv1connect"
+	cartdb "github.com/decoupledshop/shop/gen/sqlc/cart"
+	"github.com/decoupledshop/shop/internal/pagetoken"
+	"github.com/decoupledshop/shop/internal/shoperr"
+)
+
+// DeadLetterServer implements shop.events.v1.DeadLetterService over
+// cartsvc's event_dlq: poison events it received but could not apply. It
+// is for admins (see Rules).
+type DeadLetterServer struct {
+	*Service
+}
+
+var _ eventsv1connect.DeadLetterServiceHandler = (*DeadLetterServer)(nil)
+
+// maxDeadLetterIDs bounds ids in one replay or purge request.
+const maxDeadLetterIDs = 1000
+
+// replayBatch is how many dead letters a replay of all reads at a time.
+const replayBatch = 100
+
+// ListDeadLetters pages through dead letters, newest first, in
+// (create_time desc, id) order. A dead letter's peer is the service client
+// that delivered it, its reason why it cannot be applied (after a failed
+// replay, the replay's reason), its attempts the deliveries and replays
+// that found it poison.
+func (s *DeadLetterServer) ListDeadLetters(ctx context.Context, req *connect.Request[eventsv1.ListDeadLettersRequest]) (*connect.Response[eventsv1.ListDeadLettersResponse], error) {
+	size, err := pagetoken.Size(req.Msg.GetPageSize())
+	if err != nil {
+		return nil, err
+	}
+	const filters = "event_dlq"
+	cur, err := pagetoken.Decode(req.Msg.GetPageToken(), filters)
+	if err != nil {
+		return nil, err
+	}
+	var afterID uuid.UUID
+	if cur != pagetoken.First {
+		if afterID, err = uuid.Parse(cur.Key); err != nil {
+			return nil, shoperr.Invalid("page_token", "is not a token this service issued")
+		}
+	}
+	rows, err := s.q.ListDeadLetters(ctx, cartdb.ListDeadLettersParams{AfterTime: cur.CreateTime, AfterID: afterID, PageLimit: size + 1})
+	if err != nil {
+		return nil, err
+	}
+	resp := &eventsv1.ListDeadLettersResponse{DeadLetters: make([]*eventsv1.DeadLetter, 0, len(rows))}
+	for i, d := range rows {
+		if i == int(size) {
+			last := rows[i-1]
+			resp.NextPageToken = pagetoken.Encode(pagetoken.Cursor{CreateTime: last.CreateTime, Key: last.ID.String()}, filters)
+			break
+		}
+		ev := new(eventsv1.Event)
+		if err := proto.Unmarshal(d.Event, ev); err != nil {
+			return nil, fmt.Errorf("dead letter %s: decode its event: %w", d.ID, err)
+		}
+		resp.DeadLetters = append(resp.DeadLetters, &eventsv1.DeadLetter{
+			Id: d.ID.String(), Event: ev, Peer: d.Peer, Reason: d.Reason,
+			Attempts: d.Attempts, CreateTime: timestamppb.New(d.CreateTime),
+		})
+	}
+	return connect.NewResponse(resp), nil
+}
+
+// ReplayDeadLetters applies the chosen dead letters (ids, or all) again,
+// oldest first, through the same path as a delivery, and returns how many
+// left the queue: applied, or found to be duplicates or stale meanwhile.
+// One that is still poison stays, with the new reason and one more
+// attempt. ids and all together are InvalidArgument; an empty request does
+// nothing; unknown ids are skipped. A failure that may pass (the database)
+// is Unavailable; what was replayed before it stays replayed.
+func (s *DeadLetterServer) ReplayDeadLetters(ctx context.Context, req *connect.Request[eventsv1.ReplayDeadLettersRequest]) (*connect.Response[eventsv1.ReplayDeadLettersResponse], error) {
+	ids, err := deadLetterIDs(req.Msg.GetIds(), req.Msg.GetAll())
+	if err != nil {
+		return nil, err
+	}
+	var n int64
+	switch {
+	case req.Msg.GetAll():
+		after, afterID := time.Time{}, uuid.Nil
+		for {
+			rows, err := s.q.ListDeadLettersAfter(ctx, cartdb.ListDeadLettersAfterParams{AfterTime: after, AfterID: afterID, Batch: replayBatch})
+			if err != nil {
+				return nil, err
+			}
+			for _, r := range rows {
+				ok, err := s.replay(ctx, r.ID, r.Event, r.Peer)
+				if err != nil {
+					return nil, err
+				}
+				if ok {
+					n++
+				}
+			}
+			if len(rows) < replayBatch {
+				break
+			}
+			after, afterID = rows[len(rows)-1].CreateTime, rows[len(rows)-1].ID
+		}
+	case len(ids) > 0:
+		rows, err := s.q.GetDeadLetters(ctx, ids)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range rows {
+			ok, err := s.replay(ctx, r.ID, r.Event, r.Peer)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				n++
+			}
+		}
+	}
+	return connect.NewResponse(&eventsv1.ReplayDeadLettersResponse{ReplayedCount: n}), nil
+}
+
+// replay applies one dead letter again and reports whether it left the
+// queue.
+func (s *DeadLetterServer) replay(ctx context.Context, id uuid.UUID, body []byte, peer string) (bool, error) {
+	ev := new(eventsv1.Event)
+	if err := proto.Unmarshal(body, ev); err != nil {
+		err := s.q.RetainDeadLetter(ctx, cartdb.RetainDeadLetterParams{ID: id, Reason: "the stored event cannot be decoded", Now: s.timestamp()})
+		return false, s.replayError(ctx, id, err)
+	}
+	out, _, err := s.receive(ctx, ev, peer, &id)
+	if err != nil {
+		return false, s.replayError(ctx, id, err)
+	}
+	return out != outcomeDeadLettered, nil
+}
+
+func (s *DeadLetterServer) replayError(ctx context.Context, id uuid.UUID, err error) error {
+	if err == nil || ctx.Err() != nil {
+		return err
+	}
+	s.log.ErrorContext(ctx, "events: replaying a dead letter failed", "dead_letter", id, "error", err)
+	return errEventsUnavailable
+}
+
+// PurgeDeadLetters deletes the chosen dead letters (ids, or all) for good
+// and returns how many it deleted. ids and all together are
+// InvalidArgument; an empty request does nothing; unknown ids are skipped.
+func (s *DeadLetterServer) PurgeDeadLetters(ctx context.Context, req *connect.Request[eventsv1.PurgeDeadLettersRequest]) (*connect.Response[eventsv1.PurgeDeadLettersResponse], error) {
+	ids, err := deadLetterIDs(req.Msg.GetIds(), req.Msg.GetAll())
+	if err != nil {
+		return nil, err
+	}
+	var n int64
+	switch {
+	case req.Msg.GetAll():
+		n, err = s.q.PurgeAllDeadLetters(ctx)
+	case len(ids) > 0:
+		n, err = s.q.PurgeDeadLetters(ctx, ids)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&eventsv1.PurgeDeadLettersResponse{PurgedCount: n}), nil
+}
+
+// deadLetterIDs validates the selection of a replay or purge request.
+func deadLetterIDs(raw []string, all bool) ([]uuid.UUID, error) {
+	if all && len(raw) > 0 {
+		return nil, shoperr.Invalid("ids", "must be empty when all is set; choose ids or all")
+	}
+	if len(raw) > maxDeadLetterIDs {
+		return nil, shoperr.Invalid("ids", "must name at most %d dead letters, got %d", maxDeadLetterIDs, len(raw))
+	}
+	ids := make([]uuid.UUID, len(raw))
+	for i, r := range raw {
+		id, err := parseID(fmt.Sprintf("ids[%d]", i), r)
+		if err != nil {
+			return nil, err
+		}
+		ids[i] = id
+	}
+	return ids, nil
+}

@@ -1,0 +1,125 @@
+package cartsvc
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+
+	"connectrpc.com/connect"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/protobuf/proto"
+
+	eventsv1 "github.com/decoupledshop/shop/gen/proto/shop/events/v1"
+	"github.com/decoupledshop/shop/gen/proto/shop/events/v1/eventsv1connect"
+	"github.com/decoupledshop/shop/internal/auth"
+	"github.com/decoupledshop/shop/internal/shoperr"
+)
+
+// The contract's limits of one DeliverEvents call.
+const (
+	MaxEventBatch      = 256
+	MaxEventBatchBytes = 512 << 10
+)
+
+// EventSinkServer implements shop.events.v1.EventSinkService: productsvc's
+// relay delivers catalog events here. Only service tokens with the
+// events:write scope reach it (see Rules).
+type EventSinkServer struct {
+	*Service
+}
+
+var _ eventsv1connect.EventSinkServiceHandler = (*EventSinkServer)(nil)
+
+// errEventsUnavailable fails a whole call when an event could not be
+// handled for a reason that may pass; the sender retries the call.
+var errEventsUnavailable = shoperr.Unavailable("events cannot be applied right now; retry later")
+
+// DeliverEvents applies a batch and answers one result per distinct event
+// id, in the order of first appearance (a repeated id in the same call is
+// handled once). The events of one aggregate are applied in their order
+// in the call; those of different aggregates up to Options.EventLanes at
+// a time. Each event is handled on its own (see receive): applied
+// (ACCEPTED), already received (DUPLICATE), not newer than what is known
+// (STALE), accepted and ignored (ACCEPTED: CategoryChanged, unknown types),
+// or poison (DEAD_LETTERED, with the reason); a bad event never fails the
+// call.
+//
+// The call fails as a whole only with ResourceExhausted (more than
+// MaxEventBatch events or MaxEventBatchBytes bytes, or more events than the
+// caller's rate limit allows now; nothing is applied, and the sender halves
+// its batches) and with Unavailable when an event could not be handled for
+// a reason that may pass, such as the database being down (events before
+// it in the batch may have been applied: the retry finds them DUPLICATE).
+func (s *EventSinkServer) DeliverEvents(ctx context.Context, req *connect.Request[eventsv1.DeliverEventsRequest]) (*connect.Response[eventsv1.DeliverEventsResponse], error) {
+	events := req.Msg.GetEvents()
+	if len(events) > MaxEventBatch {
+		s.metrics.refused.WithLabelValues("size").Inc()
+		return nil, shoperr.ResourceExhausted("events: a call carries at most %d events, got %d; send smaller batches", MaxEventBatch, len(events))
+	}
+	if size := proto.Size(req.Msg); size > MaxEventBatchBytes {
+		s.metrics.refused.WithLabelValues("size").Inc()
+		return nil, shoperr.ResourceExhausted("events: a call carries at most %d bytes, got %d; send smaller batches", MaxEventBatchBytes, size)
+	}
+	peer := caller(ctx)
+	if !s.limits.allow(peer, s.now(), len(events)) {
+		s.metrics.refused.WithLabelValues("rate").Inc()
+		return nil, shoperr.ResourceExhausted("events: more than %g events per second from this caller; slow down", float64(s.limits.limit))
+	}
+	// One result per distinct id, in order of first appearance.
+	var todo []*eventsv1.Event
+	seen := make(map[string]bool, len(events))
+	for _, ev := range events {
+		if !seen[ev.GetId()] {
+			seen[ev.GetId()] = true
+			todo = append(todo, ev)
+		}
+	}
+	results := make([]*eventsv1.DeliveryResult, len(todo))
+	// Lanes by aggregate: one aggregate's events in order in one lane, the
+	// lanes concurrently (their transactions touch disjoint rows).
+	lanes := min(s.eventLanes, len(todo))
+	g, gctx := errgroup.WithContext(ctx)
+	for lane := range lanes {
+		g.Go(func() error {
+			for i, ev := range todo {
+				if laneOf(ev.GetAggregateId(), lanes) != lane {
+					continue
+				}
+				out, reason, err := s.receive(gctx, ev, peer, nil)
+				if err != nil {
+					return fmt.Errorf("event %s: %w", short(ev.GetId()), err)
+				}
+				results[i] = &eventsv1.DeliveryResult{EventId: ev.GetId(), Status: out.status(), Reason: reason}
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		s.log.ErrorContext(ctx, "events: an event could not be handled; failing the call", "error", err)
+		return nil, errEventsUnavailable
+	}
+	return connect.NewResponse(&eventsv1.DeliverEventsResponse{Results: results}), nil
+}
+
+// laneOf spreads aggregates over n lanes.
+func laneOf(aggregate string, n int) int {
+	h := fnv.New32a()
+	h.Write([]byte(aggregate))
+	return int(h.Sum32() % uint32(n))
+}
+
+// caller names the service client of a verified service token: its
+// client_id, else its subject (which equals it).
+func caller(ctx context.Context) string {
+	id, ok := auth.FromContext(ctx)
+	switch {
+	case !ok:
+		return ""
+	case id.ClientID != "":
+		return id.ClientID
+	}
+	return id.Subject
+}

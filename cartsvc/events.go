@@ -1,0 +1,406 @@
+package cartsvc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/proto"
+
+	eventsv1 "github.com/decoupledshop/shop/gen/proto/shop/events/v1"
+	cartdb "github.com/decoupledshop/shop/gen/sqlc/cart"
+	"github.com/decoupledshop/shop/internal/money"
+)
+
+// The event types cartsvc knows: the full names of the payload messages.
+var (
+	typeProductChanged  = typeName(&eventsv1.ProductChanged{})
+	typeProductDeleted  = typeName(&eventsv1.ProductDeleted{})
+	typeCategoryChanged = typeName(&eventsv1.CategoryChanged{})
+)
+
+func typeName(m proto.Message) string { return string(m.ProtoReflect().Descriptor().FullName()) }
+
+// outcome is what receiving one event came to.
+type outcome string
+
+// Outcomes, also the values of the inbox's outcome column and of the
+// result label of the cartsvc_events_total counter.
+const (
+	// outcomeApplied: a product event newer than anything known; its cart
+	// lines and wishlist items now hold its state. ACCEPTED.
+	outcomeApplied outcome = "applied"
+	// outcomeUnused: a known type cartsvc keeps nothing of
+	// (CategoryChanged: cart lines hold no category). ACCEPTED.
+	outcomeUnused outcome = "unused"
+	// outcomeUnknown: a type this build does not know, ignored so that old
+	// receivers survive new senders. ACCEPTED.
+	outcomeUnknown outcome = "unknown"
+	// outcomeStale: not newer than the product's recorded version, or the
+	// product is deleted. STALE.
+	outcomeStale outcome = "stale"
+	// outcomeDuplicate: the event id is in the inbox. DUPLICATE.
+	outcomeDuplicate outcome = "duplicate"
+	// outcomeDeadLettered: poison, stored in event_dlq. DEAD_LETTERED.
+	outcomeDeadLettered outcome = "dead_lettered"
+)
+
+func (o outcome) status() eventsv1.DeliveryStatus {
+	switch o {
+	case outcomeApplied, outcomeUnused, outcomeUnknown:
+		return eventsv1.DeliveryStatus_DELIVERY_STATUS_ACCEPTED
+	case outcomeStale:
+		return eventsv1.DeliveryStatus_DELIVERY_STATUS_STALE
+	case outcomeDuplicate:
+		return eventsv1.DeliveryStatus_DELIVERY_STATUS_DUPLICATE
+	case outcomeDeadLettered:
+		return eventsv1.DeliveryStatus_DELIVERY_STATUS_DEAD_LETTERED
+	}
+	return eventsv1.DeliveryStatus_DELIVERY_STATUS_UNSPECIFIED
+}
+
+// eventKind says how an event is applied.
+type eventKind int
+
+const (
+	kindUnknown eventKind = iota
+	kindProductChanged
+	kindProductDeleted
+	kindCategoryChanged
+)
+
+// event is an event that passed checkEvent.
+type event struct {
+	msg       *eventsv1.Event
+	id        uuid.UUID
+	kind      eventKind
+	aggregate pgtype.UUID // the aggregate id, when it is a UUID
+	version   int64       // aggregate_version
+	// ProductChanged's state.
+	name     string
+	price    int64
+	currency string
+}
+
+// checkEvent checks ev against the event contract and returns it ready to
+// apply, or the reason it is poison: safe to show to operators, and
+// quoting only values it has checked or shortened.
+//
+// Poison is an event whose id is not a UUID, whose type is empty or does
+// not match its payload, of a known type whose payload is missing, or whose
+// payload contradicts the envelope (id ≠ aggregate_id, version ≠
+// aggregate_version, version < 1); a ProductChanged must also have a name
+// and a price in the shop currency within 0..money.MaxPriceMinor. An event
+// with no payload and a type this build does not know is kindUnknown, not
+// poison.
+func (s *Service) checkEvent(ev *eventsv1.Event) (event, string) {
+	e := event{msg: ev, version: ev.GetAggregateVersion()}
+	id, ok := parseUUID(ev.GetId())
+	if !ok {
+		return e, "id: must be a UUID"
+	}
+	e.id = id
+	if agg, ok := parseUUID(ev.GetAggregateId()); ok {
+		e.aggregate = pgtype.UUID{Bytes: agg, Valid: true}
+	}
+	typ := ev.GetType()
+	if typ == "" {
+		return e, "type: must not be empty"
+	}
+	var want string
+	switch p := ev.GetPayload().(type) {
+	case nil:
+		switch typ {
+		case typeProductChanged, typeProductDeleted, typeCategoryChanged:
+			return e, fmt.Sprintf("payload: a %s event needs its payload", typ)
+		}
+		e.kind = kindUnknown
+		return e, ""
+	case *eventsv1.Event_ProductChanged:
+		want, e.kind = typeProductChanged, kindProductChanged
+		pc := p.ProductChanged
+		if reason := checkAggregate(e, "product_changed", pc.GetId(), pc.GetVersion()); reason != "" {
+			return e, reason
+		}
+		if pc.GetName() == "" {
+			return e, "product_changed.name: must not be empty"
+		}
+		price := pc.GetPrice()
+		switch {
+		case price == nil:
+			return e, "product_changed.price: is required"
+		case price.GetCurrencyCode() != string(s.currency):
+			return e, fmt.Sprintf("product_changed.price: currency %s is not the shop currency %s", short(price.GetCurrencyCode()), s.currency)
+		case price.GetAmountMinor() < 0 || price.GetAmountMinor() > money.MaxPriceMinor:
+			return e, fmt.Sprintf("product_changed.price: amount_minor %d is outside 0..%d", price.GetAmountMinor(), int64(money.MaxPriceMinor))
+		}
+		e.name, e.price, e.currency = pc.GetName(), price.GetAmountMinor(), price.GetCurrencyCode()
+	case *eventsv1.Event_ProductDeleted:
+		want, e.kind = typeProductDeleted, kindProductDeleted
+		pd := p.ProductDeleted
+		if reason := checkAggregate(e, "product_deleted", pd.GetId(), pd.GetVersion()); reason != "" {
+			return e, reason
+		}
+	case *eventsv1.Event_CategoryChanged:
+		want, e.kind = typeCategoryChanged, kindCategoryChanged
+		cc := p.CategoryChanged
+		if reason := checkAggregate(e, "category_changed", cc.GetId(), cc.GetVersion()); reason != "" {
+			return e, reason
+		}
+	}
+	if typ != want {
+		return e, fmt.Sprintf("type: %s does not match the %s payload", short(typ), want)
+	}
+	return e, ""
+}
+
+// checkAggregate checks that a payload names the event's aggregate at its
+// version.
+func checkAggregate(e event, payload, id string, version int64) string {
+	pid, ok := parseUUID(id)
+	switch {
+	case !e.aggregate.Valid:
+		return "aggregate_id: must be a UUID"
+	case !ok || pid != uuid.UUID(e.aggregate.Bytes):
+		return payload + ".id: must equal aggregate_id"
+	case e.version < 1:
+		return fmt.Sprintf("aggregate_version: must be positive, got %d", e.version)
+	case version != e.version:
+		return fmt.Sprintf("%s.version: %d must equal aggregate_version %d", payload, version, e.version)
+	}
+	return ""
+}
+
+// parseUUID accepts the canonical 36-character form of any UUID but the
+// nil one.
+func parseUUID(s string) (uuid.UUID, bool) {
+	if len(s) != 36 {
+		return uuid.Nil, false
+	}
+	id, err := uuid.Parse(s)
+	return id, err == nil && id != uuid.Nil
+}
+
+// short quotes s, cut to 40 characters, for a reason text.
+func short(s string) string {
+	const n = 40
+	if utf8.RuneCountInString(s) > n {
+		s = string([]rune(s)[:n]) + "…"
+	}
+	return strconv.Quote(s)
+}
+
+// errDuplicate rolls back the transaction of an event already in the inbox.
+var errDuplicate = errors.New("event already received")
+
+// receive handles one delivered (or, with dlqID, replayed) event from peer
+// and returns its outcome, and for a poison event the reason. It returns
+// an error only for a failure that may pass (the database is unreachable,
+// ctx ended): nothing of the event was then recorded.
+//
+// A valid event is applied in one transaction: RaiseProductVersion (the
+// version gate), RecordInboxEvent (the idempotency key; it also deletes the
+// event's dead letter), and when the version rose, the cart lines' and
+// wishlist items' snapshots and a notification to every replica (a stale
+// ProductChanged may still bring older snapshots forward, see
+// bringForward). After the commit this replica's catalog cache learns the
+// version at once. An event the database refuses as data (a constraint it
+// violates) is poison too.
+func (s *Service) receive(ctx context.Context, ev *eventsv1.Event, peer string, dlqID *uuid.UUID) (out outcome, reason string, err error) {
+	defer func() {
+		if err == nil {
+			s.metrics.results.WithLabelValues(string(out)).Inc()
+		}
+	}()
+	e, reason := s.checkEvent(ev)
+	if reason != "" {
+		return outcomeDeadLettered, reason, s.deadLetter(ctx, e, peer, reason, dlqID)
+	}
+	out, err = s.apply(ctx, e, peer)
+	switch {
+	case errors.Is(err, errDuplicate):
+		out, err = outcomeDuplicate, nil
+		if dlqID != nil {
+			err = s.q.DeleteDeadLetter(ctx, *dlqID)
+		}
+	case isDataError(err):
+		reason = "the event violates the cart database's constraints"
+		return outcomeDeadLettered, reason, s.deadLetter(ctx, e, peer, reason, dlqID)
+	}
+	if err != nil {
+		return "", "", err
+	}
+	if out == outcomeApplied {
+		s.products.ObserveVersion(e.aggregate.Bytes, e.version)
+	}
+	return out, "", nil
+}
+
+// apply runs a checked event's transaction (see receive).
+func (s *Service) apply(ctx context.Context, e event, peer string) (outcome, error) {
+	var out outcome
+	err := s.inTx(ctx, func(q *cartdb.Queries) error {
+		now := s.timestamp()
+		product := uuid.UUID(e.aggregate.Bytes)
+		switch e.kind {
+		case kindProductChanged, kindProductDeleted:
+			n, err := q.RaiseProductVersion(ctx, cartdb.RaiseProductVersionParams{
+				ProductID: product, Version: e.version, Deleted: e.kind == kindProductDeleted, Now: now,
+			})
+			if err != nil {
+				return err
+			}
+			out = outcomeStale
+			if n == 1 {
+				out = outcomeApplied
+			} else if err := bringForward(ctx, q, e); err != nil {
+				return err
+			}
+		case kindCategoryChanged:
+			out = outcomeUnused
+		default:
+			out = outcomeUnknown
+		}
+		n, err := q.RecordInboxEvent(ctx, cartdb.RecordInboxEventParams{
+			EventID: e.id, Type: storedType(e.msg.GetType()), AggregateID: e.aggregate, AggregateVersion: e.version,
+			Outcome: string(out), Peer: peer, Now: now,
+		})
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return errDuplicate
+		}
+		if out != outcomeApplied {
+			return nil
+		}
+		if e.kind == kindProductDeleted {
+			if _, err := q.MarkCartLinesDeleted(ctx, product); err != nil {
+				return err
+			}
+			if _, err := q.MarkWishlistItemsDeleted(ctx, product); err != nil {
+				return err
+			}
+		} else if err := refresh(ctx, q, e); err != nil {
+			return err
+		}
+		return q.NotifyProductVersion(ctx, versionPayload(product, e.version))
+	})
+	return out, err
+}
+
+// refresh copies a ProductChanged's state into the product's cart lines
+// and wishlist items whose snapshots are older.
+func refresh(ctx context.Context, q *cartdb.Queries, e event) error {
+	product := uuid.UUID(e.aggregate.Bytes)
+	if _, err := q.RefreshCartLines(ctx, cartdb.RefreshCartLinesParams{
+		ProductID: product, Version: e.version, Name: e.name, UnitPriceMinor: e.price, CurrencyCode: e.currency,
+	}); err != nil {
+		return err
+	}
+	_, err := q.RefreshWishlistItems(ctx, cartdb.RefreshWishlistItemsParams{
+		ProductID: product, Version: e.version, Name: e.name, PriceMinor: e.price, CurrencyCode: e.currency,
+	})
+	return err
+}
+
+// bringForward handles the snapshots of a stale ProductChanged: one older
+// than the product's recorded version (or its tombstone) still brings
+// snapshots older than itself forward, so that what a cart line shows,
+// deleted or not, is the newest state it was sent whatever the order of
+// arrival. Nothing else changes: the line stays unavailable after a
+// delete, and the mark does not move. (The transaction holds the mark's
+// row lock since RaiseProductVersion.)
+func bringForward(ctx context.Context, q *cartdb.Queries, e event) error {
+	if e.kind != kindProductChanged {
+		return nil
+	}
+	marks, err := q.GetProductVersions(ctx, []uuid.UUID{e.aggregate.Bytes})
+	if err != nil || len(marks) != 1 || e.version >= marks[0].Version {
+		return err
+	}
+	return refresh(ctx, q, e)
+}
+
+// maxStoredType bounds the type text kept in the inbox's and the dead
+// letters' type column (a dead letter keeps the event itself whole).
+const maxStoredType = 200
+
+// storedType is typ cut to maxStoredType bytes on a character boundary.
+func storedType(typ string) string {
+	if len(typ) <= maxStoredType {
+		return typ
+	}
+	typ = typ[:maxStoredType]
+	for !utf8.ValidString(typ) {
+		typ = typ[:len(typ)-1]
+	}
+	return typ
+}
+
+// deadLetter stores a poison event with reason, or for a replay (dlqID)
+// records the new reason on its dead letter.
+func (s *Service) deadLetter(ctx context.Context, e event, peer, reason string, dlqID *uuid.UUID) error {
+	now := s.timestamp()
+	if dlqID != nil {
+		return s.q.RetainDeadLetter(ctx, cartdb.RetainDeadLetterParams{ID: *dlqID, Reason: reason, Now: now})
+	}
+	body, err := proto.MarshalOptions{Deterministic: true}.Marshal(e.msg)
+	if err != nil {
+		return fmt.Errorf("encode a poison event: %w", err)
+	}
+	return s.q.DeadLetterEvent(ctx, cartdb.DeadLetterEventParams{
+		ID: s.newID(), EventID: pgtype.UUID{Bytes: e.id, Valid: e.id != uuid.Nil}, Type: storedType(e.msg.GetType()),
+		AggregateID: e.aggregate, AggregateVersion: e.version, Event: body,
+		Peer: peer, Reason: reason, Now: now,
+	})
+}
+
+// isDataError reports whether the database refused the event's data
+// (SQLSTATE classes 22, data exception, and 23, integrity constraint
+// violation), which no retry can change.
+func isDataError(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || len(pgErr.Code) != 5 {
+		return false
+	}
+	class := pgErr.Code[:2]
+	return class == "22" || class == "23"
+}
+
+// versionPayload is the cart_product_versions notification of a raised
+// high-water mark.
+func versionPayload(product uuid.UUID, version int64) string {
+	return product.String() + ":" + strconv.FormatInt(version, 10)
+}
+
+// eventMetrics counts what cartsvc did with the events it received.
+type eventMetrics struct {
+	results *prometheus.CounterVec
+	refused *prometheus.CounterVec
+}
+
+func newEventMetrics() *eventMetrics {
+	return &eventMetrics{
+		results: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cartsvc_events_total",
+			Help: "Events received through EventSinkService or replayed from the dead-letter queue, by result: " +
+				"applied, stale, duplicate, dead_lettered, unused (a known type cartsvc keeps nothing of) " +
+				"and unknown (a type this build does not know, accepted and ignored).",
+		}, []string{"result"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cartsvc_event_calls_refused_total",
+			Help: "DeliverEvents calls refused with ResourceExhausted, by reason: rate (the caller's rate limit) or size (too many events or bytes).",
+		}, []string{"reason"}),
+	}
+}
+
+func (m *eventMetrics) collectors() []prometheus.Collector {
+	return []prometheus.Collector{m.results, m.refused}
+}

@@ -1,0 +1,111 @@
+package cartsvc
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgxlisten"
+
+	"github.com/decoupledshop/shop/cartsvc/catalog"
+	cartdb "github.com/decoupledshop/shop/gen/sqlc/cart"
+)
+
+// VersionsChannel is the notification channel on which every applied
+// product event announces the product's new version (payload
+// "<product id>:<version>"), at the commit of its transaction.
+const VersionsChannel = "cart_product_versions"
+
+// Catching up after a lost listening connection.
+const (
+	// catchUpSlack covers clock skew between replicas (each stamps the
+	// marks it raises with its own clock).
+	catchUpSlack = time.Minute
+	// catchUpWindow: older marks cannot matter, since the catalog keeps no
+	// entry longer than its maximum staleness.
+	catchUpWindow = catalog.DefaultMaxStale
+	// maxCatchUp bounds the marks read at once (the catalog's default
+	// bound on marks).
+	maxCatchUp = catalog.DefaultMaxEntries
+)
+
+// ListenForVersions keeps this replica's product cache in step with the
+// events every replica applies, until ctx is done. It LISTENs on
+// VersionsChannel over directURL (which must bypass any transaction-mode
+// pooler) and hands each announced version to the catalog's
+// ObserveVersion, which stops older cached data from being served. A lost
+// connection is retried every second; after each (re)connection the marks
+// raised since the previous one (at most catalog.DefaultMaxStale ago) are
+// read from product_versions, so nothing announced while it was down is
+// missed. Errors are logged, never returned.
+func (s *Service) ListenForVersions(ctx context.Context, directURL string) {
+	h := &versionHandler{s: s, since: s.timestamp()}
+	l := &pgxlisten.Listener{
+		Connect: func(ctx context.Context) (*pgx.Conn, error) {
+			return pgx.Connect(ctx, directURL)
+		},
+		LogError: func(ctx context.Context, err error) {
+			if ctx.Err() == nil {
+				s.log.WarnContext(ctx, "events: listening for product versions", "error", err)
+			}
+		},
+		ReconnectDelay: time.Second,
+	}
+	l.Handle(VersionsChannel, h)
+	_ = l.Listen(ctx) // returns only when ctx is done
+}
+
+// versionHandler applies notifications and catches up after reconnects.
+type versionHandler struct {
+	s *Service
+
+	mu    sync.Mutex
+	since time.Time // marks raised from here on may not have been seen
+}
+
+func (h *versionHandler) HandleNotification(_ context.Context, n *pgconn.Notification, _ *pgx.Conn) error {
+	id, version, ok := parseVersionPayload(n.Payload)
+	if ok {
+		h.s.products.ObserveVersion(id, version)
+	}
+	return nil
+}
+
+// HandleBacklog runs once LISTEN is in place: every mark raised from then
+// on is announced, and the ones raised since the previous connection are
+// read here.
+func (h *versionHandler) HandleBacklog(ctx context.Context, _ string, _ *pgx.Conn) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	now := h.s.timestamp()
+	since := h.since
+	if oldest := now.Add(-catchUpWindow); since.Before(oldest) {
+		since = oldest
+	}
+	since = since.Add(-catchUpSlack)
+	marks, err := h.s.q.ListProductVersionsSince(ctx, cartdb.ListProductVersionsSinceParams{Since: since, MaxRows: maxCatchUp})
+	if err != nil {
+		return err
+	}
+	for _, m := range marks {
+		h.s.products.ObserveVersion(m.ProductID, m.Version)
+	}
+	h.since = now
+	return nil
+}
+
+// parseVersionPayload reads "<product id>:<version>".
+func parseVersionPayload(p string) (uuid.UUID, int64, bool) {
+	idText, versionText, ok := strings.Cut(p, ":")
+	if !ok {
+		return uuid.Nil, 0, false
+	}
+	id, ok := parseUUID(idText)
+	version, err := strconv.ParseInt(versionText, 10, 64)
+	return id, version, ok && err == nil && version > 0
+}
