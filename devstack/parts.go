@@ -31,6 +31,10 @@ func (s *stack) parts() ([]part, error) {
 		"--drain-delay", "0s",
 		"--shutdown-timeout", "5s",
 		"--cors-allowed-origins", s.webOrigins(),
+		// Every catalog change reaches cartsvc through the outbox relay.
+		"--subscribers", "cartsvc=" + baseURL(s.cfg.cartAddr),
+		"--relay-client-id", devissuer.DemoRelayClient,
+		"--relay-client-secret", devissuer.DemoRelaySecret,
 	}
 	cartLog, err := s.logFile("cartsvc")
 	if err != nil {
