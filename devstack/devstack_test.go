@@ -219,8 +219,8 @@ func TestREADMEClientsAgainstTheStack(t *testing.T) {
 
 	got := shoptest.RunShell(t, shoptest.ReadmeBlock(t, "cart-curl"), env...)
 	lines := strings.Split(strings.TrimSpace(got), "\n")
-	if len(lines) != 5 {
-		t.Fatalf("the cart walkthrough printed %d lines, want 5:\n%s", len(lines), got)
+	if len(lines) != 6 {
+		t.Fatalf("the cart walkthrough printed %d lines, want 6:\n%s", len(lines), got)
 	}
 	aliceCart, bobCart := lines[2], lines[4]
 	for _, want := range []string{`"quantity":2`, `"code":"WELCOME10"`, `"amountMinor":"16198"`} {
@@ -230,6 +230,9 @@ func TestREADMEClientsAgainstTheStack(t *testing.T) {
 	}
 	if strings.Contains(bobCart, "items") || strings.Contains(bobCart, "WELCOME10") {
 		t.Errorf("bob sees alice's cart: %s", bobCart)
+	}
+	if want := `{"unitPrice":{"currencyCode":"EUR","amountMinor":"7999"},"addedUnitPrice":{"currencyCode":"EUR","amountMinor":"8999"},"priceChanged":true}`; lines[5] != want {
+		t.Errorf("after the admin's price change alice's line is\n%s\nwant\n%s", lines[5], want)
 	}
 
 	example := shoptest.RunShell(t, `go run ./examples/goclient --user bob --query beanie --issuer-url "$ISSUER" --products-url "$PRODUCTS" --cart-url "$CART"`, env...)
