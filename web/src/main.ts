@@ -55,12 +55,16 @@ class Storefront {
     this.renderCart();
     this.renderWishlist();
     await Promise.all([this.loadCategories(), this.loadProducts(true), this.refreshCart(), this.refreshWishlist()]);
-    setInterval(() => {
-      if (document.visibilityState === "visible") void this.refreshCart();
-    }, this.cfg.cartPollSeconds * 1000);
-    document.addEventListener("visibilitychange", () => {
-      if (document.visibilityState === "visible") void this.refreshCart();
-    });
+    // Prices and availability change under the page (events from the
+    // catalog): poll the cart and the wishlist while the page is visible.
+    const refreshLists = () => {
+      if (document.visibilityState === "visible") {
+        void this.refreshCart();
+        void this.refreshWishlist();
+      }
+    };
+    setInterval(refreshLists, this.cfg.cartPollSeconds * 1000);
+    document.addEventListener("visibilitychange", refreshLists);
     document.body.dataset["ready"] = "true";
   }
 
