@@ -120,7 +120,7 @@ func shopper(i int) string { return fmt.Sprintf("shopper%02d", i) }
 // setup starts the bundle. By default the catalog client waits up to 5 s
 // per call and retries twice without waiting (no sleeps for backoff), so
 // only the tests that break productsvc on purpose see failures.
-func setup(t *testing.T, opts ...option) *testBundle {
+func setup(t testing.TB, opts ...option) *testBundle {
 	t.Helper()
 	cfg := config{catalog: catalog.Config{
 		CallTimeout: 5 * time.Second,
@@ -197,7 +197,7 @@ const (
 
 // serveCart serves svc as cartsvc on a fresh loopback port, with the
 // bundle's verifier, and returns its base URL.
-func (b *testBundle) serveCart(t *testing.T, svc *cartsvc.Service) string {
+func (b *testBundle) serveCart(t testing.TB, svc *cartsvc.Service) string {
 	t.Helper()
 	srv := server.New(b.ccfg)
 	cartsvc.Mount(srv, server.HandlerOptions(b.ccfg), b.verifier, svc)
@@ -231,7 +231,7 @@ func protocol(p []shoptest.Protocol) shoptest.Protocol {
 func eur(amount int64) *typev1.Money { return &typev1.Money{CurrencyCode: "EUR", AmountMinor: amount} }
 
 // createProduct creates a product in productsvc (not through the front).
-func (b *testBundle) createProduct(t *testing.T, name string, price int64) *productv1.Product {
+func (b *testBundle) createProduct(t testing.TB, name string, price int64) *productv1.Product {
 	t.Helper()
 	resp, err := b.products.CreateProduct(context.Background(), connect.NewRequest(&productv1.CreateProductRequest{
 		Sku: "SKU-" + strings.ToUpper(uuid.NewString()[:8]), Name: name, CategoryId: b.categoryID, Price: eur(price),
@@ -243,7 +243,7 @@ func (b *testBundle) createProduct(t *testing.T, name string, price int64) *prod
 }
 
 // setPrice changes a product's price in productsvc and returns it.
-func (b *testBundle) setPrice(t *testing.T, p *productv1.Product, price int64) *productv1.Product {
+func (b *testBundle) setPrice(t testing.TB, p *productv1.Product, price int64) *productv1.Product {
 	t.Helper()
 	resp, err := b.products.UpdateProduct(context.Background(), connect.NewRequest(&productv1.UpdateProductRequest{
 		Product:    &productv1.Product{Id: p.Id, Price: eur(price)},
@@ -255,7 +255,7 @@ func (b *testBundle) setPrice(t *testing.T, p *productv1.Product, price int64) *
 	return resp.Msg.Product
 }
 
-func (b *testBundle) deleteProduct(t *testing.T, p *productv1.Product) {
+func (b *testBundle) deleteProduct(t testing.TB, p *productv1.Product) {
 	t.Helper()
 	if _, err := b.products.DeleteProduct(context.Background(), connect.NewRequest(&productv1.DeleteProductRequest{Id: p.Id})); err != nil {
 		t.Fatalf("DeleteProduct(%s): %v", p.Id, err)
@@ -264,7 +264,7 @@ func (b *testBundle) deleteProduct(t *testing.T, p *productv1.Product) {
 
 // add adds quantity of p to who's cart, failing the test on error, and
 // waits until the catalog cache holds what the add fetched.
-func (b *testBundle) add(t *testing.T, who string, p *productv1.Product, quantity int32) *cartv1.Cart {
+func (b *testBundle) add(t testing.TB, who string, p *productv1.Product, quantity int32) *cartv1.Cart {
 	t.Helper()
 	resp, err := b.carts(who).AddCartItem(context.Background(), connect.NewRequest(&cartv1.AddCartItemRequest{ProductId: p.Id, Quantity: quantity}))
 	if err != nil {
@@ -275,7 +275,7 @@ func (b *testBundle) add(t *testing.T, who string, p *productv1.Product, quantit
 }
 
 // cart returns who's cart, failing the test on error.
-func (b *testBundle) cart(t *testing.T, who string) *cartv1.Cart {
+func (b *testBundle) cart(t testing.TB, who string) *cartv1.Cart {
 	t.Helper()
 	resp, err := b.carts(who).GetCart(context.Background(), connect.NewRequest(&cartv1.GetCartRequest{}))
 	if err != nil {
@@ -286,7 +286,7 @@ func (b *testBundle) cart(t *testing.T, who string) *cartv1.Cart {
 }
 
 // wishlist returns who's wishlist, failing the test on error.
-func (b *testBundle) wishlist(t *testing.T, who string) *cartv1.Wishlist {
+func (b *testBundle) wishlist(t testing.TB, who string) *cartv1.Wishlist {
 	t.Helper()
 	resp, err := b.wishlists(who).GetWishlist(context.Background(), connect.NewRequest(&cartv1.GetWishlistRequest{}))
 	if err != nil {
@@ -297,7 +297,7 @@ func (b *testBundle) wishlist(t *testing.T, who string) *cartv1.Wishlist {
 
 // createPromo creates a promo code valid for the next 30 days of the cart
 // clock.
-func (b *testBundle) createPromo(t *testing.T, req *cartv1.CreatePromoCodeRequest) *cartv1.PromoCode {
+func (b *testBundle) createPromo(t testing.TB, req *cartv1.CreatePromoCodeRequest) *cartv1.PromoCode {
 	t.Helper()
 	if req.EndTime == nil {
 		req.EndTime = timestamppb.New(b.clock.Now().Add(30 * 24 * time.Hour))
@@ -315,14 +315,14 @@ func (b *testBundle) expireCache() { b.clock.Advance(catalog.DefaultTTL + time.S
 
 // exec runs SQL on the cart database as the cart's role, as the events
 // issue's consumer would.
-func (b *testBundle) exec(t *testing.T, sql string, args ...any) {
+func (b *testBundle) exec(t testing.TB, sql string, args ...any) {
 	t.Helper()
 	if _, err := b.cartPool.Exec(context.Background(), sql, args...); err != nil {
 		t.Fatalf("exec %q: %v", sql, err)
 	}
 }
 
-func (b *testBundle) count(t *testing.T, sql string, args ...any) int {
+func (b *testBundle) count(t testing.TB, sql string, args ...any) int {
 	t.Helper()
 	var n int
 	if err := b.cartPool.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil && !errors.Is(err, pgx.ErrNoRows) {
@@ -333,7 +333,7 @@ func (b *testBundle) count(t *testing.T, sql string, args ...any) int {
 
 // serveStoppable serves srv on a loopback port until stop is called or the
 // test ends, and returns its base URL. After stop, connections are refused.
-func serveStoppable(t *testing.T, srv *server.Server) (string, func()) {
+func serveStoppable(t testing.TB, srv *server.Server) (string, func()) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -416,7 +416,7 @@ const (
 	slow           // answer after delay (or when the caller gives up)
 )
 
-func newFront(t *testing.T, target string) *front {
+func newFront(t testing.TB, target string) *front {
 	u, err := url.Parse(target)
 	if err != nil {
 		t.Fatal(err)
@@ -517,7 +517,7 @@ func (f *front) release() {
 // eventually polls cond every few milliseconds until it holds, failing the
 // test after 10 s. It waits for other goroutines to reach a state, never
 // for time to pass.
-func eventually(t *testing.T, what string, cond func() bool) {
+func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {
