@@ -625,7 +625,19 @@ func TestDeadLetterService(t *testing.T) {
 	if len(listed) != 4 {
 		t.Fatalf("listed %d dead letters in pages of 3, want 4", len(listed))
 	}
-	last := listed[0] // newest first: the broken one
+	// Events of one batch are applied concurrently, so their dead letters'
+	// order is not the delivery order: find the broken one by its event id.
+	var last, fixable *eventsv1.DeadLetter // the broken one, and a USD one
+	for _, d := range listed {
+		if d.Event.GetId() == broken.Id {
+			last = d
+		} else {
+			fixable = d
+		}
+	}
+	if last == nil || fixable == nil {
+		t.Fatalf("the broken event %s is not among the dead letters", broken.Id)
+	}
 	if last.Event.GetId() != broken.Id || last.Peer != shoptest.EventsClient || last.Attempts != 1 || !strings.Contains(last.Reason, "product_changed.id") {
 		t.Errorf("newest dead letter = %v; want the broken event from %s, 1 attempt, with its reason", last, shoptest.EventsClient)
 	}
@@ -663,7 +675,7 @@ func TestDeadLetterService(t *testing.T) {
 	// same database).
 	fixed := b.serveCart(t, cartsvc.NewService(b.cartPool, b.catalog, cartsvc.Options{Currency: "USD", Now: b.clock.Now}))
 	fixedDLQ := eventsv1connect.NewDeadLetterServiceClient(shoptest.HTTPClient(), fixed, connect.WithInterceptors(shoptest.Bearer(b.tokens["admin"])))
-	if n := replay(fixedDLQ, &eventsv1.ReplayDeadLettersRequest{Ids: []string{listed[1].Id, uuid.NewString()}}); n != 1 {
+	if n := replay(fixedDLQ, &eventsv1.ReplayDeadLettersRequest{Ids: []string{fixable.Id, uuid.NewString()}}); n != 1 {
 		t.Errorf("replaying one fixed dead letter (and an unknown id) replayed %d, want 1", n)
 	}
 	// A redelivery of a dead-lettered event that the fixed receiver
