@@ -16,7 +16,7 @@ import (
 const (
 	msgUnauthenticated  = "missing or invalid access token"
 	msgPermissionDenied = "permission denied"
-	msgNotClassified    = "procedure not classified"
+	msgNotClassified    = "unknown procedure; check the service and method names (server reflection lists them)"
 	msgKeysUnavailable  = "cannot verify access token now, retry later"
 )
 
@@ -49,7 +49,8 @@ type middleware struct {
 //
 // For each request:
 //   - a procedure not in rules (or an escaped path) is refused with
-//     PermissionDenied "procedure not classified", before any token work;
+//     Unimplemented "unknown procedure ...", before any token work (deny
+//     unless classified);
 //   - a malformed Authorization header (not exactly one "Bearer <token>",
 //     scheme case-insensitive) is Unauthenticated;
 //   - a token that fails v.Verify is Unauthenticated (Unavailable if the
@@ -81,7 +82,10 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	procedure := r.URL.Path
 	access, ok := m.rules[procedure]
 	if !ok || r.URL.RawPath != "" {
-		m.refuse(w, r, connect.CodePermissionDenied, msgNotClassified, "", "no rule for this path")
+		// Deny unless classified. Every procedure a service serves has a
+		// rule (each service checks that in a test), so a path without one
+		// is a misspelt or foreign procedure: say so, as gRPC does.
+		m.refuse(w, r, connect.CodeUnimplemented, msgNotClassified, "", "no rule for this path")
 		return
 	}
 	token, present, err := bearerToken(r.Header)

@@ -21,7 +21,8 @@ const ok = connect.Code(0)
 var (
 	unauthenticated = connect.CodeUnauthenticated
 	denied          = connect.CodePermissionDenied
-	allRefused      = [5]connect.Code{unauthenticated, unauthenticated, unauthenticated, unauthenticated, denied}
+	unknown         = connect.CodeUnimplemented // no rule: refused as an unknown procedure
+	allRefused      = [5]connect.Code{unauthenticated, unauthenticated, unauthenticated, unauthenticated, unknown}
 )
 
 // columns of the matrix, in the order of matrixRow.want.
@@ -43,12 +44,12 @@ func TestTokenMatrix(t *testing.T) {
 	aliceWho := devissuer.Subject("alice") + " service=false"
 
 	rows := []matrixRow{
-		{"no token", "", [5]connect.Code{ok, unauthenticated, unauthenticated, unauthenticated, denied}, "anonymous"},
-		{"user", bearer(issuertest.UserToken(t, b.iss, "alice")), [5]connect.Code{ok, ok, denied, denied, denied}, aliceWho},
-		{"user, lower-case scheme", "bearer " + issuertest.UserToken(t, b.iss, "alice"), [5]connect.Code{ok, ok, denied, denied, denied}, aliceWho},
-		{"admin", bearer(issuertest.UserToken(t, b.iss, "root")), [5]connect.Code{ok, ok, ok, denied, denied}, devissuer.Subject("root") + " service=false"},
-		{"service", bearer(issuertest.ServiceToken(t, b.iss, "productsvc")), [5]connect.Code{ok, denied, denied, ok, denied}, "productsvc service=true"},
-		{"client token without the service scope", bearer(issuertest.ServiceToken(t, b.iss, "reporting")), [5]connect.Code{ok, denied, denied, denied, denied}, "reporting service=true"},
+		{"no token", "", [5]connect.Code{ok, unauthenticated, unauthenticated, unauthenticated, unknown}, "anonymous"},
+		{"user", bearer(issuertest.UserToken(t, b.iss, "alice")), [5]connect.Code{ok, ok, denied, denied, unknown}, aliceWho},
+		{"user, lower-case scheme", "bearer " + issuertest.UserToken(t, b.iss, "alice"), [5]connect.Code{ok, ok, denied, denied, unknown}, aliceWho},
+		{"admin", bearer(issuertest.UserToken(t, b.iss, "root")), [5]connect.Code{ok, ok, ok, denied, unknown}, devissuer.Subject("root") + " service=false"},
+		{"service", bearer(issuertest.ServiceToken(t, b.iss, "productsvc")), [5]connect.Code{ok, denied, denied, ok, unknown}, "productsvc service=true"},
+		{"client token without the service scope", bearer(issuertest.ServiceToken(t, b.iss, "reporting")), [5]connect.Code{ok, denied, denied, denied, unknown}, "reporting service=true"},
 		{"garbage", "Bearer not-a-jwt", allRefused, ""},
 		{"three garbage segments", "Bearer a.b.c", allRefused, ""},
 		{"basic scheme", "Basic YWxpY2U6YWxpY2UtcHc=", allRefused, ""},
@@ -93,7 +94,7 @@ func checkRefusal(t *testing.T, procedure string, err error) {
 		t.Errorf("%s: %v is not a *connect.Error", procedure, err)
 		return
 	}
-	generic := map[string]bool{"missing or invalid access token": true, "permission denied": true, "procedure not classified": true}
+	generic := map[string]bool{"missing or invalid access token": true, "permission denied": true, "unknown procedure; check the service and method names (server reflection lists them)": true}
 	if !generic[ce.Message()] {
 		t.Errorf("%s: message %q is not one of the generic messages", procedure, ce.Message())
 	}
@@ -169,8 +170,8 @@ func TestEscapedOrUnknownPathsAreNotClassified(t *testing.T) {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusForbidden {
-			t.Errorf("%s: status %d, want 403 (PermissionDenied: not classified)", path, resp.StatusCode)
+		if resp.StatusCode != http.StatusNotImplemented {
+			t.Errorf("%s: status %d, want 501 (Unimplemented: no rule for it)", path, resp.StatusCode)
 		}
 	}
 }
