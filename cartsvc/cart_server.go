@@ -10,6 +10,7 @@ import (
 	"github.com/decoupledshop/shop/gen/proto/shop/cart/v1/cartv1connect"
 	cartdb "github.com/decoupledshop/shop/gen/sqlc/cart"
 	"github.com/decoupledshop/shop/internal/shoperr"
+	"github.com/decoupledshop/shop/internal/uuidarg"
 )
 
 // CartServer implements shop.cart.v1.CartService on the caller's own cart.
@@ -58,7 +59,7 @@ func (s *CartServer) AddCartItem(ctx context.Context, req *connect.Request[cartv
 		return nil, err
 	}
 	m := req.Msg
-	id, err := parseID("product_id", m.GetProductId())
+	id, err := uuidarg.Parse("product_id", m.GetProductId())
 	if err != nil {
 		return nil, err
 	}
@@ -92,7 +93,7 @@ func (s *CartServer) UpdateCartItem(ctx context.Context, req *connect.Request[ca
 		return nil, err
 	}
 	m := req.Msg
-	id, err := parseID("product_id", m.GetProductId())
+	id, err := uuidarg.Parse("product_id", m.GetProductId())
 	if err != nil {
 		return nil, err
 	}
@@ -132,7 +133,7 @@ func (s *CartServer) RemoveCartItem(ctx context.Context, req *connect.Request[ca
 	if err != nil {
 		return nil, err
 	}
-	id, err := parseID("product_id", req.Msg.GetProductId())
+	id, err := uuidarg.Parse("product_id", req.Msg.GetProductId())
 	if err != nil {
 		return nil, err
 	}

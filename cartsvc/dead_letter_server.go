@@ -2,17 +2,16 @@ package cartsvc
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"connectrpc.com/connect"
 	"github.com/google/uuid"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	eventsv1 "github.com/decoupledshop/shop/gen/proto/shop/events/v1"
 	"github.com/decoupledshop/shop/gen/proto/shop/events/v1/eventsv1connect"
 	cartdb "github.com/decoupledshop/shop/gen/sqlc/cart"
+	"github.com/decoupledshop/shop/internal/deadletter"
 	"github.com/decoupledshop/shop/internal/pagetoken"
 	"github.com/decoupledshop/shop/internal/shoperr"
 )
@@ -25,9 +24,6 @@ type DeadLetterServer struct {
 }
 
 var _ eventsv1connect.DeadLetterServiceHandler = (*DeadLetterServer)(nil)
-
-// maxDeadLetterIDs bounds ids in one replay or purge request.
-const maxDeadLetterIDs = 1000
 
 // replayBatch is how many dead letters a replay of all reads at a time.
 const replayBatch = 100
@@ -57,21 +53,16 @@ func (s *DeadLetterServer) ListDeadLetters(ctx context.Context, req *connect.Req
 	if err != nil {
 		return nil, err
 	}
-	resp := &eventsv1.ListDeadLettersResponse{DeadLetters: make([]*eventsv1.DeadLetter, 0, len(rows))}
-	for i, d := range rows {
-		if i == int(size) {
-			last := rows[i-1]
-			resp.NextPageToken = pagetoken.Encode(pagetoken.Cursor{CreateTime: last.CreateTime, Key: last.ID.String()}, filters)
-			break
+	rows, next := pagetoken.Page(rows, size, filters, func(d cartdb.ListDeadLettersRow) pagetoken.Cursor {
+		return pagetoken.Cursor{CreateTime: d.CreateTime, Key: d.ID.String()}
+	})
+	resp := &eventsv1.ListDeadLettersResponse{DeadLetters: make([]*eventsv1.DeadLetter, 0, len(rows)), NextPageToken: next}
+	for _, d := range rows {
+		m, err := deadletter.Message(d.ID, d.Event, d.Peer, d.Reason, d.Attempts, d.CreateTime)
+		if err != nil {
+			return nil, err
 		}
-		ev := new(eventsv1.Event)
-		if err := proto.Unmarshal(d.Event, ev); err != nil {
-			return nil, fmt.Errorf("dead letter %s: decode its event: %w", d.ID, err)
-		}
-		resp.DeadLetters = append(resp.DeadLetters, &eventsv1.DeadLetter{
-			Id: d.ID.String(), Event: ev, Peer: d.Peer, Reason: d.Reason,
-			Attempts: d.Attempts, CreateTime: timestamppb.New(d.CreateTime),
-		})
+		resp.DeadLetters = append(resp.DeadLetters, m)
 	}
 	return connect.NewResponse(resp), nil
 }
@@ -84,7 +75,7 @@ func (s *DeadLetterServer) ListDeadLetters(ctx context.Context, req *connect.Req
 // nothing; unknown ids are skipped. A failure that may pass (the database)
 // is Unavailable; what was replayed before it stays replayed.
 func (s *DeadLetterServer) ReplayDeadLetters(ctx context.Context, req *connect.Request[eventsv1.ReplayDeadLettersRequest]) (*connect.Response[eventsv1.ReplayDeadLettersResponse], error) {
-	ids, err := deadLetterIDs(req.Msg.GetIds(), req.Msg.GetAll())
+	ids, err := deadletter.IDs(req.Msg.GetIds(), req.Msg.GetAll())
 	if err != nil {
 		return nil, err
 	}
@@ -156,7 +147,7 @@ func (s *DeadLetterServer) replayError(ctx context.Context, id uuid.UUID, err er
 // and returns how many it deleted. ids and all together are
 // InvalidArgument; an empty request does nothing; unknown ids are skipped.
 func (s *DeadLetterServer) PurgeDeadLetters(ctx context.Context, req *connect.Request[eventsv1.PurgeDeadLettersRequest]) (*connect.Response[eventsv1.PurgeDeadLettersResponse], error) {
-	ids, err := deadLetterIDs(req.Msg.GetIds(), req.Msg.GetAll())
+	ids, err := deadletter.IDs(req.Msg.GetIds(), req.Msg.GetAll())
 	if err != nil {
 		return nil, err
 	}
@@ -171,23 +162,4 @@ func (s *DeadLetterServer) PurgeDeadLetters(ctx context.Context, req *connect.Re
 		return nil, err
 	}
 	return connect.NewResponse(&eventsv1.PurgeDeadLettersResponse{PurgedCount: n}), nil
-}
-
-// deadLetterIDs validates the selection of a replay or purge request.
-func deadLetterIDs(raw []string, all bool) ([]uuid.UUID, error) {
-	if all && len(raw) > 0 {
-		return nil, shoperr.Invalid("ids", "must be empty when all is set; choose ids or all")
-	}
-	if len(raw) > maxDeadLetterIDs {
-		return nil, shoperr.Invalid("ids", "must name at most %d dead letters, got %d", maxDeadLetterIDs, len(raw))
-	}
-	ids := make([]uuid.UUID, len(raw))
-	for i, r := range raw {
-		id, err := parseID(fmt.Sprintf("ids[%d]", i), r)
-		if err != nil {
-			return nil, err
-		}
-		ids[i] = id
-	}
-	return ids, nil
 }

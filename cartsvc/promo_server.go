@@ -111,13 +111,11 @@ func (s *PromoCodeServer) ListPromoCodes(ctx context.Context, req *connect.Reque
 	if err != nil {
 		return nil, err
 	}
-	resp := &cartv1.ListPromoCodesResponse{PromoCodes: make([]*cartv1.PromoCode, 0, min(len(rows), int(size)))}
-	for i, r := range rows {
-		if i == int(size) {
-			last := rows[i-1]
-			resp.NextPageToken = pagetoken.Encode(pagetoken.Cursor{CreateTime: last.CreateTime, Key: last.Code}, "")
-			break
-		}
+	rows, next := pagetoken.Page(rows, size, "", func(r cartdb.ListPromoCodesRow) pagetoken.Cursor {
+		return pagetoken.Cursor{CreateTime: r.CreateTime, Key: r.Code}
+	})
+	resp := &cartv1.ListPromoCodesResponse{PromoCodes: make([]*cartv1.PromoCode, 0, len(rows)), NextPageToken: next}
+	for _, r := range rows {
 		resp.PromoCodes = append(resp.PromoCodes, promoView(cartdb.PromoCode{
 			Code: r.Code, PercentOff: r.PercentOff, AmountOffMinor: r.AmountOffMinor, CurrencyCode: r.CurrencyCode,
 			MaxRedemptions: r.MaxRedemptions, StartTime: r.StartTime, EndTime: r.EndTime, Active: r.Active,

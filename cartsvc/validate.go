@@ -4,22 +4,8 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/google/uuid"
-
 	"github.com/decoupledshop/shop/internal/shoperr"
 )
-
-// parseID parses a client-supplied UUID, naming field on failure.
-func parseID(field, s string) (uuid.UUID, error) {
-	if s == "" {
-		return uuid.Nil, shoperr.Invalid(field, "is required")
-	}
-	id, err := uuid.Parse(s)
-	if err != nil || len(s) != 36 {
-		return uuid.Nil, shoperr.Invalid(field, "must be a UUID like 123e4567-e89b-12d3-a456-426614174000")
-	}
-	return id, nil
-}
 
 // checkQuantity requires min..MaxQuantity.
 func checkQuantity(q, min int32) error {

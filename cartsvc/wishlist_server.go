@@ -10,6 +10,7 @@ import (
 	"github.com/decoupledshop/shop/gen/proto/shop/cart/v1/cartv1connect"
 	cartdb "github.com/decoupledshop/shop/gen/sqlc/cart"
 	"github.com/decoupledshop/shop/internal/shoperr"
+	"github.com/decoupledshop/shop/internal/uuidarg"
 )
 
 // WishlistServer implements shop.cart.v1.WishlistService on the caller's
@@ -44,7 +45,7 @@ func (s *WishlistServer) AddWishlistItem(ctx context.Context, req *connect.Reque
 	if err != nil {
 		return nil, err
 	}
-	id, err := parseID("product_id", req.Msg.GetProductId())
+	id, err := uuidarg.Parse("product_id", req.Msg.GetProductId())
 	if err != nil {
 		return nil, err
 	}
@@ -97,7 +98,7 @@ func (s *WishlistServer) RemoveWishlistItem(ctx context.Context, req *connect.Re
 	if err != nil {
 		return nil, err
 	}
-	id, err := parseID("product_id", req.Msg.GetProductId())
+	id, err := uuidarg.Parse("product_id", req.Msg.GetProductId())
 	if err != nil {
 		return nil, err
 	}
@@ -126,7 +127,7 @@ func (s *WishlistServer) MoveWishlistItemToCart(ctx context.Context, req *connec
 		return nil, err
 	}
 	m := req.Msg
-	id, err := parseID("product_id", m.GetProductId())
+	id, err := uuidarg.Parse("product_id", m.GetProductId())
 	if err != nil {
 		return nil, err
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/decoupledshop/shop/internal/pagetoken"
 	"github.com/decoupledshop/shop/internal/pgdb"
 	"github.com/decoupledshop/shop/internal/shoperr"
+	"github.com/decoupledshop/shop/internal/uuidarg"
 )
 
 // CategoryServer implements shop.product.v1.CategoryService.
@@ -59,7 +60,7 @@ func (s *CategoryServer) CreateCategory(ctx context.Context, req *connect.Reques
 
 // GetCategory returns one category.
 func (s *CategoryServer) GetCategory(ctx context.Context, req *connect.Request[productv1.GetCategoryRequest]) (*connect.Response[productv1.GetCategoryResponse], error) {
-	id, err := parseID("id", req.Msg.GetId())
+	id, err := uuidarg.Parse("id", req.Msg.GetId())
 	if err != nil {
 		return nil, err
 	}
@@ -89,13 +90,9 @@ func (s *CategoryServer) ListCategories(ctx context.Context, req *connect.Reques
 	if err != nil {
 		return nil, err
 	}
-	resp := &productv1.ListCategoriesResponse{}
-	for i, c := range rows {
-		if i == int(size) {
-			last := rows[i-1]
-			resp.NextPageToken = pagetoken.Encode(pagetoken.Cursor{CreateTime: last.CreateTime, Key: last.ID.String()}, filters)
-			break
-		}
+	rows, next := pagetoken.Page(rows, size, filters, categoryCursor)
+	resp := &productv1.ListCategoriesResponse{NextPageToken: next}
+	for _, c := range rows {
 		resp.Categories = append(resp.Categories, categoryProto(c))
 	}
 	return connect.NewResponse(resp), nil
@@ -114,7 +111,7 @@ func (s *CategoryServer) UpdateCategory(ctx context.Context, req *connect.Reques
 	if in == nil {
 		return nil, shoperr.Invalid("category", "is required")
 	}
-	id, err := parseID("category.id", in.GetId())
+	id, err := uuidarg.Parse("category.id", in.GetId())
 	if err != nil {
 		return nil, err
 	}
@@ -187,7 +184,7 @@ func (s *CategoryServer) UpdateCategory(ctx context.Context, req *connect.Reques
 // (which holds FOR SHARE on it) either commits before the check sees its
 // product, or waits and then finds the category gone.
 func (s *CategoryServer) DeleteCategory(ctx context.Context, req *connect.Request[productv1.DeleteCategoryRequest]) (*connect.Response[productv1.DeleteCategoryResponse], error) {
-	id, err := parseID("id", req.Msg.GetId())
+	id, err := uuidarg.Parse("id", req.Msg.GetId())
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	productv1 "github.com/decoupledshop/shop/gen/proto/shop/product/v1"
 	typev1 "github.com/decoupledshop/shop/gen/proto/shop/type/v1"
 	productdb "github.com/decoupledshop/shop/gen/sqlc/product"
+	"github.com/decoupledshop/shop/internal/pagetoken"
 )
 
 func categoryProto(c productdb.Category) *productv1.Category {
@@ -17,6 +18,15 @@ func categoryProto(c productdb.Category) *productv1.Category {
 		CreateTime:  timestamppb.New(c.CreateTime),
 		UpdateTime:  timestamppb.New(c.UpdateTime),
 	}
+}
+
+// categoryCursor and productCursor give a row's position in list order.
+func categoryCursor(c productdb.Category) pagetoken.Cursor {
+	return pagetoken.Cursor{CreateTime: c.CreateTime, Key: c.ID.String()}
+}
+
+func productCursor(p productdb.Product) pagetoken.Cursor {
+	return pagetoken.Cursor{CreateTime: p.CreateTime, Key: p.ID.String()}
 }
 
 func productProto(p productdb.Product) *productv1.Product {

@@ -2,18 +2,14 @@ package productsvc
 
 import (
 	"context"
-	"fmt"
 
 	"connectrpc.com/connect"
-	"github.com/google/uuid"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	eventsv1 "github.com/decoupledshop/shop/gen/proto/shop/events/v1"
 	"github.com/decoupledshop/shop/gen/proto/shop/events/v1/eventsv1connect"
 	productdb "github.com/decoupledshop/shop/gen/sqlc/product"
+	"github.com/decoupledshop/shop/internal/deadletter"
 	"github.com/decoupledshop/shop/internal/pagetoken"
-	"github.com/decoupledshop/shop/internal/shoperr"
 )
 
 // DeadLetterServer implements shop.events.v1.DeadLetterService over the
@@ -24,9 +20,6 @@ type DeadLetterServer struct {
 }
 
 var _ eventsv1connect.DeadLetterServiceHandler = (*DeadLetterServer)(nil)
-
-// maxDeadLetterIDs bounds ids in one replay or purge request.
-const maxDeadLetterIDs = 1000
 
 // ListDeadLetters pages through dead letters, newest first, in
 // (create_time desc, id) order. A dead letter's peer is the subscriber, its
@@ -49,21 +42,16 @@ func (s *DeadLetterServer) ListDeadLetters(ctx context.Context, req *connect.Req
 	if err != nil {
 		return nil, err
 	}
-	resp := &eventsv1.ListDeadLettersResponse{DeadLetters: make([]*eventsv1.DeadLetter, 0, len(rows))}
-	for i, d := range rows {
-		if i == int(size) {
-			last := rows[i-1]
-			resp.NextPageToken = pagetoken.Encode(pagetoken.Cursor{CreateTime: last.CreateTime, Key: last.ID.String()}, filters)
-			break
+	rows, next := pagetoken.Page(rows, size, filters, func(d productdb.OutboxDead) pagetoken.Cursor {
+		return pagetoken.Cursor{CreateTime: d.CreateTime, Key: d.ID.String()}
+	})
+	resp := &eventsv1.ListDeadLettersResponse{DeadLetters: make([]*eventsv1.DeadLetter, 0, len(rows)), NextPageToken: next}
+	for _, d := range rows {
+		m, err := deadletter.Message(d.ID, d.Event, d.Subscriber, d.LastError, d.Attempts, d.CreateTime)
+		if err != nil {
+			return nil, err
 		}
-		ev := new(eventsv1.Event)
-		if err := proto.Unmarshal(d.Event, ev); err != nil {
-			return nil, fmt.Errorf("dead letter %s: decode its event: %w", d.ID, err)
-		}
-		resp.DeadLetters = append(resp.DeadLetters, &eventsv1.DeadLetter{
-			Id: d.ID.String(), Event: ev, Peer: d.Subscriber, Reason: d.LastError,
-			Attempts: d.Attempts, CreateTime: timestamppb.New(d.CreateTime),
-		})
+		resp.DeadLetters = append(resp.DeadLetters, m)
 	}
 	return connect.NewResponse(resp), nil
 }
@@ -73,7 +61,7 @@ func (s *DeadLetterServer) ListDeadLetters(ctx context.Context, req *connect.Req
 // ids and all together are InvalidArgument; an empty request does nothing.
 // Unknown ids are skipped.
 func (s *DeadLetterServer) ReplayDeadLetters(ctx context.Context, req *connect.Request[eventsv1.ReplayDeadLettersRequest]) (*connect.Response[eventsv1.ReplayDeadLettersResponse], error) {
-	ids, err := deadLetterIDs(req.Msg.GetIds(), req.Msg.GetAll())
+	ids, err := deadletter.IDs(req.Msg.GetIds(), req.Msg.GetAll())
 	if err != nil {
 		return nil, err
 	}
@@ -94,7 +82,7 @@ func (s *DeadLetterServer) ReplayDeadLetters(ctx context.Context, req *connect.R
 // and returns how many it deleted. ids and all together are
 // InvalidArgument; an empty request does nothing. Unknown ids are skipped.
 func (s *DeadLetterServer) PurgeDeadLetters(ctx context.Context, req *connect.Request[eventsv1.PurgeDeadLettersRequest]) (*connect.Response[eventsv1.PurgeDeadLettersResponse], error) {
-	ids, err := deadLetterIDs(req.Msg.GetIds(), req.Msg.GetAll())
+	ids, err := deadletter.IDs(req.Msg.GetIds(), req.Msg.GetAll())
 	if err != nil {
 		return nil, err
 	}
@@ -109,23 +97,4 @@ func (s *DeadLetterServer) PurgeDeadLetters(ctx context.Context, req *connect.Re
 		return nil, err
 	}
 	return connect.NewResponse(&eventsv1.PurgeDeadLettersResponse{PurgedCount: n}), nil
-}
-
-// deadLetterIDs validates the selection of a replay or purge request.
-func deadLetterIDs(raw []string, all bool) ([]uuid.UUID, error) {
-	if all && len(raw) > 0 {
-		return nil, shoperr.Invalid("ids", "must be empty when all is set; choose ids or all")
-	}
-	if len(raw) > maxDeadLetterIDs {
-		return nil, shoperr.Invalid("ids", "must name at most %d dead letters, got %d", maxDeadLetterIDs, len(raw))
-	}
-	ids := make([]uuid.UUID, len(raw))
-	for i, r := range raw {
-		id, err := parseID(fmt.Sprintf("ids[%d]", i), r)
-		if err != nil {
-			return nil, err
-		}
-		ids[i] = id
-	}
-	return ids, nil
 }

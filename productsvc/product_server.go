@@ -17,6 +17,7 @@ import (
 	"github.com/decoupledshop/shop/internal/pagetoken"
 	"github.com/decoupledshop/shop/internal/pgdb"
 	"github.com/decoupledshop/shop/internal/shoperr"
+	"github.com/decoupledshop/shop/internal/uuidarg"
 )
 
 // ProductServer implements shop.product.v1.ProductService.
@@ -45,7 +46,7 @@ func (s *ProductServer) CreateProduct(ctx context.Context, req *connect.Request[
 	if err := checkText("description", m.GetDescription(), maxProductDescription); err != nil {
 		return nil, err
 	}
-	categoryID, err := parseID("category_id", m.GetCategoryId())
+	categoryID, err := uuidarg.Parse("category_id", m.GetCategoryId())
 	if err != nil {
 		return nil, err
 	}
@@ -80,7 +81,7 @@ func (s *ProductServer) CreateProduct(ctx context.Context, req *connect.Request[
 
 // GetProduct returns one product; NotFound once deleted.
 func (s *ProductServer) GetProduct(ctx context.Context, req *connect.Request[productv1.GetProductRequest]) (*connect.Response[productv1.GetProductResponse], error) {
-	id, err := parseID("id", req.Msg.GetId())
+	id, err := uuidarg.Parse("id", req.Msg.GetId())
 	if err != nil {
 		return nil, err
 	}
@@ -105,7 +106,7 @@ func (s *ProductServer) BatchGetProducts(ctx context.Context, req *connect.Reque
 	ids := make([]uuid.UUID, 0, len(raw))
 	seen := make(map[uuid.UUID]bool, len(raw))
 	for i, r := range raw {
-		id, err := parseID(fmt.Sprintf("ids[%d]", i), r)
+		id, err := uuidarg.Parse(fmt.Sprintf("ids[%d]", i), r)
 		if err != nil {
 			return nil, err
 		}
@@ -144,7 +145,7 @@ func (s *ProductServer) ListProducts(ctx context.Context, req *connect.Request[p
 	params := productdb.ListProductsParams{PageLimit: size + 1}
 	var filters strings.Builder
 	if m.CategoryId != nil {
-		id, err := parseID("category_id", m.GetCategoryId())
+		id, err := uuidarg.Parse("category_id", m.GetCategoryId())
 		if err != nil {
 			return nil, err
 		}
@@ -191,13 +192,9 @@ func (s *ProductServer) ListProducts(ctx context.Context, req *connect.Request[p
 	if err != nil {
 		return nil, err
 	}
-	resp := &productv1.ListProductsResponse{Products: make([]*productv1.Product, 0, min(len(rows), int(size)))}
-	for i, p := range rows {
-		if i == int(size) {
-			last := rows[i-1]
-			resp.NextPageToken = pagetoken.Encode(pagetoken.Cursor{CreateTime: last.CreateTime, Key: last.ID.String()}, filters.String())
-			break
-		}
+	rows, next := pagetoken.Page(rows, size, filters.String(), productCursor)
+	resp := &productv1.ListProductsResponse{Products: make([]*productv1.Product, 0, len(rows)), NextPageToken: next}
+	for _, p := range rows {
 		resp.Products = append(resp.Products, productProto(p))
 	}
 	return connect.NewResponse(resp), nil
@@ -216,7 +213,7 @@ func (s *ProductServer) UpdateProduct(ctx context.Context, req *connect.Request[
 	if in == nil {
 		return nil, shoperr.Invalid("product", "is required")
 	}
-	id, err := parseID("product.id", in.GetId())
+	id, err := uuidarg.Parse("product.id", in.GetId())
 	if err != nil {
 		return nil, err
 	}
@@ -251,7 +248,7 @@ func (s *ProductServer) UpdateProduct(ctx context.Context, req *connect.Request[
 	}
 	var categoryID uuid.UUID
 	if paths["category_id"] {
-		if categoryID, err = parseID("product.category_id", in.GetCategoryId()); err != nil {
+		if categoryID, err = uuidarg.Parse("product.category_id", in.GetCategoryId()); err != nil {
 			return nil, err
 		}
 	}
@@ -313,7 +310,7 @@ func (s *ProductServer) UpdateProduct(ctx context.Context, req *connect.Request[
 // removed, so no update can bring it back) and publishes ProductDeleted
 // with the bumped version as the receivers' tombstone.
 func (s *ProductServer) DeleteProduct(ctx context.Context, req *connect.Request[productv1.DeleteProductRequest]) (*connect.Response[productv1.DeleteProductResponse], error) {
-	id, err := parseID("id", req.Msg.GetId())
+	id, err := uuidarg.Parse("id", req.Msg.GetId())
 	if err != nil {
 		return nil, err
 	}

@@ -6,8 +6,6 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/google/uuid"
-
 	"github.com/decoupledshop/shop/internal/shoperr"
 )
 
@@ -22,18 +20,6 @@ const (
 )
 
 var skuPattern = regexp.MustCompile(`^[A-Z0-9][A-Z0-9._-]{0,63}$`)
-
-// parseID parses a client-supplied UUID, naming field on failure.
-func parseID(field, s string) (uuid.UUID, error) {
-	if s == "" {
-		return uuid.Nil, shoperr.Invalid(field, "is required")
-	}
-	id, err := uuid.Parse(s)
-	if err != nil || len(s) != 36 {
-		return uuid.Nil, shoperr.Invalid(field, "must be a UUID like 123e4567-e89b-12d3-a456-426614174000")
-	}
-	return id, nil
-}
 
 // checkName requires 1..max characters, not all blank, no control characters.
 func checkName(field, s string, max int) error {

@@ -84,3 +84,14 @@ func fingerprint(filters string) string {
 	sum := sha256.Sum256([]byte(filters))
 	return hex.EncodeToString(sum[:8])
 }
+
+// Page cuts rows, fetched with a limit of size+1, to at most size and
+// returns the token for the page after them, bound to filters ("" when
+// there is no further row). cursor gives a row's position.
+func Page[T any](rows []T, size int32, filters string, cursor func(T) Cursor) ([]T, string) {
+	if len(rows) <= int(size) {
+		return rows, ""
+	}
+	rows = rows[:size]
+	return rows, Encode(cursor(rows[size-1]), filters)
+}

@@ -51,3 +51,21 @@ func TestSize(t *testing.T) {
 		t.Error("Size(-1) accepted")
 	}
 }
+
+func TestPage(t *testing.T) {
+	t.Parallel()
+	at := func(i int) Cursor { return Cursor{CreateTime: time.Unix(int64(100-i), 0), Key: string(rune('a' + i))} }
+	rows := []int{0, 1, 2}
+	page, next := Page(rows, 3, "f", at)
+	if len(page) != 3 || next != "" {
+		t.Fatalf("a full last page: %v, %q; want all rows and no token", page, next)
+	}
+	page, next = Page(rows, 2, "f", at)
+	if len(page) != 2 || next == "" {
+		t.Fatalf("one row more than the page: %v, %q; want 2 rows and a token", page, next)
+	}
+	c, err := Decode(next, "f")
+	if err != nil || !c.CreateTime.Equal(at(1).CreateTime) || c.Key != at(1).Key {
+		t.Fatalf("the token points at %+v, %v; want the page's last row %+v", c, err, at(1))
+	}
+}
