@@ -76,6 +76,14 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if (cfg.productDBURL == "") != (cfg.cartDBURL == "") {
 		return errors.New("pass both --product-database-url and --cart-database-url, or neither to use the local cluster")
 	}
+	// The quickest checks first: PostgreSQL's binaries, then the ports.
+	var pgBinDir string
+	if cfg.productDBURL == "" {
+		var err error
+		if pgBinDir, err = findPostgres(getenv("PG_BIN")); err != nil {
+			return err
+		}
+	}
 	for name, addr := range map[string]string{"--issuer-addr": cfg.issuerAddr, "--products-addr": cfg.productsAddr, "--cart-addr": cfg.cartAddr, "--web-addr": cfg.webAddr} {
 		if err := checkFree(addr); err != nil {
 			return fmt.Errorf("%s %s is busy (%v): stop what uses it or pass another address with %s", name, addr, err, name)
@@ -88,7 +96,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	productURL, cartURL := cfg.productDBURL, cfg.cartDBURL
 	if productURL == "" {
-		cluster, err := startPostgres(ctx, cfg.dataDir, getenv("PG_BIN"))
+		cluster, err := startPostgres(ctx, cfg.dataDir, pgBinDir)
 		if err != nil {
 			return err
 		}

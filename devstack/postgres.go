@@ -33,17 +33,20 @@ var (
 	cartDB    = serviceDB{name: "cart", role: "cartsvc"}
 )
 
-// startPostgres starts (initializing on first use) the local cluster in
-// dir and makes sure each service has its own role and database.
-// pgBin, if set, names the directory holding initdb and postgres.
-func startPostgres(ctx context.Context, dir, pgBin string) (*pgcluster.Cluster, error) {
+// findPostgres returns the directory holding initdb and postgres (pgBin,
+// if set, names it), or a one-line error saying what to do.
+func findPostgres(pgBin string) (string, error) {
 	binDir, err := pgcluster.FindBinDir(pgBin, pgcluster.DebianBinGlob, os.Getenv("PATH"))
 	if errors.Is(err, pgcluster.ErrNoBinaries) {
-		return nil, errors.New("PostgreSQL server binaries not found: apt-get install postgresql, set PG_BIN, or pass --product-database-url and --cart-database-url")
+		return "", errors.New("PostgreSQL server binaries not found: apt-get install postgresql, set PG_BIN, or pass --product-database-url and --cart-database-url")
 	}
-	if err != nil {
-		return nil, err
-	}
+	return binDir, err
+}
+
+// startPostgres starts (initializing on first use) the local cluster in
+// dir with the binaries in binDir, and makes sure each service has its own
+// role and database.
+func startPostgres(ctx context.Context, dir, binDir string) (*pgcluster.Cluster, error) {
 	cluster, err := pgcluster.Start(ctx, pgcluster.Options{BinDir: binDir, Dir: filepath.Join(dir, "pg"), MaxConnections: 100})
 	if err != nil {
 		return nil, fmt.Errorf("start local PostgreSQL in %s: %w", dir, err)

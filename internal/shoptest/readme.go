@@ -3,11 +3,13 @@ package shoptest
 import (
 	"bytes"
 	"context"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -75,15 +77,22 @@ func RunShell(t testing.TB, script string, env ...string) string {
 }
 
 // FreeAddr returns a loopback address with a port that was free a moment
-// ago, for starting a real main that takes an address flag.
+// ago, for starting a real main that takes an address flag. Ports come from
+// below Linux's ephemeral range (32768 and up by default), so the kernel
+// never hands them to an outgoing connection meanwhile; they are random, so
+// tests running at once rarely pick the same one.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 100 {
+		port := 20000 + rand.IntN(12000)
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err == nil {
+			ln.Close()
+			return ln.Addr().String()
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatal("no free loopback port in 20000-31999 after 100 tries")
+	return ""
 }
 
 // WaitReady polls baseURL/readyz until it answers 200, failing the test
