@@ -72,10 +72,14 @@ func TestDatabasesDoNotShareRows(t *testing.T) {
 	}
 }
 
+var onceRuns atomic.Int32
+
 func TestTemplateIsMigratedOnce(t *testing.T) {
 	t.Parallel()
 	var calls atomic.Int32
-	s := notesSchema("once", "oncesvc", &calls)
+	// A schema name of its own per run: templates live as long as the test
+	// binary, so with -count=2 a fixed name would reuse the first run's.
+	s := notesSchema(fmt.Sprintf("once_%d", onceRuns.Add(1)), "oncesvc", &calls)
 	t.Run("group", func(t *testing.T) {
 		for i := range 8 {
 			t.Run(fmt.Sprint(i), func(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -76,6 +77,9 @@ func RunShell(t testing.TB, script string, env ...string) string {
 	return stdout.String()
 }
 
+// handedOut holds the ports FreeAddr has returned in this process.
+var handedOut sync.Map
+
 // FreeAddr returns a loopback address with a port that was free a moment
 // ago, for starting a real main that takes an address flag. Ports come from
 // below Linux's ephemeral range (32768 and up by default), so the kernel
@@ -85,6 +89,9 @@ func FreeAddr(t testing.TB) string {
 	t.Helper()
 	for range 100 {
 		port := 20000 + rand.IntN(12000)
+		if _, taken := handedOut.LoadOrStore(port, true); taken {
+			continue // never the same port twice in one test binary
+		}
 		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 		if err == nil {
 			ln.Close()
