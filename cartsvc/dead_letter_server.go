@@ -13,7 +13,6 @@ import (
 	cartdb "github.com/decoupledshop/shop/gen/sqlc/cart"
 	"github.com/decoupledshop/shop/internal/deadletter"
 	"github.com/decoupledshop/shop/internal/pagetoken"
-	"github.com/decoupledshop/shop/internal/shoperr"
 )
 
 // DeadLetterServer implements shop.events.v1.DeadLetterService over
@@ -43,11 +42,9 @@ func (s *DeadLetterServer) ListDeadLetters(ctx context.Context, req *connect.Req
 	if err != nil {
 		return nil, err
 	}
-	var afterID uuid.UUID
-	if cur != pagetoken.First {
-		if afterID, err = uuid.Parse(cur.Key); err != nil {
-			return nil, shoperr.Invalid("page_token", "is not a token this service issued")
-		}
+	afterID, err := cur.KeyUUID()
+	if err != nil {
+		return nil, err
 	}
 	rows, err := s.q.ListDeadLetters(ctx, cartdb.ListDeadLettersParams{AfterTime: cur.CreateTime, AfterID: afterID, PageLimit: size + 1})
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"connectrpc.com/connect"
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	productv1 "github.com/decoupledshop/shop/gen/proto/shop/product/v1"
@@ -82,7 +81,7 @@ func (s *CategoryServer) ListCategories(ctx context.Context, req *connect.Reques
 	if err != nil {
 		return nil, err
 	}
-	afterID, err := cursorID(cur)
+	afterID, err := cur.KeyUUID()
 	if err != nil {
 		return nil, err
 	}
@@ -206,17 +205,4 @@ func (s *CategoryServer) DeleteCategory(ctx context.Context, req *connect.Reques
 		return nil, err
 	}
 	return connect.NewResponse(&productv1.DeleteCategoryResponse{}), nil
-}
-
-// cursorID parses a decoded page token's key. A key that is not a UUID can
-// only come from a forged token.
-func cursorID(c pagetoken.Cursor) (uuid.UUID, error) {
-	if c == pagetoken.First {
-		return uuid.Nil, nil
-	}
-	id, err := uuid.Parse(c.Key)
-	if err != nil {
-		return uuid.Nil, shoperr.Invalid("page_token", "is not a token this service issued")
-	}
-	return id, nil
 }

@@ -34,7 +34,7 @@ func (s *DeadLetterServer) ListDeadLetters(ctx context.Context, req *connect.Req
 	if err != nil {
 		return nil, err
 	}
-	afterID, err := cursorID(cur)
+	afterID, err := cur.KeyUUID()
 	if err != nil {
 		return nil, err
 	}

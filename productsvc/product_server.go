@@ -184,7 +184,7 @@ func (s *ProductServer) ListProducts(ctx context.Context, req *connect.Request[p
 	if err != nil {
 		return nil, err
 	}
-	if params.AfterID, err = cursorID(cur); err != nil {
+	if params.AfterID, err = cur.KeyUUID(); err != nil {
 		return nil, err
 	}
 	params.AfterTime = cur.CreateTime

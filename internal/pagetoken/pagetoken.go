@@ -10,6 +10,8 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/decoupledshop/shop/internal/shoperr"
 )
 
@@ -40,6 +42,20 @@ type Cursor struct {
 	CreateTime time.Time
 	// Key is the last item's tie-breaking key (its id or code).
 	Key string
+}
+
+// KeyUUID returns the cursor's key as a UUID, uuid.Nil for First, and an
+// Invalid error naming "page_token" when the key is not a UUID (which only
+// a forged token can carry, for lists keyed by UUID).
+func (c Cursor) KeyUUID() (uuid.UUID, error) {
+	if c == First {
+		return uuid.Nil, nil
+	}
+	id, err := uuid.Parse(c.Key)
+	if err != nil {
+		return uuid.Nil, shoperr.Invalid("page_token", "is not a token this service issued")
+	}
+	return id, nil
 }
 
 // First is the cursor before the first item: after every stored row in

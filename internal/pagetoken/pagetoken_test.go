@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/decoupledshop/shop/internal/shoperr"
 )
 
@@ -67,5 +69,20 @@ func TestPage(t *testing.T) {
 	c, err := Decode(next, "f")
 	if err != nil || !c.CreateTime.Equal(at(1).CreateTime) || c.Key != at(1).Key {
 		t.Fatalf("the token points at %+v, %v; want the page's last row %+v", c, err, at(1))
+	}
+}
+
+func TestKeyUUID(t *testing.T) {
+	t.Parallel()
+	if id, err := First.KeyUUID(); err != nil || id != uuid.Nil {
+		t.Fatalf("First.KeyUUID() = %v, %v; want Nil", id, err)
+	}
+	want := uuid.New()
+	if id, err := (Cursor{Key: want.String()}).KeyUUID(); err != nil || id != want {
+		t.Fatalf("KeyUUID = %v, %v; want %v", id, err, want)
+	}
+	var se *shoperr.Error
+	if _, err := (Cursor{Key: "forged"}).KeyUUID(); !errors.As(err, &se) || se.Field != "page_token" {
+		t.Fatalf("a forged key: %v, want Invalid naming page_token", err)
 	}
 }
