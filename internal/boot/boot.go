@@ -131,7 +131,7 @@ func Start(ctx context.Context, c Config, migrations fs.FS, logOut io.Writer) (*
 			return nil, err
 		}
 	}
-	pool, err := pgdb.Open(ctx, c.DatabaseURL, int32(c.MaxConns))
+	pool, err := pgdb.Open(ctx, c.DatabaseURL, pgdb.Options{MaxConns: int32(c.MaxConns)})
 	if err != nil {
 		return nil, fmt.Errorf("--database-url: %w", err)
 	}

@@ -21,6 +21,8 @@ import (
 //     deadline is kept);
 //   - every error goes through [ConnectError]; unexpected ones are logged to
 //     cfg.Logger with the procedure, and the client only sees "internal error";
+//     database outages are logged as warnings with their cause, and the client
+//     sees Unavailable;
 //   - a panic in a handler is logged with its stack and answered as Internal.
 //
 // Callers may append options; interceptors they add run inside these.
