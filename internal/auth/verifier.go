@@ -4,9 +4,12 @@
 // A Verifier accepts a token only if all hold: it is a compact JWS signed
 // with an asymmetric algorithm by a key in the issuer's JWKS; its JOSE "typ"
 // is allowed (default at+jwt or JWT; never logout+jwt); iss is the issuer;
-// aud contains the API audience; exp is in the future and nbf (if present)
-// is not (both strict, no leeway); it has a sub; and it is not an ID token
-// or logout token in disguise (no nonce, at_hash, c_hash or events claim).
+// aud contains the API audience; its claims are valid UTF-8; exp and iat
+// are JSON numbers, exp in the future and nbf (if present) not (both strict,
+// no leeway), iat at most IssuedAtLeeway (60 s) ahead; sub, and client_id
+// (or azp) when present, are 1 to 255 bytes without control characters; and
+// it is not an ID token or logout token in disguise (no nonce, at_hash,
+// c_hash or events claim).
 //
 // Middleware puts the resulting Identity into the request context and
 // refuses requests that the Rules do not allow, with protocol-correct
@@ -21,6 +24,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	jose "github.com/go-jose/go-jose/v4"
@@ -42,8 +47,17 @@ const (
 	// RoleAdmin is the role that Admin procedures require.
 	RoleAdmin = "admin"
 
+	// IssuedAtLeeway is how far in the future a token's iat may be, for
+	// clocks a little ahead of ours; exp and nbf get no leeway.
+	IssuedAtLeeway = 60 * time.Second
+	// MaxIdentifierBytes bounds a token's sub and client id.
+	MaxIdentifierBytes = 255
+
 	// maxTokenBytes bounds the work an unauthenticated caller can cause.
 	maxTokenBytes = 16 << 10
+	// maxNumericDate (year 5138) keeps time conversions of exp, iat and nbf
+	// from overflowing.
+	maxNumericDate = 1e11
 )
 
 // DefaultAllowedTypes are the JOSE "typ" values accepted when
@@ -219,26 +233,23 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Identity, error) {
 		return nil, invalid("%v", err)
 	}
 
+	if !utf8.Valid(jws.UnsafePayloadWithoutVerification()) { // the payload oidc just verified
+		return nil, invalid("claims are not valid UTF-8")
+	}
 	var claims map[string]json.RawMessage
 	if err := tok.Claims(&claims); err != nil {
 		return nil, invalid("claims: %v", err)
+	}
+	if err := v.checkTimes(claims); err != nil {
+		return nil, invalid("%v", err)
 	}
 	for _, name := range []string{"nonce", "at_hash", "c_hash", "events"} {
 		if _, ok := claims[name]; ok {
 			return nil, invalid("carries %q: an ID or logout token, not an access token", name)
 		}
 	}
-	if raw, ok := claims["nbf"]; ok {
-		var nbf float64
-		if err := json.Unmarshal(raw, &nbf); err != nil {
-			return nil, invalid("nbf: %v", err)
-		}
-		if notBefore := time.Unix(0, int64(nbf*float64(time.Second))); v.now().Before(notBefore) {
-			return nil, invalid("not valid before %v", notBefore.UTC())
-		}
-	}
-	if tok.Subject == "" {
-		return nil, invalid("no sub")
+	if err := checkIdentifier(tok.Subject); err != nil {
+		return nil, invalid("sub: %v", err)
 	}
 
 	id := &Identity{Subject: tok.Subject}
@@ -247,6 +258,11 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Identity, error) {
 	}
 	if err != nil {
 		return nil, invalid("%v", err)
+	}
+	if id.ClientID != "" {
+		if err := checkIdentifier(id.ClientID); err != nil {
+			return nil, invalid("client id: %v", err)
+		}
 	}
 	if id.Scopes, err = stringsClaim(claims["scope"], true); err != nil {
 		return nil, invalid("scope: %v", err)
@@ -258,6 +274,70 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Identity, error) {
 	id.Roles = roles
 	id.Service = id.ClientID != "" && id.Subject == id.ClientID
 	return id, nil
+}
+
+// checkTimes checks what go-oidc leaves lax: exp and iat must be JSON
+// numbers (go-oidc also reads numeric strings), iat is required and at most
+// IssuedAtLeeway ahead, and nbf (optional) is a number not after now.
+func (v *Verifier) checkTimes(claims map[string]json.RawMessage) error {
+	now := v.now()
+	if _, err := numericDate(claims, "exp"); err != nil {
+		return err
+	}
+	iat, err := numericDate(claims, "iat")
+	if err != nil {
+		return err
+	}
+	if iat.After(now.Add(IssuedAtLeeway)) {
+		return fmt.Errorf("issued in the future (%v)", iat.UTC())
+	}
+	if _, ok := claims["nbf"]; ok {
+		nbf, err := numericDate(claims, "nbf")
+		if err != nil {
+			return err
+		}
+		if now.Before(nbf) {
+			return fmt.Errorf("not valid before %v", nbf.UTC())
+		}
+	}
+	return nil
+}
+
+// numericDate reads a required RFC 7519 NumericDate: a JSON number of
+// seconds since the epoch, possibly fractional.
+func numericDate(claims map[string]json.RawMessage, name string) (time.Time, error) {
+	raw, ok := claims[name]
+	if !ok {
+		return time.Time{}, fmt.Errorf("no %s", name)
+	}
+	var f float64
+	if len(raw) == 0 || (raw[0] != '-' && (raw[0] < '0' || raw[0] > '9')) || json.Unmarshal(raw, &f) != nil {
+		return time.Time{}, fmt.Errorf("%s is not a number", name)
+	}
+	if f > maxNumericDate || f < -maxNumericDate {
+		return time.Time{}, fmt.Errorf("%s out of range", name)
+	}
+	return time.Unix(0, int64(f*float64(time.Second))), nil
+}
+
+// checkIdentifier checks a subject or client id like any other input: 1 to
+// MaxIdentifierBytes bytes of valid UTF-8 without control characters (NUL
+// included) or U+FFFD (what a JSON decoder makes of invalid escapes).
+func checkIdentifier(s string) error {
+	switch {
+	case s == "":
+		return errors.New("empty")
+	case len(s) > MaxIdentifierBytes:
+		return fmt.Errorf("longer than %d bytes", MaxIdentifierBytes)
+	case !utf8.ValidString(s):
+		return errors.New("not valid UTF-8")
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) || r == utf8.RuneError {
+			return fmt.Errorf("contains %U", r)
+		}
+	}
+	return nil
 }
 
 func invalid(format string, args ...any) error {

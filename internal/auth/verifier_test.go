@@ -362,3 +362,37 @@ func TestNewVerifierFailures(t *testing.T) {
 		t.Errorf("minimal config: %v", err)
 	}
 }
+
+// TestIssuedAtLeeway: iat may be up to IssuedAtLeeway ahead of our clock
+// (the issuer's clock may run a little fast), no further; exp and iat must
+// be numbers, and iat is required.
+func TestIssuedAtLeeway(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil)
+	claims := issuertest.UserClaims(t, b.iss, "alice")
+	now := b.clock.Now()
+	delete(claims, "nbf")
+	claims["iat"] = now.Add(auth.IssuedAtLeeway).Unix()
+	if _, err := b.verifier.Verify(t.Context(), issuertest.Mint(t, b.iss, devissuer.KeyCurrent, nil, claims)); err != nil {
+		t.Errorf("iat %v ahead: %v, want accepted", auth.IssuedAtLeeway, err)
+	}
+	claims["iat"] = now.Add(auth.IssuedAtLeeway+time.Second).Unix()
+	if _, err := b.verifier.Verify(t.Context(), issuertest.Mint(t, b.iss, devissuer.KeyCurrent, nil, claims)); !errors.Is(err, auth.ErrInvalidToken) {
+		t.Errorf("iat %v ahead: %v, want ErrInvalidToken", auth.IssuedAtLeeway+time.Second, err)
+	}
+	claims["iat"] = float64(now.Unix()) + 0.5 // fractional NumericDate: fine
+	if _, err := b.verifier.Verify(t.Context(), issuertest.Mint(t, b.iss, devissuer.KeyCurrent, nil, claims)); err != nil {
+		t.Errorf("fractional iat: %v, want accepted", err)
+	}
+	for _, kind := range []devissuer.Bad{devissuer.BadExpiryString, devissuer.BadIssuedAtString, devissuer.BadNoIssuedAt, devissuer.BadIssuedInFuture,
+		devissuer.BadSubjectNUL, devissuer.BadSubjectControl, devissuer.BadSubjectInvalidUTF8, devissuer.BadSubjectEmpty, devissuer.BadSubjectTooLong, devissuer.BadClientIDControl} {
+		if _, err := b.verifier.Verify(t.Context(), issuertest.Bad(t, b.iss, kind, issuertest.UserClaims(t, b.iss, "alice"))); !errors.Is(err, auth.ErrInvalidToken) {
+			t.Errorf("%s: %v, want ErrInvalidToken", kind, err)
+		}
+	}
+	claims = issuertest.UserClaims(t, b.iss, "alice")
+	claims["sub"] = strings.Repeat("ü", auth.MaxIdentifierBytes/2) // 254 bytes of UTF-8
+	if _, err := b.verifier.Verify(t.Context(), issuertest.Mint(t, b.iss, devissuer.KeyCurrent, nil, claims)); err != nil {
+		t.Errorf("sub of 254 bytes of non-ASCII letters: %v, want accepted", err)
+	}
+}
