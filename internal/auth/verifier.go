@@ -44,6 +44,9 @@ const (
 	// DefaultMinRefreshInterval is the least time between two JWKS fetches
 	// when Config.MinRefreshInterval is zero.
 	DefaultMinRefreshInterval = 30 * time.Second
+	// DefaultRefreshInterval is how often the JWKS is refetched on schedule
+	// when Config.RefreshInterval is zero.
+	DefaultRefreshInterval = 5 * time.Minute
 	// RoleAdmin is the role that Admin procedures require.
 	RoleAdmin = "admin"
 
@@ -98,6 +101,14 @@ type Config struct {
 	// MinRefreshInterval is the least time between JWKS fetches triggered by
 	// unknown key ids; default DefaultMinRefreshInterval.
 	MinRefreshInterval time.Duration
+	// RefreshInterval is how often the JWKS is refetched on schedule, so a
+	// key the issuer stops publishing stops verifying within about this
+	// long; an issuer's "Cache-Control: max-age" shortens it. Between 1
+	// minute and 1 hour (max-age is clamped to the same bounds); default
+	// DefaultRefreshInterval. The refetch happens when the first token is
+	// verified after it is due; if it fails, the cached keys stay in use and
+	// it is retried after MinRefreshInterval.
+	RefreshInterval time.Duration
 	// HTTPClient fetches discovery and the JWKS; default a client with a
 	// 10-second timeout.
 	HTTPClient *http.Client
@@ -109,6 +120,7 @@ type Config struct {
 // Verifier verifies access tokens. It is safe for concurrent use.
 type Verifier struct {
 	oidc         *oidc.IDTokenVerifier
+	keys         *keySet
 	allowedTypes map[string]bool
 	rolesPath    []string
 	rolesClaim   string
@@ -143,6 +155,12 @@ func NewVerifier(ctx context.Context, cfg Config) (*Verifier, error) {
 	if cfg.MinRefreshInterval < 0 {
 		return nil, errors.New("auth: MinRefreshInterval must be positive")
 	}
+	if cfg.RefreshInterval == 0 {
+		cfg.RefreshInterval = DefaultRefreshInterval
+	}
+	if cfg.RefreshInterval < minScheduledRefresh || cfg.RefreshInterval > maxScheduledRefresh {
+		return nil, fmt.Errorf("auth: RefreshInterval %v is not between %v and %v", cfg.RefreshInterval, minScheduledRefresh, maxScheduledRefresh)
+	}
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: fetchTimeout}
 	}
@@ -173,6 +191,7 @@ func NewVerifier(ctx context.Context, cfg Config) (*Verifier, error) {
 		client:      cfg.HTTPClient,
 		now:         cfg.Now,
 		minInterval: cfg.MinRefreshInterval,
+		every:       cfg.RefreshInterval,
 	}
 	if _, err := keys.refresh(ctx); err != nil {
 		return nil, fmt.Errorf("auth: initial JWKS fetch: %w", err)
@@ -187,6 +206,7 @@ func NewVerifier(ctx context.Context, cfg Config) (*Verifier, error) {
 			SupportedSigningAlgs: algs,
 			Now:                  cfg.Now,
 		}),
+		keys:         keys,
 		allowedTypes: allowed,
 		rolesClaim:   cfg.RolesClaim,
 		rolesPath:    strings.Split(cfg.RolesClaim, "."),
@@ -206,6 +226,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Identity, error) {
 	if len(raw) > maxTokenBytes {
 		return nil, invalid("token longer than %d bytes", maxTokenBytes)
 	}
+	v.keys.refreshIfDue(ctx)
 	jws, err := jose.ParseSignedCompact(raw, asymmetricAlgs)
 	if err != nil {
 		return nil, invalid("malformed token or disallowed alg: %v", err)

@@ -56,6 +56,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, addr string) {
 		c.Auth.AllowedTypes = strings.Split(s, ",")
 		return nil
 	})
+	fs.DurationVar(&c.Auth.RefreshInterval, "oidc-jwks-refresh", auth.DefaultRefreshInterval, "how often the issuer's signing keys (JWKS) are refetched, so a key it stops publishing stops verifying; its Cache-Control max-age shortens this (1m to 1h)")
 	fs.StringVar(&c.Auth.RolesClaim, "oidc-roles-claim", auth.DefaultRolesClaim, "claim (or dotted path) holding the user's roles")
 	fs.IntVar(&c.Server.ReadMaxBytes, "read-max-bytes", server.DefaultReadMaxBytes, "largest request message accepted, in bytes")
 	fs.DurationVar(&c.Server.MaxDeadline, "max-deadline", server.DefaultMaxDeadline, "cap on any request's deadline")

@@ -5,21 +5,37 @@ import (
 	"io"
 	"slices"
 	"testing"
+	"time"
 
+	"github.com/decoupledshop/shop/internal/auth"
 	"github.com/decoupledshop/shop/internal/boot"
 	"github.com/decoupledshop/shop/internal/envflag"
 )
 
+// parse registers the common flags and parses args and env.
+func parse(args []string, env map[string]string) (boot.Config, error) {
+	var c boot.Config
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	c.RegisterFlags(fs, ":0")
+	err := envflag.Parse(fs, args, func(k string) string { return env[k] })
+	return c, err
+}
+
+func TestJWKSRefreshFlag(t *testing.T) {
+	t.Parallel()
+	c, err := parse(nil, nil)
+	if err != nil || c.Auth.RefreshInterval != auth.DefaultRefreshInterval {
+		t.Errorf("default: %v, %v; want %v", c.Auth.RefreshInterval, err, auth.DefaultRefreshInterval)
+	}
+	c, err = parse(nil, map[string]string{"OIDC_JWKS_REFRESH": "90s"})
+	if err != nil || c.Auth.RefreshInterval != 90*time.Second {
+		t.Errorf("OIDC_JWKS_REFRESH=90s: %v, %v; want 1m30s", c.Auth.RefreshInterval, err)
+	}
+}
+
 func TestCORSAllowedOriginsFlag(t *testing.T) {
 	t.Parallel()
-	parse := func(args []string, env map[string]string) (boot.Config, error) {
-		var c boot.Config
-		fs := flag.NewFlagSet("test", flag.ContinueOnError)
-		fs.SetOutput(io.Discard)
-		c.RegisterFlags(fs, ":0")
-		err := envflag.Parse(fs, args, func(k string) string { return env[k] })
-		return c, err
-	}
 
 	c, err := parse([]string{"--cors-allowed-origins", "http://localhost:8080, http://127.0.0.1:8080,,https://shop.example"}, nil)
 	if err != nil {
