@@ -18,6 +18,7 @@ package auth
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -109,6 +110,11 @@ type Config struct {
 	// verified after it is due; if it fails, the cached keys stay in use and
 	// it is retried after MinRefreshInterval.
 	RefreshInterval time.Duration
+	// CacheSize bounds how many verified tokens are remembered (by hash,
+	// until they expire, forgotten whenever the key set changes) so a token
+	// sent again is not verified again; default DefaultCacheSize, negative
+	// disables the cache.
+	CacheSize int
 	// HTTPClient fetches discovery and the JWKS; default a client with a
 	// 10-second timeout.
 	HTTPClient *http.Client
@@ -121,6 +127,7 @@ type Config struct {
 type Verifier struct {
 	oidc         *oidc.IDTokenVerifier
 	keys         *keySet
+	cache        *tokenCache // nil: no caching
 	allowedTypes map[string]bool
 	rolesPath    []string
 	rolesClaim   string
@@ -154,6 +161,9 @@ func NewVerifier(ctx context.Context, cfg Config) (*Verifier, error) {
 	}
 	if cfg.MinRefreshInterval < 0 {
 		return nil, errors.New("auth: MinRefreshInterval must be positive")
+	}
+	if cfg.CacheSize == 0 {
+		cfg.CacheSize = DefaultCacheSize
 	}
 	if cfg.RefreshInterval == 0 {
 		cfg.RefreshInterval = DefaultRefreshInterval
@@ -207,6 +217,7 @@ func NewVerifier(ctx context.Context, cfg Config) (*Verifier, error) {
 			Now:                  cfg.Now,
 		}),
 		keys:         keys,
+		cache:        newTokenCache(cfg.CacheSize),
 		allowedTypes: allowed,
 		rolesClaim:   cfg.RolesClaim,
 		rolesPath:    strings.Split(cfg.RolesClaim, "."),
@@ -222,24 +233,44 @@ func (v *Verifier) Audience() string { return v.audience }
 // Verify checks raw (the bearer token, without "Bearer ") and returns who
 // it identifies. Errors wrap ErrInvalidToken or ErrKeysUnavailable (or are
 // ctx's error); their text is for logs only.
+//
+// A token verified before is answered from the cache until it expires,
+// unless the key set has changed since. The returned Identity may be shared
+// with other calls: never modify it.
 func (v *Verifier) Verify(ctx context.Context, raw string) (*Identity, error) {
 	if len(raw) > maxTokenBytes {
 		return nil, invalid("token longer than %d bytes", maxTokenBytes)
 	}
-	v.keys.refreshIfDue(ctx)
+	gen := v.keys.refreshIfDue(ctx)
+	sum := sha256.Sum256([]byte(raw))
+	if id, ok := v.cache.get(sum, gen, v.now()); ok {
+		return id, nil
+	}
+	id, expiry, err := v.verify(ctx, raw)
+	if err != nil {
+		return nil, err
+	}
+	v.cache.put(sum, gen, id, expiry)
+	return id, nil
+}
+
+// verify checks raw in full and returns the identity and the token's
+// expiry.
+func (v *Verifier) verify(ctx context.Context, raw string) (*Identity, time.Time, error) {
+	var never time.Time
 	jws, err := jose.ParseSignedCompact(raw, asymmetricAlgs)
 	if err != nil {
-		return nil, invalid("malformed token or disallowed alg: %v", err)
+		return nil, never, invalid("malformed token or disallowed alg: %v", err)
 	}
 	if len(jws.Signatures) != 1 {
-		return nil, invalid("want exactly one signature")
+		return nil, never, invalid("want exactly one signature")
 	}
 	typ, err := headerType(jws.Signatures[0].Header)
 	if err != nil {
-		return nil, invalid("%v", err)
+		return nil, never, invalid("%v", err)
 	}
 	if !v.allowedTypes[typ] {
-		return nil, invalid("typ %q not allowed", typ)
+		return nil, never, invalid("typ %q not allowed", typ)
 	}
 
 	var keyErr error
@@ -247,30 +278,30 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Identity, error) {
 	if err != nil {
 		switch {
 		case errors.Is(keyErr, ErrKeysUnavailable):
-			return nil, keyErr
+			return nil, never, keyErr
 		case ctx.Err() != nil:
-			return nil, ctx.Err()
+			return nil, never, ctx.Err()
 		}
-		return nil, invalid("%v", err)
+		return nil, never, invalid("%v", err)
 	}
 
 	if !utf8.Valid(jws.UnsafePayloadWithoutVerification()) { // the payload oidc just verified
-		return nil, invalid("claims are not valid UTF-8")
+		return nil, never, invalid("claims are not valid UTF-8")
 	}
 	var claims map[string]json.RawMessage
 	if err := tok.Claims(&claims); err != nil {
-		return nil, invalid("claims: %v", err)
+		return nil, never, invalid("claims: %v", err)
 	}
 	if err := v.checkTimes(claims); err != nil {
-		return nil, invalid("%v", err)
+		return nil, never, invalid("%v", err)
 	}
 	for _, name := range []string{"nonce", "at_hash", "c_hash", "events"} {
 		if _, ok := claims[name]; ok {
-			return nil, invalid("carries %q: an ID or logout token, not an access token", name)
+			return nil, never, invalid("carries %q: an ID or logout token, not an access token", name)
 		}
 	}
 	if err := checkIdentifier(tok.Subject); err != nil {
-		return nil, invalid("sub: %v", err)
+		return nil, never, invalid("sub: %v", err)
 	}
 
 	id := &Identity{Subject: tok.Subject}
@@ -278,23 +309,23 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Identity, error) {
 		id.ClientID, err = stringClaim(claims, "azp")
 	}
 	if err != nil {
-		return nil, invalid("%v", err)
+		return nil, never, invalid("%v", err)
 	}
 	if id.ClientID != "" {
 		if err := checkIdentifier(id.ClientID); err != nil {
-			return nil, invalid("client id: %v", err)
+			return nil, never, invalid("client id: %v", err)
 		}
 	}
 	if id.Scopes, err = stringsClaim(claims["scope"], true); err != nil {
-		return nil, invalid("scope: %v", err)
+		return nil, never, invalid("scope: %v", err)
 	}
 	roles, err := v.lookupRoles(claims)
 	if err != nil {
-		return nil, invalid("%s: %v", v.rolesClaim, err)
+		return nil, never, invalid("%s: %v", v.rolesClaim, err)
 	}
 	id.Roles = roles
 	id.Service = id.ClientID != "" && id.Subject == id.ClientID
-	return id, nil
+	return id, tok.Expiry, nil
 }
 
 // checkTimes checks what go-oidc leaves lax: exp and iat must be JSON
