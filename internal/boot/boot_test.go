@@ -10,6 +10,7 @@ import (
 	"github.com/decoupledshop/shop/internal/auth"
 	"github.com/decoupledshop/shop/internal/boot"
 	"github.com/decoupledshop/shop/internal/envflag"
+	"github.com/decoupledshop/shop/internal/pgdb"
 )
 
 // parse registers the common flags and parses args and env.
@@ -59,5 +60,24 @@ func TestCORSAllowedOriginsFlag(t *testing.T) {
 		if _, err := parse([]string{"--cors-allowed-origins", bad}, nil); err == nil {
 			t.Errorf("--cors-allowed-origins %q accepted, want an error", bad)
 		}
+	}
+}
+
+func TestDatabaseFlags(t *testing.T) {
+	t.Parallel()
+	c, err := parse(nil, nil)
+	if err != nil || c.ExecMode != pgdb.ExecPrepared || c.MaxConns != int(pgdb.DefaultMaxConns()) {
+		t.Errorf("defaults: exec mode %q, max conns %d, %v; want prepared, %d", c.ExecMode, c.MaxConns, err, pgdb.DefaultMaxConns())
+	}
+	c, err = parse([]string{"--database-exec-mode", "describe"}, nil)
+	if err != nil || c.ExecMode != pgdb.ExecDescribe {
+		t.Errorf("--database-exec-mode describe: %q, %v", c.ExecMode, err)
+	}
+	c, err = parse(nil, map[string]string{"DATABASE_EXEC_MODE": "exec"})
+	if err != nil || c.ExecMode != pgdb.ExecUnprepared {
+		t.Errorf("DATABASE_EXEC_MODE=exec: %q, %v", c.ExecMode, err)
+	}
+	if _, err := parse([]string{"--database-exec-mode", "simple"}, nil); err == nil {
+		t.Error("--database-exec-mode simple accepted, want an error")
 	}
 }

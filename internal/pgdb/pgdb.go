@@ -9,6 +9,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -19,25 +20,78 @@ import (
 	"github.com/jackc/puddle/v2"
 )
 
+// ExecMode is how statements are sent to PostgreSQL (see [Options]).
+type ExecMode string
+
+// Exec modes. The zero ExecMode means ExecPrepared.
+const (
+	// ExecPrepared prepares each statement once per connection and caches
+	// it (pgx's QueryExecModeCacheStatement): PostgreSQL neither parses nor,
+	// after five runs, plans it again unless a custom plan is cheaper. Needs
+	// session-level prepared statements: a direct connection, PgBouncer in
+	// session mode, or PgBouncer >= 1.21 in transaction mode with
+	// max_prepared_statements set.
+	ExecPrepared ExecMode = "prepared"
+	// ExecDescribe sends every statement unnamed, parsed and planned on each
+	// run, caching only its description (QueryExecModeCacheDescribe): for
+	// poolers without prepared statements, such as PgBouncer before 1.21 (as
+	// in Debian 12) in transaction mode.
+	ExecDescribe ExecMode = "describe"
+	// ExecUnprepared sends every statement unnamed in one round trip with
+	// parameter types guessed from the Go values (QueryExecModeExec); it
+	// works behind any pooler, but a guessed type can make a statement fail
+	// where ExecDescribe would not.
+	ExecUnprepared ExecMode = "exec"
+)
+
+// ExecModes lists the valid exec modes, the default first.
+var ExecModes = []ExecMode{ExecPrepared, ExecDescribe, ExecUnprepared}
+
+var pgxModes = map[ExecMode]pgx.QueryExecMode{
+	"":             pgx.QueryExecModeCacheStatement,
+	ExecPrepared:   pgx.QueryExecModeCacheStatement,
+	ExecDescribe:   pgx.QueryExecModeCacheDescribe,
+	ExecUnprepared: pgx.QueryExecModeExec,
+}
+
+// DefaultMaxConns is the pool size Open uses when Options.MaxConns is 0:
+// four per CPU this process may use (GOMAXPROCS), at least 10 and at most 32.
+// Connections mostly wait (on the network, on row locks), so a pool of one
+// per CPU starves under load; each replica of each service opens up to this
+// many, and all of them together must stay below PostgreSQL's
+// max_connections (default 100, 3 of them reserved for superusers), or, behind
+// PgBouncer, its pool size.
+func DefaultMaxConns() int32 {
+	return int32(min(max(4*runtime.GOMAXPROCS(0), 10), 32))
+}
+
 // Options configure Open; the zero value takes every default.
 type Options struct {
-	// MaxConns bounds the pool; 0 keeps pgx's default (max(4, NumCPU)).
+	// MaxConns bounds the pool; 0 means DefaultMaxConns().
 	MaxConns int32
+	// ExecMode is how statements are sent; "" means ExecPrepared.
+	ExecMode ExecMode
 }
 
 // Open returns a connection pool for databaseURL and checks that the server
-// answers.
+// answers. It fails on an unknown Options.ExecMode.
 //
-// Statements are sent unnamed with cached descriptions
-// (QueryExecModeCacheDescribe), so the pool works behind a transaction-mode
-// pooler (no session-level prepared statements) and every query is planned
-// with its actual parameters, which keeps optional filters index-friendly.
+// Statements are prepared and cached per connection by default (see
+// ExecPrepared); Options.ExecMode chooses a mode for poolers that cannot
+// keep prepared statements. Parameters in the URL that pgx does not know are
+// sent to PostgreSQL as settings, e.g. plan_cache_mode=force_custom_plan to
+// keep prepared statements but plan each run with its actual parameters.
 func Open(ctx context.Context, databaseURL string, opts Options) (*pgxpool.Pool, error) {
+	mode, ok := pgxModes[opts.ExecMode]
+	if !ok {
+		return nil, fmt.Errorf("exec mode %q is not one of %v", opts.ExecMode, ExecModes)
+	}
 	cfg, err := pgxpool.ParseConfig(databaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("parse database URL: %w", redact(err))
 	}
-	cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeCacheDescribe
+	cfg.ConnConfig.DefaultQueryExecMode = mode
+	cfg.MaxConns = DefaultMaxConns()
 	if opts.MaxConns > 0 {
 		cfg.MaxConns = opts.MaxConns
 	}
