@@ -174,10 +174,10 @@ func TestAuthMatrix(t *testing.T) {
 			}
 		}
 	}
-	// A bad token is refused even on a public read.
+	// A public read never looks at the token, not even a garbage one.
 	bad := b.products("not-a-jwt", shoptest.ConnectJSON())
-	if _, err := bad.GetProduct(ctx, connect.NewRequest(&productv1.GetProductRequest{Id: p.Id})); shoptest.Code(err) != connect.CodeUnauthenticated {
-		t.Errorf("public read with a garbage token: %v, want Unauthenticated", err)
+	if _, err := bad.GetProduct(ctx, connect.NewRequest(&productv1.GetProductRequest{Id: p.Id})); err != nil {
+		t.Errorf("public read with a garbage token: %v, want the product (tokens are ignored on public reads)", err)
 	}
 }
 

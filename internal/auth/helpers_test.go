@@ -84,7 +84,7 @@ func issuerConfig(c *clock) devissuer.Config {
 
 // setup starts an issuer and builds a verifier for it; adjust may change
 // the verifier config (IssuerURL, HTTPClient and Now are preset).
-func setup(t *testing.T, adjust func(*auth.Config)) *bundle {
+func setup(t testing.TB, adjust func(*auth.Config)) *bundle {
 	t.Helper()
 	c := &clock{t: time.Date(2027, 3, 1, 12, 0, 0, 0, time.UTC)}
 	iss := issuertest.New(t, issuerConfig(c))
@@ -133,7 +133,7 @@ func describe(ctx context.Context) string {
 
 // startAPI serves tiny real Connect handlers behind the middleware, over
 // HTTP/1.1 and unencrypted HTTP/2.
-func startAPI(t *testing.T, v *auth.Verifier, logger *slog.Logger) string {
+func startAPI(t testing.TB, v *auth.Verifier, logger *slog.Logger) string {
 	t.Helper()
 	mux := http.NewServeMux()
 	for _, p := range []string{procPublic, procUser, procAdmin, procService, procUnclassified} {

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -32,21 +34,34 @@ var errUnknownKey = errors.New("no published key matches the token's kid")
 
 // keySet is an oidc.KeySet that caches the issuer's JWKS. A token whose kid
 // is not cached triggers a refetch, but at most one fetch starts per
-// minInterval (failed fetches count), and concurrent callers share it. A
-// refetch replaces the cache, so unpublished keys are dropped.
+// minInterval (failed fetches count), and concurrent callers share it. The
+// set is also refetched on a schedule (see refreshIfDue), so a key the
+// issuer stops publishing stops verifying without anyone's help. A refetch
+// replaces the cache, so unpublished keys are dropped.
 type keySet struct {
 	url         string
 	client      *http.Client
 	now         func() time.Time
 	minInterval time.Duration
+	every       time.Duration // scheduled refresh interval, before max-age
 
 	group singleflight.Group
 
 	mu          sync.RWMutex
 	keys        []jose.JSONWebKey
+	fingerprint string    // the keys' JSON, to tell whether a fetch changed them
 	lastAttempt time.Time // zero: never fetched
 	lastErr     error     // result of the last fetch
+	due         time.Time // when the scheduled refresh is due
+	generation  uint64    // bumped whenever the fetched keys differ from the cached ones
 }
+
+// Bounds of the scheduled refresh interval, whatever the configuration or
+// the issuer's Cache-Control say.
+const (
+	minScheduledRefresh = time.Minute
+	maxScheduledRefresh = time.Hour
+)
 
 // keyErrSlot lets Verify learn why the key set refused a token, since
 // go-oidc flattens the error it gets from VerifySignature.
@@ -118,14 +133,39 @@ func (k *keySet) cached() []jose.JSONWebKey {
 	return k.keys
 }
 
+// refreshIfDue refetches the key set if the scheduled refresh is due, and
+// returns the generation of the keys to verify with. A failed scheduled
+// fetch keeps the cached keys (the issuer being down must not stop
+// verification) and is retried after minInterval.
+func (k *keySet) refreshIfDue(ctx context.Context) uint64 {
+	k.mu.RLock()
+	due, gen := !k.now().Before(k.due), k.generation
+	k.mu.RUnlock()
+	if due {
+		_, _ = k.fetchShared(ctx, true)
+		k.mu.RLock()
+		gen = k.generation
+		k.mu.RUnlock()
+	}
+	return gen
+}
+
 // refresh returns the key set after a fetch if one may start now (or is
 // already running), else the cached keys, or ErrKeysUnavailable while the
 // last fetch failed.
 func (k *keySet) refresh(ctx context.Context) ([]jose.JSONWebKey, error) {
+	return k.fetchShared(ctx, false)
+}
+
+// fetchShared fetches the key set unless it was fetched too recently: for a
+// scheduled refresh, before the refresh is due; for an unknown kid, within
+// minInterval of the last attempt. Concurrent callers share one fetch.
+func (k *keySet) fetchShared(ctx context.Context, scheduled bool) ([]jose.JSONWebKey, error) {
 	ch := k.group.DoChan("jwks", func() (any, error) {
 		k.mu.Lock()
 		now := k.now()
-		if !k.lastAttempt.IsZero() && now.Sub(k.lastAttempt) < k.minInterval {
+		if (scheduled && now.Before(k.due)) ||
+			(!scheduled && !k.lastAttempt.IsZero() && now.Sub(k.lastAttempt) < k.minInterval) {
 			keys, err := k.keys, k.lastErr
 			k.mu.Unlock()
 			return keys, err
@@ -136,13 +176,19 @@ func (k *keySet) refresh(ctx context.Context) ([]jose.JSONWebKey, error) {
 		// The fetch outlives any single caller: others may be waiting on it.
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchTimeout)
 		defer cancel()
-		keys, err := k.fetch(fctx)
+		keys, maxAge, err := k.fetch(fctx)
 
 		k.mu.Lock()
 		defer k.mu.Unlock()
 		k.lastErr = err
 		if err != nil {
+			k.due = now.Add(k.minInterval)
 			return nil, err
+		}
+		k.due = now.Add(scheduleInterval(k.every, maxAge))
+		if fp := fingerprint(keys); fp != k.fingerprint {
+			k.fingerprint = fp
+			k.generation++
 		}
 		k.keys = keys
 		return keys, nil
@@ -158,34 +204,72 @@ func (k *keySet) refresh(ctx context.Context) ([]jose.JSONWebKey, error) {
 	}
 }
 
-// fetch GETs the JWKS and keeps the usable public signing keys. Keys of
+// scheduleInterval is every, shortened to the issuer's max-age (if it sent
+// one, maxAge >= 0), within [minScheduledRefresh, maxScheduledRefresh].
+func scheduleInterval(every, maxAge time.Duration) time.Duration {
+	if maxAge >= 0 {
+		every = min(every, maxAge)
+	}
+	return min(max(every, minScheduledRefresh), maxScheduledRefresh)
+}
+
+// fingerprint identifies a key set by its keys' JSON.
+func fingerprint(keys []jose.JSONWebKey) string {
+	var b strings.Builder
+	for _, key := range keys {
+		j, _ := key.MarshalJSON()
+		b.Write(j)
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// cacheMaxAge returns the max-age of a Cache-Control header, or -1 if it has
+// none.
+func cacheMaxAge(h http.Header) time.Duration {
+	for _, v := range h.Values("Cache-Control") {
+		for directive := range strings.SplitSeq(v, ",") {
+			name, value, _ := strings.Cut(strings.TrimSpace(directive), "=")
+			if !strings.EqualFold(name, "max-age") {
+				continue
+			}
+			if secs, err := strconv.ParseInt(strings.Trim(value, `"`), 10, 32); err == nil && secs >= 0 {
+				return time.Duration(secs) * time.Second
+			}
+		}
+	}
+	return -1
+}
+
+// fetch GETs the JWKS and keeps the usable public signing keys, and
+// returns the response's Cache-Control max-age (-1: none). Keys of
 // unsupported types, symmetric keys and encryption keys are skipped.
-func (k *keySet) fetch(ctx context.Context) ([]jose.JSONWebKey, error) {
+func (k *keySet) fetch(ctx context.Context) (_ []jose.JSONWebKey, maxAge time.Duration, _ error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, k.url, nil)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrKeysUnavailable, err)
+		return nil, 0, fmt.Errorf("%w: %v", ErrKeysUnavailable, err)
 	}
 	req.Header.Set("Accept", "application/jwk-set+json, application/json")
 	resp, err := k.client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrKeysUnavailable, err)
+		return nil, 0, fmt.Errorf("%w: %v", ErrKeysUnavailable, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%w: GET %s: %s", ErrKeysUnavailable, k.url, resp.Status)
+		return nil, 0, fmt.Errorf("%w: GET %s: %s", ErrKeysUnavailable, k.url, resp.Status)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxJWKSBytes+1))
 	if err != nil {
-		return nil, fmt.Errorf("%w: read JWKS: %v", ErrKeysUnavailable, err)
+		return nil, 0, fmt.Errorf("%w: read JWKS: %v", ErrKeysUnavailable, err)
 	}
 	if len(body) > maxJWKSBytes {
-		return nil, fmt.Errorf("%w: JWKS larger than %d bytes", ErrKeysUnavailable, maxJWKSBytes)
+		return nil, 0, fmt.Errorf("%w: JWKS larger than %d bytes", ErrKeysUnavailable, maxJWKSBytes)
 	}
 	var set struct {
 		Keys []json.RawMessage `json:"keys"`
 	}
 	if err := json.Unmarshal(body, &set); err != nil {
-		return nil, fmt.Errorf("%w: decode JWKS: %v", ErrKeysUnavailable, err)
+		return nil, 0, fmt.Errorf("%w: decode JWKS: %v", ErrKeysUnavailable, err)
 	}
 	keys := make([]jose.JSONWebKey, 0, len(set.Keys))
 	for _, rawKey := range set.Keys {
@@ -201,7 +285,7 @@ func (k *keySet) fetch(ctx context.Context) ([]jose.JSONWebKey, error) {
 		}
 	}
 	if len(keys) == 0 {
-		return nil, fmt.Errorf("%w: JWKS has no usable signing key", ErrKeysUnavailable)
+		return nil, 0, fmt.Errorf("%w: JWKS has no usable signing key", ErrKeysUnavailable)
 	}
-	return keys, nil
+	return keys, cacheMaxAge(resp.Header), nil
 }

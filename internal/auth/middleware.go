@@ -51,11 +51,13 @@ type middleware struct {
 //   - a procedure not in rules (or an escaped path) is refused with
 //     Unimplemented "unknown procedure ...", before any token work (deny
 //     unless classified);
+//   - a Public procedure is served at once: its Authorization header is
+//     never read, so the handler sees no identity even for a valid token;
 //   - a malformed Authorization header (not exactly one "Bearer <token>",
 //     scheme case-insensitive) is Unauthenticated;
 //   - a token that fails v.Verify is Unauthenticated (Unavailable if the
-//     issuer's keys could not be fetched), also on Public procedures;
-//   - then the rule decides: Public admits all; User, Admin and Service
+//     issuer's keys could not be fetched);
+//   - then the rule decides: User, Admin and Service
 //     without a token are Unauthenticated; User refuses service tokens,
 //     Admin refuses service tokens and users without RoleAdmin, Service
 //     refuses user tokens, all with PermissionDenied.
@@ -86,6 +88,12 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// rule (each service checks that in a test), so a path without one
 		// is a misspelt or foreign procedure: say so, as gRPC does.
 		m.refuse(w, r, connect.CodeUnimplemented, msgNotClassified, "", "no rule for this path")
+		return
+	}
+	if access == Public {
+		// Public procedures never look at the token: a request carrying one
+		// costs what one without does, and the handler sees no identity.
+		m.next.ServeHTTP(w, r)
 		return
 	}
 	token, present, err := bearerToken(r.Header)

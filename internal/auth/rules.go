@@ -13,8 +13,9 @@ import (
 type Access int
 
 const (
-	// Public admits anyone; a token is optional, but one that is sent must
-	// be valid.
+	// Public admits anyone. Its requests are never authenticated: a token
+	// sent along is ignored, not verified, and the handler sees no
+	// identity.
 	Public Access = iota + 1
 	// User requires a user token (service tokens are refused).
 	User

@@ -4,9 +4,12 @@
 // A Verifier accepts a token only if all hold: it is a compact JWS signed
 // with an asymmetric algorithm by a key in the issuer's JWKS; its JOSE "typ"
 // is allowed (default at+jwt or JWT; never logout+jwt); iss is the issuer;
-// aud contains the API audience; exp is in the future and nbf (if present)
-// is not (both strict, no leeway); it has a sub; and it is not an ID token
-// or logout token in disguise (no nonce, at_hash, c_hash or events claim).
+// aud contains the API audience; its claims are valid UTF-8; exp and iat
+// are JSON numbers, exp in the future and nbf (if present) not (both strict,
+// no leeway), iat at most IssuedAtLeeway (60 s) ahead; sub, and client_id
+// (or azp) when present, are 1 to 255 bytes without control characters; and
+// it is not an ID token or logout token in disguise (no nonce, at_hash,
+// c_hash or events claim).
 //
 // Middleware puts the resulting Identity into the request context and
 // refuses requests that the Rules do not allow, with protocol-correct
@@ -15,12 +18,15 @@ package auth
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	jose "github.com/go-jose/go-jose/v4"
@@ -39,11 +45,23 @@ const (
 	// DefaultMinRefreshInterval is the least time between two JWKS fetches
 	// when Config.MinRefreshInterval is zero.
 	DefaultMinRefreshInterval = 30 * time.Second
+	// DefaultRefreshInterval is how often the JWKS is refetched on schedule
+	// when Config.RefreshInterval is zero.
+	DefaultRefreshInterval = 5 * time.Minute
 	// RoleAdmin is the role that Admin procedures require.
 	RoleAdmin = "admin"
 
+	// IssuedAtLeeway is how far in the future a token's iat may be, for
+	// clocks a little ahead of ours; exp and nbf get no leeway.
+	IssuedAtLeeway = 60 * time.Second
+	// MaxIdentifierBytes bounds a token's sub and client id.
+	MaxIdentifierBytes = 255
+
 	// maxTokenBytes bounds the work an unauthenticated caller can cause.
 	maxTokenBytes = 16 << 10
+	// maxNumericDate (year 5138) keeps time conversions of exp, iat and nbf
+	// from overflowing.
+	maxNumericDate = 1e11
 )
 
 // DefaultAllowedTypes are the JOSE "typ" values accepted when
@@ -84,6 +102,19 @@ type Config struct {
 	// MinRefreshInterval is the least time between JWKS fetches triggered by
 	// unknown key ids; default DefaultMinRefreshInterval.
 	MinRefreshInterval time.Duration
+	// RefreshInterval is how often the JWKS is refetched on schedule, so a
+	// key the issuer stops publishing stops verifying within about this
+	// long; an issuer's "Cache-Control: max-age" shortens it. Between 1
+	// minute and 1 hour (max-age is clamped to the same bounds); default
+	// DefaultRefreshInterval. The refetch happens when the first token is
+	// verified after it is due; if it fails, the cached keys stay in use and
+	// it is retried after MinRefreshInterval.
+	RefreshInterval time.Duration
+	// CacheSize bounds how many verified tokens are remembered (by hash,
+	// until they expire, forgotten whenever the key set changes) so a token
+	// sent again is not verified again; default DefaultCacheSize, negative
+	// disables the cache.
+	CacheSize int
 	// HTTPClient fetches discovery and the JWKS; default a client with a
 	// 10-second timeout.
 	HTTPClient *http.Client
@@ -95,6 +126,8 @@ type Config struct {
 // Verifier verifies access tokens. It is safe for concurrent use.
 type Verifier struct {
 	oidc         *oidc.IDTokenVerifier
+	keys         *keySet
+	cache        *tokenCache // nil: no caching
 	allowedTypes map[string]bool
 	rolesPath    []string
 	rolesClaim   string
@@ -129,6 +162,15 @@ func NewVerifier(ctx context.Context, cfg Config) (*Verifier, error) {
 	if cfg.MinRefreshInterval < 0 {
 		return nil, errors.New("auth: MinRefreshInterval must be positive")
 	}
+	if cfg.CacheSize == 0 {
+		cfg.CacheSize = DefaultCacheSize
+	}
+	if cfg.RefreshInterval == 0 {
+		cfg.RefreshInterval = DefaultRefreshInterval
+	}
+	if cfg.RefreshInterval < minScheduledRefresh || cfg.RefreshInterval > maxScheduledRefresh {
+		return nil, fmt.Errorf("auth: RefreshInterval %v is not between %v and %v", cfg.RefreshInterval, minScheduledRefresh, maxScheduledRefresh)
+	}
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: fetchTimeout}
 	}
@@ -159,6 +201,7 @@ func NewVerifier(ctx context.Context, cfg Config) (*Verifier, error) {
 		client:      cfg.HTTPClient,
 		now:         cfg.Now,
 		minInterval: cfg.MinRefreshInterval,
+		every:       cfg.RefreshInterval,
 	}
 	if _, err := keys.refresh(ctx); err != nil {
 		return nil, fmt.Errorf("auth: initial JWKS fetch: %w", err)
@@ -173,6 +216,8 @@ func NewVerifier(ctx context.Context, cfg Config) (*Verifier, error) {
 			SupportedSigningAlgs: algs,
 			Now:                  cfg.Now,
 		}),
+		keys:         keys,
+		cache:        newTokenCache(cfg.CacheSize),
 		allowedTypes: allowed,
 		rolesClaim:   cfg.RolesClaim,
 		rolesPath:    strings.Split(cfg.RolesClaim, "."),
@@ -188,23 +233,44 @@ func (v *Verifier) Audience() string { return v.audience }
 // Verify checks raw (the bearer token, without "Bearer ") and returns who
 // it identifies. Errors wrap ErrInvalidToken or ErrKeysUnavailable (or are
 // ctx's error); their text is for logs only.
+//
+// A token verified before is answered from the cache until it expires,
+// unless the key set has changed since. The returned Identity may be shared
+// with other calls: never modify it.
 func (v *Verifier) Verify(ctx context.Context, raw string) (*Identity, error) {
 	if len(raw) > maxTokenBytes {
 		return nil, invalid("token longer than %d bytes", maxTokenBytes)
 	}
+	gen := v.keys.refreshIfDue(ctx)
+	sum := sha256.Sum256([]byte(raw))
+	if id, ok := v.cache.get(sum, gen, v.now()); ok {
+		return id, nil
+	}
+	id, expiry, err := v.verify(ctx, raw)
+	if err != nil {
+		return nil, err
+	}
+	v.cache.put(sum, gen, id, expiry)
+	return id, nil
+}
+
+// verify checks raw in full and returns the identity and the token's
+// expiry.
+func (v *Verifier) verify(ctx context.Context, raw string) (*Identity, time.Time, error) {
+	var never time.Time
 	jws, err := jose.ParseSignedCompact(raw, asymmetricAlgs)
 	if err != nil {
-		return nil, invalid("malformed token or disallowed alg: %v", err)
+		return nil, never, invalid("malformed token or disallowed alg: %v", err)
 	}
 	if len(jws.Signatures) != 1 {
-		return nil, invalid("want exactly one signature")
+		return nil, never, invalid("want exactly one signature")
 	}
 	typ, err := headerType(jws.Signatures[0].Header)
 	if err != nil {
-		return nil, invalid("%v", err)
+		return nil, never, invalid("%v", err)
 	}
 	if !v.allowedTypes[typ] {
-		return nil, invalid("typ %q not allowed", typ)
+		return nil, never, invalid("typ %q not allowed", typ)
 	}
 
 	var keyErr error
@@ -212,33 +278,30 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Identity, error) {
 	if err != nil {
 		switch {
 		case errors.Is(keyErr, ErrKeysUnavailable):
-			return nil, keyErr
+			return nil, never, keyErr
 		case ctx.Err() != nil:
-			return nil, ctx.Err()
+			return nil, never, ctx.Err()
 		}
-		return nil, invalid("%v", err)
+		return nil, never, invalid("%v", err)
 	}
 
+	if !utf8.Valid(jws.UnsafePayloadWithoutVerification()) { // the payload oidc just verified
+		return nil, never, invalid("claims are not valid UTF-8")
+	}
 	var claims map[string]json.RawMessage
 	if err := tok.Claims(&claims); err != nil {
-		return nil, invalid("claims: %v", err)
+		return nil, never, invalid("claims: %v", err)
+	}
+	if err := v.checkTimes(claims); err != nil {
+		return nil, never, invalid("%v", err)
 	}
 	for _, name := range []string{"nonce", "at_hash", "c_hash", "events"} {
 		if _, ok := claims[name]; ok {
-			return nil, invalid("carries %q: an ID or logout token, not an access token", name)
+			return nil, never, invalid("carries %q: an ID or logout token, not an access token", name)
 		}
 	}
-	if raw, ok := claims["nbf"]; ok {
-		var nbf float64
-		if err := json.Unmarshal(raw, &nbf); err != nil {
-			return nil, invalid("nbf: %v", err)
-		}
-		if notBefore := time.Unix(0, int64(nbf*float64(time.Second))); v.now().Before(notBefore) {
-			return nil, invalid("not valid before %v", notBefore.UTC())
-		}
-	}
-	if tok.Subject == "" {
-		return nil, invalid("no sub")
+	if err := checkIdentifier(tok.Subject); err != nil {
+		return nil, never, invalid("sub: %v", err)
 	}
 
 	id := &Identity{Subject: tok.Subject}
@@ -246,18 +309,87 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Identity, error) {
 		id.ClientID, err = stringClaim(claims, "azp")
 	}
 	if err != nil {
-		return nil, invalid("%v", err)
+		return nil, never, invalid("%v", err)
+	}
+	if id.ClientID != "" {
+		if err := checkIdentifier(id.ClientID); err != nil {
+			return nil, never, invalid("client id: %v", err)
+		}
 	}
 	if id.Scopes, err = stringsClaim(claims["scope"], true); err != nil {
-		return nil, invalid("scope: %v", err)
+		return nil, never, invalid("scope: %v", err)
 	}
 	roles, err := v.lookupRoles(claims)
 	if err != nil {
-		return nil, invalid("%s: %v", v.rolesClaim, err)
+		return nil, never, invalid("%s: %v", v.rolesClaim, err)
 	}
 	id.Roles = roles
 	id.Service = id.ClientID != "" && id.Subject == id.ClientID
-	return id, nil
+	return id, tok.Expiry, nil
+}
+
+// checkTimes checks what go-oidc leaves lax: exp and iat must be JSON
+// numbers (go-oidc also reads numeric strings), iat is required and at most
+// IssuedAtLeeway ahead, and nbf (optional) is a number not after now.
+func (v *Verifier) checkTimes(claims map[string]json.RawMessage) error {
+	now := v.now()
+	if _, err := numericDate(claims, "exp"); err != nil {
+		return err
+	}
+	iat, err := numericDate(claims, "iat")
+	if err != nil {
+		return err
+	}
+	if iat.After(now.Add(IssuedAtLeeway)) {
+		return fmt.Errorf("issued in the future (%v)", iat.UTC())
+	}
+	if _, ok := claims["nbf"]; ok {
+		nbf, err := numericDate(claims, "nbf")
+		if err != nil {
+			return err
+		}
+		if now.Before(nbf) {
+			return fmt.Errorf("not valid before %v", nbf.UTC())
+		}
+	}
+	return nil
+}
+
+// numericDate reads a required RFC 7519 NumericDate: a JSON number of
+// seconds since the epoch, possibly fractional.
+func numericDate(claims map[string]json.RawMessage, name string) (time.Time, error) {
+	raw, ok := claims[name]
+	if !ok {
+		return time.Time{}, fmt.Errorf("no %s", name)
+	}
+	var f float64
+	if len(raw) == 0 || (raw[0] != '-' && (raw[0] < '0' || raw[0] > '9')) || json.Unmarshal(raw, &f) != nil {
+		return time.Time{}, fmt.Errorf("%s is not a number", name)
+	}
+	if f > maxNumericDate || f < -maxNumericDate {
+		return time.Time{}, fmt.Errorf("%s out of range", name)
+	}
+	return time.Unix(0, int64(f*float64(time.Second))), nil
+}
+
+// checkIdentifier checks a subject or client id like any other input: 1 to
+// MaxIdentifierBytes bytes of valid UTF-8 without control characters (NUL
+// included) or U+FFFD (what a JSON decoder makes of invalid escapes).
+func checkIdentifier(s string) error {
+	switch {
+	case s == "":
+		return errors.New("empty")
+	case len(s) > MaxIdentifierBytes:
+		return fmt.Errorf("longer than %d bytes", MaxIdentifierBytes)
+	case !utf8.ValidString(s):
+		return errors.New("not valid UTF-8")
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) || r == utf8.RuneError {
+			return fmt.Errorf("contains %U", r)
+		}
+	}
+	return nil
 }
 
 func invalid(format string, args ...any) error {

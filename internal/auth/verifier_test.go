@@ -147,7 +147,7 @@ func TestConcurrentCallersShareOneFetch(t *testing.T) {
 func TestBadSignatureOnAKnownKeyNeverRefetches(t *testing.T) {
 	t.Parallel()
 	b := setup(t, nil)
-	b.clock.Advance(time.Hour) // a refetch would be allowed
+	b.clock.Advance(auth.DefaultMinRefreshInterval) // a refetch would be allowed (the scheduled one is not due)
 	alice := issuertest.UserClaims(t, b.iss, "alice")
 	for _, kind := range []devissuer.Bad{devissuer.BadTampered, devissuer.BadKeyConfusion, devissuer.BadAlgNone} {
 		if _, err := b.verifier.Verify(t.Context(), issuertest.Bad(t, b.iss, kind, alice)); !errors.Is(err, auth.ErrInvalidToken) {
@@ -161,7 +161,7 @@ func TestBadSignatureOnAKnownKeyNeverRefetches(t *testing.T) {
 
 func TestMinRefreshIntervalIsConfigurable(t *testing.T) {
 	t.Parallel()
-	b := setup(t, func(c *auth.Config) { c.MinRefreshInterval = time.Hour })
+	b := setup(t, func(c *auth.Config) { c.MinRefreshInterval, c.RefreshInterval = time.Hour, time.Hour })
 	unknown := issuertest.Bad(t, b.iss, devissuer.BadUnknownKID, issuertest.UserClaims(t, b.iss, "alice"))
 	b.clock.Advance(59 * time.Minute)
 	if _, err := b.verifier.Verify(t.Context(), unknown); err == nil {
@@ -176,6 +176,105 @@ func TestMinRefreshIntervalIsConfigurable(t *testing.T) {
 	}
 	if got := b.jwksFetches(); got != 2 {
 		t.Fatalf("fetches after 1h = %d, want 2", got)
+	}
+}
+
+// TestRemovedKeyStopsVerifyingOnSchedule: a key the issuer stops
+// publishing stops verifying once the scheduled refresh is due, without any
+// token with an unknown kid forcing a refetch.
+func TestRemovedKeyStopsVerifyingOnSchedule(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil)
+	ctx := t.Context()
+	original := issuertest.UserToken(t, b.iss, "alice")
+	if err := b.iss.RotateKeys(); err != nil {
+		t.Fatal(err)
+	}
+	b.iss.RemoveOldKeys() // original's key is no longer published
+	fresh := issuertest.UserToken(t, b.iss, "alice")
+
+	b.clock.Advance(auth.DefaultRefreshInterval - time.Second)
+	if _, err := b.verifier.Verify(ctx, original); err != nil {
+		t.Fatalf("before the refresh is due the cached key still verifies: %v", err)
+	}
+	if got := b.jwksFetches(); got != 1 {
+		t.Fatalf("JWKS fetches before the refresh is due = %d, want 1", got)
+	}
+	b.clock.Advance(time.Second)
+	if _, err := b.verifier.Verify(ctx, original); !errors.Is(err, auth.ErrInvalidToken) {
+		t.Fatalf("token of a removed key once the refresh is due: %v, want ErrInvalidToken", err)
+	}
+	if _, err := b.verifier.Verify(ctx, fresh); err != nil {
+		t.Fatalf("token of the current key after the refresh: %v", err)
+	}
+	if got := b.jwksFetches(); got != 2 {
+		t.Fatalf("JWKS fetches = %d, want 2 (one scheduled refresh)", got)
+	}
+	b.clock.Advance(auth.DefaultRefreshInterval - time.Second)
+	if _, err := b.verifier.Verify(ctx, fresh); err != nil || b.jwksFetches() != 2 {
+		t.Fatalf("before the next refresh is due: %v, %d fetches; want valid, 2", err, b.jwksFetches())
+	}
+	b.clock.Advance(time.Second)
+	if _, err := b.verifier.Verify(ctx, fresh); err != nil || b.jwksFetches() != 3 {
+		t.Fatalf("when the next refresh is due: %v, %d fetches; want valid, 3", err, b.jwksFetches())
+	}
+}
+
+// TestJWKSMaxAgeShortensTheSchedule: the issuer's Cache-Control max-age
+// shortens the refresh interval, but never below a minute.
+func TestJWKSMaxAgeShortensTheSchedule(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		maxAge, want time.Duration
+	}{
+		{2 * time.Minute, 2 * time.Minute},
+		{time.Second, time.Minute},
+		{time.Hour, auth.DefaultRefreshInterval},
+	} {
+		c := &clock{t: time.Date(2027, 3, 1, 12, 0, 0, 0, time.UTC)}
+		cfg := issuerConfig(c)
+		cfg.JWKSMaxAge = tc.maxAge
+		iss := issuertest.New(t, cfg)
+		fetches := &countingTransport{counts: map[string]int{}}
+		v, err := auth.NewVerifier(t.Context(), auth.Config{IssuerURL: iss.URL(), Now: c.Now,
+			HTTPClient: &http.Client{Transport: fetches, Timeout: 10 * time.Second}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok := issuertest.UserToken(t, iss, "alice")
+		c.Advance(tc.want - time.Second)
+		if _, err := v.Verify(t.Context(), tok); err != nil || fetches.count(devissuer.JWKSPath) != 1 {
+			t.Errorf("max-age %v: %v before %v: %v, %d fetches; want valid, 1", tc.maxAge, tc.want-time.Second, tc.want, err, fetches.count(devissuer.JWKSPath))
+		}
+		c.Advance(time.Second)
+		if _, err := v.Verify(t.Context(), tok); err != nil || fetches.count(devissuer.JWKSPath) != 2 {
+			t.Errorf("max-age %v: at %v: %v, %d fetches; want valid, 2", tc.maxAge, tc.want, err, fetches.count(devissuer.JWKSPath))
+		}
+	}
+}
+
+// TestScheduledRefreshFailureKeepsTheCachedKeys: with the issuer down when
+// the refresh is due, cached keys keep verifying, and the refetch is retried
+// after MinRefreshInterval, not on every request.
+func TestScheduledRefreshFailureKeepsTheCachedKeys(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil)
+	tok := issuertest.UserToken(t, b.iss, "alice")
+	if err := b.iss.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b.clock.Advance(auth.DefaultRefreshInterval)
+	for range 3 {
+		if _, err := b.verifier.Verify(t.Context(), tok); err != nil {
+			t.Fatalf("cached key with the issuer down: %v", err)
+		}
+	}
+	if got := b.jwksFetches(); got != 2 {
+		t.Fatalf("JWKS fetch attempts = %d, want 2 (start + one failed scheduled refresh)", got)
+	}
+	b.clock.Advance(auth.DefaultMinRefreshInterval)
+	if _, err := b.verifier.Verify(t.Context(), tok); err != nil || b.jwksFetches() != 3 {
+		t.Fatalf("after MinRefreshInterval: %v, %d fetch attempts; want valid, 3", err, b.jwksFetches())
 	}
 }
 
@@ -353,6 +452,8 @@ func TestNewVerifierFailures(t *testing.T) {
 		"unreachable issuer":    {IssuerURL: "http://127.0.0.1:1"},
 		"logout+jwt allowed":    {IssuerURL: iss.URL(), AllowedTypes: []string{"at+jwt", "application/logout+jwt"}},
 		"negative refresh time": {IssuerURL: iss.URL(), MinRefreshInterval: -time.Second},
+		"refresh too often":     {IssuerURL: iss.URL(), RefreshInterval: time.Second},
+		"refresh too rarely":    {IssuerURL: iss.URL(), RefreshInterval: 2 * time.Hour},
 	} {
 		if _, err := auth.NewVerifier(t.Context(), cfg); err == nil {
 			t.Errorf("%s: NewVerifier succeeded, want an error", name)
@@ -360,5 +461,79 @@ func TestNewVerifierFailures(t *testing.T) {
 	}
 	if _, err := auth.NewVerifier(t.Context(), auth.Config{IssuerURL: iss.URL(), HTTPClient: http.DefaultClient}); err != nil {
 		t.Errorf("minimal config: %v", err)
+	}
+}
+
+// TestIssuedAtLeeway: iat may be up to IssuedAtLeeway ahead of our clock
+// (the issuer's clock may run a little fast), no further; exp and iat must
+// be numbers, and iat is required.
+func TestIssuedAtLeeway(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil)
+	claims := issuertest.UserClaims(t, b.iss, "alice")
+	now := b.clock.Now()
+	delete(claims, "nbf")
+	claims["iat"] = now.Add(auth.IssuedAtLeeway).Unix()
+	if _, err := b.verifier.Verify(t.Context(), issuertest.Mint(t, b.iss, devissuer.KeyCurrent, nil, claims)); err != nil {
+		t.Errorf("iat %v ahead: %v, want accepted", auth.IssuedAtLeeway, err)
+	}
+	claims["iat"] = now.Add(auth.IssuedAtLeeway + time.Second).Unix()
+	if _, err := b.verifier.Verify(t.Context(), issuertest.Mint(t, b.iss, devissuer.KeyCurrent, nil, claims)); !errors.Is(err, auth.ErrInvalidToken) {
+		t.Errorf("iat %v ahead: %v, want ErrInvalidToken", auth.IssuedAtLeeway+time.Second, err)
+	}
+	claims["iat"] = float64(now.Unix()) + 0.5 // fractional NumericDate: fine
+	if _, err := b.verifier.Verify(t.Context(), issuertest.Mint(t, b.iss, devissuer.KeyCurrent, nil, claims)); err != nil {
+		t.Errorf("fractional iat: %v, want accepted", err)
+	}
+	for _, kind := range []devissuer.Bad{devissuer.BadExpiryString, devissuer.BadIssuedAtString, devissuer.BadNoIssuedAt, devissuer.BadIssuedInFuture,
+		devissuer.BadSubjectNUL, devissuer.BadSubjectControl, devissuer.BadSubjectInvalidUTF8, devissuer.BadSubjectEmpty, devissuer.BadSubjectTooLong, devissuer.BadClientIDControl} {
+		if _, err := b.verifier.Verify(t.Context(), issuertest.Bad(t, b.iss, kind, issuertest.UserClaims(t, b.iss, "alice"))); !errors.Is(err, auth.ErrInvalidToken) {
+			t.Errorf("%s: %v, want ErrInvalidToken", kind, err)
+		}
+	}
+	claims = issuertest.UserClaims(t, b.iss, "alice")
+	claims["sub"] = strings.Repeat("ü", auth.MaxIdentifierBytes/2) // 254 bytes of UTF-8
+	if _, err := b.verifier.Verify(t.Context(), issuertest.Mint(t, b.iss, devissuer.KeyCurrent, nil, claims)); err != nil {
+		t.Errorf("sub of 254 bytes of non-ASCII letters: %v, want accepted", err)
+	}
+}
+
+// TestTokenCache: a verified token is remembered (by hash) until it
+// expires, the cache stays within its bound, and a remembered token past
+// its exp is refused like any other.
+func TestTokenCache(t *testing.T) {
+	t.Parallel()
+	b := setup(t, func(c *auth.Config) { c.CacheSize = 3 })
+	ctx := t.Context()
+	claims := issuertest.UserClaims(t, b.iss, "alice")
+	claims["exp"] = b.clock.Now().Add(time.Minute).Unix()
+	short := issuertest.Mint(t, b.iss, devissuer.KeyCurrent, nil, claims)
+	first, err := b.verifier.Verify(ctx, short)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := b.verifier.Verify(ctx, short)
+	if err != nil || again != first || b.verifier.CachedTokens() != 1 {
+		t.Fatalf("same token again: %p, %v, %d cached; want the cached identity %p, 1 cached", again, err, b.verifier.CachedTokens(), first)
+	}
+	for range 5 {
+		if _, err := b.verifier.Verify(ctx, issuertest.UserToken(t, b.iss, "alice")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := b.verifier.CachedTokens(); got != 3 {
+		t.Fatalf("cached tokens after 6 distinct ones = %d, want the bound 3", got)
+	}
+	if _, err := b.verifier.Verify(ctx, short); err != nil {
+		t.Fatal(err)
+	}
+	b.clock.Advance(time.Minute + time.Second)
+	if _, err := b.verifier.Verify(ctx, short); !errors.Is(err, auth.ErrInvalidToken) {
+		t.Fatalf("a remembered token after its exp: %v, want ErrInvalidToken", err)
+	}
+
+	off := setup(t, func(c *auth.Config) { c.CacheSize = -1 })
+	if _, err := off.verifier.Verify(ctx, issuertest.UserToken(t, off.iss, "alice")); err != nil || off.verifier.CachedTokens() != 0 {
+		t.Fatalf("cache off: %v, %d cached; want valid, 0", err, off.verifier.CachedTokens())
 	}
 }

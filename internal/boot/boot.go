@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/url"
+	"slices"
 	"strings"
 
 	"connectrpc.com/connect"
@@ -34,8 +35,10 @@ type Config struct {
 	// DirectURL reaches the same database without a pooler, for migrations
 	// (session advisory locks) and LISTEN/NOTIFY; default DatabaseURL.
 	DirectURL string
-	// MaxConns bounds the database pool (0: pgx's default).
+	// MaxConns bounds the database pool (0: pgdb.DefaultMaxConns()).
 	MaxConns int
+	// ExecMode is how statements are sent (pgdb.ExecPrepared by default).
+	ExecMode pgdb.ExecMode
 	// Migrate applies pending migrations at start-up.
 	Migrate bool
 	// LogLevel is debug, info, warn or error.
@@ -48,7 +51,15 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, addr string) {
 	fs.StringVar(&c.Server.Addr, "addr", addr, "listen address (Connect, gRPC and gRPC-Web on one port)")
 	fs.StringVar(&c.DatabaseURL, "database-url", "", "PostgreSQL URL of the service's own database (required)")
 	fs.StringVar(&c.DirectURL, "database-direct-url", "", "PostgreSQL URL bypassing any transaction-mode pooler, for migrations and LISTEN/NOTIFY (default: database-url)")
-	fs.IntVar(&c.MaxConns, "database-max-conns", 0, "maximum database connections in the pool (0: max(4, CPUs))")
+	fs.IntVar(&c.MaxConns, "database-max-conns", int(pgdb.DefaultMaxConns()), "maximum database connections in the pool (default: 4 per CPU, 10 to 32); every replica of every service together must stay below PostgreSQL's max_connections (default 100, 3 reserved) or PgBouncer's pool size")
+	c.ExecMode = pgdb.ExecPrepared
+	fs.Func("database-exec-mode", `how statements are sent: "prepared" (default: prepared once per connection and cached; direct connections and PgBouncer >= 1.21 with max_prepared_statements), "describe" (unnamed, parsed and planned every time; for PgBouncer < 1.21 in transaction mode) or "exec" (unnamed, parameter types guessed; any pooler)`, func(s string) error {
+		c.ExecMode = pgdb.ExecMode(s)
+		if !slices.Contains(pgdb.ExecModes, c.ExecMode) {
+			return fmt.Errorf("%q is not one of prepared, describe or exec", s)
+		}
+		return nil
+	})
 	fs.BoolVar(&c.Migrate, "migrate", true, "apply pending database migrations at start-up")
 	fs.StringVar(&c.Auth.IssuerURL, "oidc-issuer-url", "", "OIDC issuer URL whose access tokens are accepted (required)")
 	fs.StringVar(&c.Auth.Audience, "oidc-audience", auth.DefaultAudience, "API audience access tokens must carry")
@@ -56,6 +67,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, addr string) {
 		c.Auth.AllowedTypes = strings.Split(s, ",")
 		return nil
 	})
+	fs.DurationVar(&c.Auth.RefreshInterval, "oidc-jwks-refresh", auth.DefaultRefreshInterval, "how often the issuer's signing keys (JWKS) are refetched, so a key it stops publishing stops verifying; its Cache-Control max-age shortens this (1m to 1h)")
 	fs.StringVar(&c.Auth.RolesClaim, "oidc-roles-claim", auth.DefaultRolesClaim, "claim (or dotted path) holding the user's roles")
 	fs.IntVar(&c.Server.ReadMaxBytes, "read-max-bytes", server.DefaultReadMaxBytes, "largest request message accepted, in bytes")
 	fs.DurationVar(&c.Server.MaxDeadline, "max-deadline", server.DefaultMaxDeadline, "cap on any request's deadline")
@@ -131,7 +143,7 @@ func Start(ctx context.Context, c Config, migrations fs.FS, logOut io.Writer) (*
 			return nil, err
 		}
 	}
-	pool, err := pgdb.Open(ctx, c.DatabaseURL, int32(c.MaxConns))
+	pool, err := pgdb.Open(ctx, c.DatabaseURL, pgdb.Options{MaxConns: int32(c.MaxConns), ExecMode: c.ExecMode})
 	if err != nil {
 		return nil, fmt.Errorf("--database-url: %w", err)
 	}

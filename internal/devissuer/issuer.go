@@ -78,6 +78,9 @@ type Config struct {
 	Clients map[string]Client
 	// TokenTTL is the lifetime of issued tokens; default DefaultTokenTTL.
 	TokenTTL time.Duration
+	// JWKSMaxAge, when positive, is sent as "Cache-Control: max-age" (whole
+	// seconds) with the JWKS, telling verifiers how long they may cache it.
+	JWKSMaxAge time.Duration
 	// Now is the issuer's clock; default time.Now.
 	Now func() time.Time
 	// Logger receives the development-only notice on start; default
@@ -104,6 +107,7 @@ type Issuer struct {
 	users    map[string]User
 	clients  map[string]Client
 	ttl      time.Duration
+	jwksAge  time.Duration
 	now      func() time.Time
 	logger   *slog.Logger
 
@@ -171,6 +175,7 @@ func New(cfg Config) (*Issuer, error) {
 		users:    cloneUsers(cfg.Users),
 		clients:  cloneClients(cfg.Clients),
 		ttl:      cfg.TokenTTL,
+		jwksAge:  cfg.JWKSMaxAge,
 		now:      cfg.Now,
 		logger:   cfg.Logger,
 		current:  current,

@@ -1,6 +1,7 @@
 package devissuer_test
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	jose "github.com/go-jose/go-jose/v4"
 
@@ -440,6 +442,31 @@ func TestMintBadProducesEachKind(t *testing.T) {
 		case devissuer.BadNoSubject:
 			_, has := claims["sub"]
 			check(!has, "has sub")
+		case devissuer.BadSubjectNUL:
+			check(strings.Contains(claims["sub"].(string), "\x00"), "no NUL in sub")
+		case devissuer.BadSubjectControl:
+			check(strings.Contains(claims["sub"].(string), "\x1b"), "no control character in sub")
+		case devissuer.BadSubjectInvalidUTF8:
+			payload, _ := base64.RawURLEncoding.DecodeString(strings.Split(tok, ".")[1])
+			check(!utf8.Valid(payload) && bytes.Contains(payload, []byte("alice\xff")), "payload is valid UTF-8")
+		case devissuer.BadSubjectEmpty:
+			sub, has := claims["sub"]
+			check(has && sub == "", "sub not empty")
+		case devissuer.BadSubjectTooLong:
+			check(len(claims["sub"].(string)) > 255, "sub not longer than 255 bytes")
+		case devissuer.BadClientIDControl:
+			check(strings.Contains(claims["client_id"].(string), "\x00"), "no NUL in client_id")
+		case devissuer.BadExpiryString:
+			_, isString := claims["exp"].(string)
+			check(isString, "exp not a string")
+		case devissuer.BadIssuedAtString:
+			_, isString := claims["iat"].(string)
+			check(isString, "iat not a string")
+		case devissuer.BadNoIssuedAt:
+			_, has := claims["iat"]
+			check(!has, "has iat")
+		case devissuer.BadIssuedInFuture:
+			check(claims["iat"].(float64) >= float64(fixedNow.Add(time.Hour).Unix()) && claims["nbf"].(float64) <= float64(fixedNow.Unix()), "iat not an hour ahead, or nbf ahead too")
 		default:
 			t.Errorf("kind %s has no check here", kind)
 		}

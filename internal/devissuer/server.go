@@ -151,6 +151,9 @@ func (i *Issuer) handleDiscovery(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (i *Issuer) handleJWKS(w http.ResponseWriter, _ *http.Request) {
+	if i.jwksAge > 0 {
+		w.Header().Set("Cache-Control", fmt.Sprintf("max-age=%d", int(i.jwksAge.Seconds())))
+	}
 	writeJSON(w, http.StatusOK, i.JWKS())
 }
 
@@ -311,8 +314,10 @@ func writeTokenError(w http.ResponseWriter, e tokenError) {
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Pragma", "no-cache")
+	if w.Header().Get("Cache-Control") == "" {
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("Pragma", "no-cache")
+	}
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
 }

@@ -1,6 +1,7 @@
 package devissuer
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/hmac"
 	"crypto/rand"
@@ -16,6 +17,7 @@ import (
 	"hash"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -159,6 +161,25 @@ func (i *Issuer) Mint(k Key, header Header, claims Claims) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	cb, err := json.Marshal(claims)
+	if err != nil {
+		return "", fmt.Errorf("devissuer: marshal claims: %w", err)
+	}
+	return i.sign(key, header, cb)
+}
+
+// MintPayload is Mint with the payload given as raw bytes, signed exactly
+// as given: for claims encoding/json cannot produce, such as invalid UTF-8
+// or a claim given twice.
+func (i *Issuer) MintPayload(k Key, header Header, payload []byte) (string, error) {
+	key, err := i.key(k)
+	if err != nil {
+		return "", err
+	}
+	return i.sign(key, header, payload)
+}
+
+func (i *Issuer) sign(key *signingKey, header Header, payload []byte) (string, error) {
 	h := Header{"alg": "RS256", "kid": key.id, "typ": TypeAccessToken}
 	for name, v := range header {
 		if v == nil {
@@ -171,11 +192,7 @@ func (i *Issuer) Mint(k Key, header Header, claims Claims) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("devissuer: marshal header: %w", err)
 	}
-	cb, err := json.Marshal(claims)
-	if err != nil {
-		return "", fmt.Errorf("devissuer: marshal claims: %w", err)
-	}
-	input := b64(hb) + "." + b64(cb)
+	input := b64(hb) + "." + b64(payload)
 	alg, _ := h["alg"].(string)
 	sig, err := sign(alg, key.priv, input)
 	if err != nil {
@@ -263,24 +280,55 @@ const (
 	BadNoExpiry
 	// BadNoSubject has no sub claim.
 	BadNoSubject
+	// BadSubjectNUL has a NUL byte in sub (a user id no database stores).
+	BadSubjectNUL
+	// BadSubjectControl has another control character (ESC) in sub.
+	BadSubjectControl
+	// BadSubjectInvalidUTF8 has sub bytes that are not UTF-8 (a JSON
+	// decoder would quietly turn them into U+FFFD).
+	BadSubjectInvalidUTF8
+	// BadSubjectEmpty has "sub": "".
+	BadSubjectEmpty
+	// BadSubjectTooLong has a sub of 256 bytes.
+	BadSubjectTooLong
+	// BadClientIDControl has a NUL byte in client_id.
+	BadClientIDControl
+	// BadExpiryString has exp as a JSON string of a valid time.
+	BadExpiryString
+	// BadIssuedAtString has iat as a JSON string of a valid time.
+	BadIssuedAtString
+	// BadNoIssuedAt has no iat claim (RFC 9068 requires it).
+	BadNoIssuedAt
+	// BadIssuedInFuture has iat an hour ahead (nbf and exp as usual).
+	BadIssuedInFuture
 )
 
 var badNames = map[Bad]string{
-	BadExpired:           "expired",
-	BadNotYetValid:       "not-yet-valid",
-	BadWrongAudience:     "wrong-audience",
-	BadWrongIssuer:       "wrong-issuer",
-	BadAlgNone:           "alg-none",
-	BadKeyConfusion:      "hs256-key-confusion",
-	BadUnknownKID:        "unknown-kid",
-	BadIDToken:           "id-token",
-	BadIDTokenForAPI:     "id-token-api-audience",
-	BadLogoutToken:       "logout-token",
-	BadLogoutTokenForAPI: "logout-token-api-audience",
-	BadTampered:          "tampered",
-	BadMissingType:       "missing-typ",
-	BadNoExpiry:          "no-exp",
-	BadNoSubject:         "no-sub",
+	BadExpired:            "expired",
+	BadNotYetValid:        "not-yet-valid",
+	BadWrongAudience:      "wrong-audience",
+	BadWrongIssuer:        "wrong-issuer",
+	BadAlgNone:            "alg-none",
+	BadKeyConfusion:       "hs256-key-confusion",
+	BadUnknownKID:         "unknown-kid",
+	BadIDToken:            "id-token",
+	BadIDTokenForAPI:      "id-token-api-audience",
+	BadLogoutToken:        "logout-token",
+	BadLogoutTokenForAPI:  "logout-token-api-audience",
+	BadTampered:           "tampered",
+	BadMissingType:        "missing-typ",
+	BadNoExpiry:           "no-exp",
+	BadNoSubject:          "no-sub",
+	BadSubjectNUL:         "sub-nul",
+	BadSubjectControl:     "sub-control-character",
+	BadSubjectInvalidUTF8: "sub-invalid-utf8",
+	BadSubjectEmpty:       "sub-empty",
+	BadSubjectTooLong:     "sub-too-long",
+	BadClientIDControl:    "client-id-nul",
+	BadExpiryString:       "exp-string",
+	BadIssuedAtString:     "iat-string",
+	BadNoIssuedAt:         "no-iat",
+	BadIssuedInFuture:     "iat-in-future",
 }
 
 // String names the kind (e.g. "alg-none").
@@ -368,6 +416,33 @@ func (i *Issuer) MintBad(kind Bad, base Claims) (string, error) {
 		delete(c, "exp")
 	case BadNoSubject:
 		delete(c, "sub")
+	case BadSubjectNUL:
+		c["sub"] = fmt.Sprint(c["sub"], "\x00")
+	case BadSubjectControl:
+		c["sub"] = fmt.Sprint(c["sub"], "\x1b[2J")
+	case BadSubjectInvalidUTF8:
+		const marker = "INVALID-UTF8-MARKER"
+		c["sub"] = marker
+		cb, err := json.Marshal(c)
+		if err != nil {
+			return "", fmt.Errorf("devissuer: marshal claims: %w", err)
+		}
+		return i.MintPayload(KeyCurrent, nil, bytes.Replace(cb, []byte(marker), []byte("alice\xff\xfe"), 1))
+	case BadSubjectEmpty:
+		c["sub"] = ""
+	case BadSubjectTooLong:
+		c["sub"] = strings.Repeat("u", 256)
+	case BadClientIDControl:
+		c["client_id"] = fmt.Sprint(c["client_id"], "\x00")
+	case BadExpiryString:
+		c["exp"] = strconv.FormatInt(now.Add(i.ttl).Unix(), 10)
+	case BadIssuedAtString:
+		c["iat"] = strconv.FormatInt(now.Unix(), 10)
+	case BadNoIssuedAt:
+		delete(c, "iat")
+	case BadIssuedInFuture:
+		c["iat"] = now.Add(time.Hour).Unix()
+		c["nbf"] = now.Unix()
 	default:
 		return "", fmt.Errorf("devissuer: unknown bad token kind %d", int(kind))
 	}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"compress/gzip"
 	"context"
 	"log/slog"
 	"time"
@@ -28,8 +29,16 @@ const (
 	readinessTimeout = time.Second
 	// corsMaxAge is how long browsers may cache a preflight answer.
 	corsMaxAge = 2 * time.Hour
-	// compressMinBytes: smaller messages are never compressed.
-	compressMinBytes = 1024
+	// compressMinBytes: smaller messages are never compressed. Measured
+	// (BenchmarkCompression): gzip at any level on a ~2 KB response costs
+	// client and server together over a third more CPU per call than
+	// sending it as is, to save about 1.5 KB.
+	compressMinBytes = 4096
+	// gzipLevel is the level responses are compressed at, for clients that
+	// ask for gzip: BestSpeed compresses a pooled writer about twice as fast
+	// as the default level (BenchmarkGzipResponse), whose Reset clears large
+	// hash tables, for about 10% larger output.
+	gzipLevel = gzip.BestSpeed
 	// clientReadMaxBytes bounds responses read by Connect clients.
 	clientReadMaxBytes = 4 << 20
 )

@@ -9,11 +9,30 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/decoupledshop/shop/internal/pgdb"
 	"github.com/decoupledshop/shop/internal/shoperr"
 )
 
-// errInternal is the only thing a client learns about an unexpected error.
-var errInternal = errors.New("internal error")
+var (
+	// errInternal is the only thing a client learns about an unexpected error.
+	errInternal = errors.New("internal error")
+	// errDatabaseUnavailable is what a client learns about a database that
+	// cannot serve now (down, restarting, out of connections, pool starved).
+	errDatabaseUnavailable = errors.New("database temporarily unavailable; retry later")
+	// errCommitOutcomeUnknown is what a client learns about a commit that
+	// got no answer.
+	errCommitOutcomeUnknown = errors.New("the database did not confirm the write, which may or may not have been applied; retry with the same request_id")
+)
+
+// cause says what connectError found behind an error, and so whether and
+// how the server logs it.
+type cause int
+
+const (
+	causeExpected    cause = iota // a domain error or the caller's context: not logged
+	causeUnavailable              // the database could not serve now: logged as a warning
+	causeUnexpected               // a bug or unknown failure: logged as an error
+)
 
 // codes maps each domain code to its Connect code. shoperr.CodeInternal and
 // unknown codes are absent on purpose: they become a generic internal error.
@@ -34,8 +53,14 @@ var codes = map[shoperr.Code]connect.Code{
 //   - a *connect.Error built in this process passes through unchanged;
 //   - a *shoperr.Error gets its mapped code (CodeInvalid → InvalidArgument, …)
 //     and its safe "field: message" text, without any wrapping context;
+//   - a commit whose outcome is unknown ([pgdb.ErrCommitOutcomeUnknown])
+//     becomes Unavailable, telling the client to retry with the same
+//     request_id;
 //   - context.DeadlineExceeded and context.Canceled become DeadlineExceeded
 //     and Canceled;
+//   - a database that cannot serve now ([pgdb.IsUnavailable]: down,
+//     restarting, out of connections, connection lost, pool starved)
+//     becomes Unavailable "database temporarily unavailable; retry later";
 //   - anything else, including a *connect.Error received from another service
 //     (its code describes that other call, so the caller must translate it)
 //     becomes Internal with the message "internal error".
@@ -50,29 +75,34 @@ func ConnectError(err error) error {
 	return ce
 }
 
-// connectError implements ConnectError and also reports whether err was
-// unexpected, i.e. hidden behind a generic internal error and worth logging.
-func connectError(err error) (ce *connect.Error, unexpected bool) {
+// connectError implements ConnectError and also reports what it found
+// behind err, which decides how the failure is logged.
+func connectError(err error) (*connect.Error, cause) {
 	if ce, ok := errors.AsType[*connect.Error](err); ok && !connect.IsWireError(ce) {
-		return ce, false
+		return ce, causeExpected
 	}
 	if de, ok := errors.AsType[*shoperr.Error](err); ok {
 		if code, ok := codes[de.Code]; ok {
-			return connect.NewError(code, de), false
+			return connect.NewError(code, de), causeExpected
 		}
-		return connect.NewError(connect.CodeInternal, errInternal), true
+		return connect.NewError(connect.CodeInternal, errInternal), causeUnexpected
 	}
 	switch {
+	case errors.Is(err, pgdb.ErrCommitOutcomeUnknown):
+		return connect.NewError(connect.CodeUnavailable, errCommitOutcomeUnknown), causeUnavailable
 	case errors.Is(err, context.DeadlineExceeded):
-		return connect.NewError(connect.CodeDeadlineExceeded, context.DeadlineExceeded), false
+		return connect.NewError(connect.CodeDeadlineExceeded, context.DeadlineExceeded), causeExpected
 	case errors.Is(err, context.Canceled):
-		return connect.NewError(connect.CodeCanceled, context.Canceled), false
+		return connect.NewError(connect.CodeCanceled, context.Canceled), causeExpected
+	case pgdb.IsUnavailable(err):
+		return connect.NewError(connect.CodeUnavailable, errDatabaseUnavailable), causeUnavailable
 	}
-	return connect.NewError(connect.CodeInternal, errInternal), true
+	return connect.NewError(connect.CodeInternal, errInternal), causeUnexpected
 }
 
 // errorMapper is the handler interceptor that runs every RPC error through
-// connectError and logs the unexpected ones with their procedure.
+// connectError and logs, with their procedure and underlying cause, the
+// unexpected ones (as errors) and database outages (as warnings).
 type errorMapper struct {
 	log *slog.Logger
 }
@@ -81,9 +111,12 @@ func (m *errorMapper) mapError(ctx context.Context, procedure string, err error)
 	if err == nil {
 		return nil
 	}
-	ce, unexpected := connectError(err)
-	if unexpected {
+	ce, c := connectError(err)
+	switch c {
+	case causeUnexpected:
 		m.log.ErrorContext(ctx, "rpc failed with unexpected error", "procedure", procedure, "error", err)
+	case causeUnavailable:
+		m.log.WarnContext(ctx, "rpc failed: database unavailable", "procedure", procedure, "error", err)
 	}
 	return ce
 }

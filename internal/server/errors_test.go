@@ -4,9 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"syscall"
 	"testing"
 
 	"connectrpc.com/connect"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/puddle/v2"
+
+	"github.com/decoupledshop/shop/internal/pgdb"
 
 	"github.com/decoupledshop/shop/internal/server"
 	"github.com/decoupledshop/shop/internal/shoperr"
@@ -38,6 +45,9 @@ func TestConnectError(t *testing.T) {
 		{"deadline", fmt.Errorf("query: %w", context.DeadlineExceeded), connect.CodeDeadlineExceeded, "context deadline exceeded"},
 		{"canceled", context.Canceled, connect.CodeCanceled, "context canceled"},
 		{"plain", errors.New("pq: secret"), connect.CodeInternal, "internal error"},
+		{"unique violation", &pgconn.PgError{Code: "23505", Message: "secret"}, connect.CodeInternal, "internal error"},
+		{"syntax error", &pgconn.PgError{Code: "42601"}, connect.CodeInternal, "internal error"},
+		{"deadline inside pgx", fmt.Errorf("query: %w", &net.OpError{Op: "read", Err: context.DeadlineExceeded}), connect.CodeDeadlineExceeded, "context deadline exceeded"},
 	} {
 		ce, ok := errors.AsType[*connect.Error](server.ConnectError(tc.err))
 		if !ok {
@@ -46,6 +56,50 @@ func TestConnectError(t *testing.T) {
 		}
 		if ce.Code() != tc.code || ce.Message() != tc.message {
 			t.Errorf("%s: got %v %q, want %v %q", tc.name, ce.Code(), ce.Message(), tc.code, tc.message)
+		}
+	}
+}
+
+// TestDatabaseOutagesAreUnavailable: every way the database can fail to
+// serve a request for now reaches the client as Unavailable with a
+// client-safe message, never as internal.
+func TestDatabaseOutagesAreUnavailable(t *testing.T) {
+	t.Parallel()
+	const retry = "database temporarily unavailable; retry later"
+	const unknown = "the database did not confirm the write, which may or may not have been applied; retry with the same request_id"
+	pgErr := func(code string) error {
+		return fmt.Errorf("insert cart item: %w", &pgconn.PgError{Severity: "FATAL", Code: code, Message: "secret detail"})
+	}
+	for _, tc := range []struct {
+		name    string
+		err     error
+		message string
+	}{
+		{"admin shutdown 57P01", pgErr("57P01"), retry},
+		{"crash shutdown 57P02", pgErr("57P02"), retry},
+		{"cannot connect now 57P03", pgErr("57P03"), retry},
+		{"too many connections 53300", pgErr("53300"), retry},
+		{"connection failure 08006", pgErr("08006"), retry},
+		{"connection does not exist 08003", pgErr("08003"), retry},
+		{"serialization failure after retries 40001", pgErr("40001"), retry},
+		{"deadlock after retries 40P01", pgErr("40P01"), retry},
+		{"EOF", fmt.Errorf("begin transaction: %w", io.EOF), retry},
+		{"unexpected EOF", fmt.Errorf("query: %w", io.ErrUnexpectedEOF), retry},
+		{"conn closed", fmt.Errorf("query: %w", pgconn.ErrConnClosed), retry},
+		{"closed pool", fmt.Errorf("acquire: %w", puddle.ErrClosedPool), retry},
+		{"connection reset", fmt.Errorf("query: %w", &net.OpError{Op: "read", Net: "unix", Err: syscall.ECONNRESET}), retry},
+		{"connection refused", &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}, retry},
+		{"pool exhausted", fmt.Errorf("acquire connection: %w", pgdb.ErrPoolExhausted), retry},
+		{"commit outcome unknown", fmt.Errorf("commit transaction: %w: %w", pgdb.ErrCommitOutcomeUnknown, io.ErrUnexpectedEOF), unknown},
+		{"commit outcome unknown at the deadline", fmt.Errorf("commit transaction: %w: %w", pgdb.ErrCommitOutcomeUnknown, context.DeadlineExceeded), unknown},
+	} {
+		ce, ok := errors.AsType[*connect.Error](server.ConnectError(tc.err))
+		if !ok {
+			t.Errorf("%s: ConnectError returned no *connect.Error", tc.name)
+			continue
+		}
+		if ce.Code() != connect.CodeUnavailable || ce.Message() != tc.message {
+			t.Errorf("%s: got %v %q, want unavailable %q", tc.name, ce.Code(), ce.Message(), tc.message)
 		}
 	}
 }
