@@ -111,15 +111,19 @@ func laneOf(aggregate string, n int) int {
 	return int(h.Sum32() % uint32(n))
 }
 
+// maxPeer bounds the caller's name as stored with each event, in bytes.
+const maxPeer = 255
+
 // caller names the service client of a verified service token: its
-// client_id, else its subject (which equals it).
+// client_id, else its subject (which equals it), in the form the inbox and
+// dead letters store (see storedText).
 func caller(ctx context.Context) string {
 	id, ok := auth.FromContext(ctx)
 	switch {
 	case !ok:
 		return ""
 	case id.ClientID != "":
-		return id.ClientID
+		return storedText(id.ClientID, maxPeer)
 	}
-	return id.Subject
+	return storedText(id.Subject, maxPeer)
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -92,11 +94,12 @@ type event struct {
 // apply, or the reason it is poison: safe to show to operators, and
 // quoting only values it has checked or shortened.
 //
-// Poison is an event whose id is not a UUID, whose type is empty or does
-// not match its payload, of a known type whose payload is missing, or whose
+// Poison is an event whose id is not a UUID, whose type is empty, longer
+// than maxStoredType bytes, not text (see textProblem) or does not match
+// its payload, of a known type whose payload is missing, or whose
 // payload contradicts the envelope (id ≠ aggregate_id, version ≠
 // aggregate_version, version < 1); a ProductChanged must also have a name
-// and a price in the shop currency within 0..money.MaxPriceMinor. An event
+// (text of at most maxName characters) and a price in the shop currency within 0..money.MaxPriceMinor. An event
 // with no payload and a type this build does not know is kindUnknown, not
 // poison.
 func (s *Service) checkEvent(ev *eventsv1.Event) (event, string) {
@@ -112,6 +115,9 @@ func (s *Service) checkEvent(ev *eventsv1.Event) (event, string) {
 	typ := ev.GetType()
 	if typ == "" {
 		return e, "type: must not be empty"
+	}
+	if problem := textProblem(typ, maxStoredType); problem != "" {
+		return e, "type: " + problem
 	}
 	var want string
 	switch p := ev.GetPayload().(type) {
@@ -130,6 +136,9 @@ func (s *Service) checkEvent(ev *eventsv1.Event) (event, string) {
 		}
 		if pc.GetName() == "" {
 			return e, "product_changed.name: must not be empty"
+		}
+		if problem := textProblem(pc.GetName(), maxName); problem != "" {
+			return e, "product_changed.name: " + problem
 		}
 		price := pc.GetPrice()
 		switch {
@@ -268,7 +277,7 @@ func (s *Service) apply(ctx context.Context, e event, peer string) (outcome, err
 			out = outcomeUnknown
 		}
 		n, err := q.RecordInboxEvent(ctx, cartdb.RecordInboxEventParams{
-			EventID: e.id, Type: storedType(e.msg.GetType()), AggregateID: e.aggregate, AggregateVersion: e.version,
+			EventID: e.id, Type: storedText(e.msg.GetType(), maxStoredType), AggregateID: e.aggregate, AggregateVersion: e.version,
 			Outcome: string(out), Peer: peer, Now: now,
 		})
 		if err != nil {
@@ -328,20 +337,47 @@ func bringForward(ctx context.Context, q *cartdb.Queries, e event) error {
 	return refresh(ctx, q, e)
 }
 
-// maxStoredType bounds the type text kept in the inbox's and the dead
-// letters' type column (a dead letter keeps the event itself whole).
-const maxStoredType = 200
+// Bounds of the event texts cartsvc stores.
+const (
+	// maxStoredType bounds an event's type, in bytes (the inbox's and the
+	// dead letters' type column; a dead letter keeps the event itself
+	// whole).
+	maxStoredType = 200
+	// maxName bounds a product name, in characters (as productsvc does).
+	maxName = 200
+)
 
-// storedType is typ cut to maxStoredType bytes on a character boundary.
-func storedType(typ string) string {
-	if len(typ) <= maxStoredType {
-		return typ
+// textProblem says why s is not text the database stores as it is (invalid
+// UTF-8, a NUL or another control character), or is longer than max
+// characters; "" when it is fine.
+func textProblem(s string, max int) string {
+	switch {
+	case !utf8.ValidString(s):
+		return "must be valid UTF-8"
+	case strings.ContainsFunc(s, unicode.IsControl):
+		return "must not contain control characters"
+	case utf8.RuneCountInString(s) > max:
+		return fmt.Sprintf("must be at most %d characters", max)
 	}
-	typ = typ[:maxStoredType]
-	for !utf8.ValidString(typ) {
-		typ = typ[:len(typ)-1]
+	return ""
+}
+
+// storedText is s as the database can store it in a text column: as it is
+// when it is text (see textProblem), else quoted with Go escapes; then cut
+// to max bytes on a character boundary. Dead letters use it for the texts
+// of events that failed their checks.
+func storedText(s string, max int) string {
+	if textProblem(s, len(s)) != "" {
+		s = strconv.QuoteToASCII(s)
 	}
-	return typ
+	if len(s) <= max {
+		return s
+	}
+	s = s[:max]
+	for !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s
 }
 
 // deadLetter stores a poison event with reason, or for a replay (dlqID)
@@ -356,7 +392,7 @@ func (s *Service) deadLetter(ctx context.Context, e event, peer, reason string, 
 		return fmt.Errorf("encode a poison event: %w", err)
 	}
 	return s.q.DeadLetterEvent(ctx, cartdb.DeadLetterEventParams{
-		ID: s.newID(), EventID: pgtype.UUID{Bytes: e.id, Valid: e.id != uuid.Nil}, Type: storedType(e.msg.GetType()),
+		ID: s.newID(), EventID: pgtype.UUID{Bytes: e.id, Valid: e.id != uuid.Nil}, Type: storedText(e.msg.GetType(), maxStoredType),
 		AggregateID: e.aggregate, AggregateVersion: e.version, Event: body,
 		Peer: peer, Reason: reason, Now: now,
 	})

@@ -801,3 +801,55 @@ func TestBatchResultsFollowTheEvents(t *testing.T) {
 		}
 	}
 }
+
+// TestUnstorableEventsAreDeadLettered: an event whose text the database
+// cannot store (a NUL, control characters, an overlong type or name) is
+// DEAD_LETTERED in a storable form with its own result, and never fails
+// the call: the good events beside it are applied.
+func TestUnstorableEventsAreDeadLettered(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	vase := b.createProduct(t, "Vase", 3000)
+	b.add(t, "alice", vase, 1)
+	nulUnknown := envelope("shop.events.v1.Future\x00Thing", uuid.NewString(), 1)
+	nulKnown := changed(vase.Id, 7, "Vase", 100)
+	nulKnown.Type = "shop.events.v1.ProductChanged\x00"
+	nulName := changed(vase.Id, 8, "Va\x00se", 100)
+	controlName := changed(vase.Id, 9, "Vase\x1b[31m", 100)
+	longType := envelope("shop.events.v1."+strings.Repeat("X", 300), uuid.NewString(), 1)
+	longName := changed(vase.Id, 10, strings.Repeat("V", 201), 100)
+	good := changed(vase.Id, 2, "Vase II", 3100)
+	bad := map[string]*eventsv1.Event{
+		"type": nulUnknown, "type ": nulKnown, "name": nulName, "name ": controlName,
+		"type  ": longType, "name  ": longName,
+	}
+	batch := []*eventsv1.Event{good}
+	for _, ev := range bad {
+		batch = append(batch, ev)
+	}
+	res := b.deliver(t, batch...)
+	if got := res[good.Id].GetStatus(); got != accepted {
+		t.Errorf("the good event = %v, want ACCEPTED", got)
+	}
+	for word, ev := range bad {
+		r := res[ev.Id]
+		if r.GetStatus() != deadLettered || !strings.Contains(r.GetReason(), strings.TrimSpace(word)) {
+			t.Errorf("unstorable event (%q) = %v %q; want DEAD_LETTERED with a reason naming %q", ev.Type, r.GetStatus(), r.GetReason(), strings.TrimSpace(word))
+		}
+	}
+	if got := b.line(t, "alice", vase.Id); got.Name != "Vase II" || got.Version != 2 {
+		t.Errorf("line = %+v; want the good event applied (Vase II, version 2)", got)
+	}
+	if n := b.count(t, "SELECT count(*) FROM event_dlq"); n != len(bad) {
+		t.Errorf("%d dead letters, want %d", n, len(bad))
+	}
+	// The stored dead letter keeps the event whole (its bytes).
+	var body []byte
+	if err := b.cartPool.QueryRow(context.Background(), "SELECT event FROM event_dlq WHERE event_id = $1", nulUnknown.Id).Scan(&body); err != nil {
+		t.Fatalf("dead letter of the NUL type: %v", err)
+	}
+	var stored eventsv1.Event
+	if err := proto.Unmarshal(body, &stored); err != nil || stored.Type != nulUnknown.Type {
+		t.Errorf("stored event type = %q (%v), want %q", stored.Type, err, nulUnknown.Type)
+	}
+}
