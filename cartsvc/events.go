@@ -1,8 +1,6 @@
 package cartsvc
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -10,13 +8,11 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 
 	eventsv1 "github.com/decoupledshop/shop/gen/proto/shop/events/v1"
-	cartdb "github.com/decoupledshop/shop/gen/sqlc/cart"
 	"github.com/decoupledshop/shop/internal/money"
 )
 
@@ -205,138 +201,6 @@ func short(s string) string {
 	return strconv.Quote(s)
 }
 
-// errDuplicate rolls back the transaction of an event already in the inbox.
-var errDuplicate = errors.New("event already received")
-
-// receive handles one delivered (or, with dlqID, replayed) event from peer
-// and returns its outcome, and for a poison event the reason. It returns
-// an error only for a failure that may pass (the database is unreachable,
-// ctx ended): nothing of the event was then recorded.
-//
-// A valid event is applied in one transaction: RaiseProductVersion (the
-// version gate), RecordInboxEvent (the idempotency key; it also deletes the
-// event's dead letter), and when the version rose, the cart lines' and
-// wishlist items' snapshots and a notification to every replica (a stale
-// ProductChanged may still bring older snapshots forward, see
-// bringForward). After the commit this replica's catalog cache learns the
-// version at once. An event the database refuses as data (a constraint it
-// violates) is poison too.
-func (s *Service) receive(ctx context.Context, ev *eventsv1.Event, peer string, dlqID *uuid.UUID) (out outcome, reason string, err error) {
-	defer func() {
-		if err == nil {
-			s.metrics.results.WithLabelValues(string(out)).Inc()
-		}
-	}()
-	e, reason := s.checkEvent(ev)
-	if reason != "" {
-		return outcomeDeadLettered, reason, s.deadLetter(ctx, e, peer, reason, dlqID)
-	}
-	out, err = s.apply(ctx, e, peer)
-	switch {
-	case errors.Is(err, errDuplicate):
-		out, err = outcomeDuplicate, nil
-		if dlqID != nil {
-			err = s.q.DeleteDeadLetter(ctx, *dlqID)
-		}
-	case isDataError(err):
-		reason = "the event violates the cart database's constraints"
-		return outcomeDeadLettered, reason, s.deadLetter(ctx, e, peer, reason, dlqID)
-	}
-	if err != nil {
-		return "", "", err
-	}
-	if out == outcomeApplied {
-		s.products.ObserveVersion(e.aggregate.Bytes, e.version)
-	}
-	return out, "", nil
-}
-
-// apply runs a checked event's transaction (see receive).
-func (s *Service) apply(ctx context.Context, e event, peer string) (outcome, error) {
-	var out outcome
-	err := s.inTx(ctx, func(q *cartdb.Queries) error {
-		now := s.timestamp()
-		product := uuid.UUID(e.aggregate.Bytes)
-		switch e.kind {
-		case kindProductChanged, kindProductDeleted:
-			n, err := q.RaiseProductVersion(ctx, cartdb.RaiseProductVersionParams{
-				ProductID: product, Version: e.version, Deleted: e.kind == kindProductDeleted, Now: now,
-			})
-			if err != nil {
-				return err
-			}
-			out = outcomeStale
-			if n == 1 {
-				out = outcomeApplied
-			} else if err := bringForward(ctx, q, e); err != nil {
-				return err
-			}
-		case kindCategoryChanged:
-			out = outcomeUnused
-		default:
-			out = outcomeUnknown
-		}
-		n, err := q.RecordInboxEvent(ctx, cartdb.RecordInboxEventParams{
-			EventID: e.id, Type: storedText(e.msg.GetType(), maxStoredType), AggregateID: e.aggregate, AggregateVersion: e.version,
-			Outcome: string(out), Peer: peer, Now: now,
-		})
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			return errDuplicate
-		}
-		if out != outcomeApplied {
-			return nil
-		}
-		if e.kind == kindProductDeleted {
-			if _, err := q.MarkCartLinesDeleted(ctx, product); err != nil {
-				return err
-			}
-			if _, err := q.MarkWishlistItemsDeleted(ctx, product); err != nil {
-				return err
-			}
-		} else if err := refresh(ctx, q, e); err != nil {
-			return err
-		}
-		return q.NotifyProductVersion(ctx, versionPayload(product, e.version))
-	})
-	return out, err
-}
-
-// refresh copies a ProductChanged's state into the product's cart lines
-// and wishlist items whose snapshots are older.
-func refresh(ctx context.Context, q *cartdb.Queries, e event) error {
-	product := uuid.UUID(e.aggregate.Bytes)
-	if _, err := q.RefreshCartLines(ctx, cartdb.RefreshCartLinesParams{
-		ProductID: product, Version: e.version, Name: e.name, UnitPriceMinor: e.price, CurrencyCode: e.currency,
-	}); err != nil {
-		return err
-	}
-	_, err := q.RefreshWishlistItems(ctx, cartdb.RefreshWishlistItemsParams{
-		ProductID: product, Version: e.version, Name: e.name, PriceMinor: e.price, CurrencyCode: e.currency,
-	})
-	return err
-}
-
-// bringForward handles the snapshots of a stale ProductChanged: one older
-// than the product's recorded version (or its tombstone) still brings
-// snapshots older than itself forward, so that what a cart line shows,
-// deleted or not, is the newest state it was sent whatever the order of
-// arrival. Nothing else changes: the line stays unavailable after a
-// delete, and the mark does not move. (The transaction holds the mark's
-// row lock since RaiseProductVersion.)
-func bringForward(ctx context.Context, q *cartdb.Queries, e event) error {
-	if e.kind != kindProductChanged {
-		return nil
-	}
-	marks, err := q.GetProductVersions(ctx, []uuid.UUID{e.aggregate.Bytes})
-	if err != nil || len(marks) != 1 || e.version >= marks[0].Version {
-		return err
-	}
-	return refresh(ctx, q, e)
-}
-
 // Bounds of the event texts cartsvc stores.
 const (
 	// maxStoredType bounds an event's type, in bytes (the inbox's and the
@@ -378,42 +242,6 @@ func storedText(s string, max int) string {
 		s = s[:len(s)-1]
 	}
 	return s
-}
-
-// deadLetter stores a poison event with reason, or for a replay (dlqID)
-// records the new reason on its dead letter.
-func (s *Service) deadLetter(ctx context.Context, e event, peer, reason string, dlqID *uuid.UUID) error {
-	now := s.timestamp()
-	if dlqID != nil {
-		return s.q.RetainDeadLetter(ctx, cartdb.RetainDeadLetterParams{ID: *dlqID, Reason: reason, Now: now})
-	}
-	body, err := proto.MarshalOptions{Deterministic: true}.Marshal(e.msg)
-	if err != nil {
-		return fmt.Errorf("encode a poison event: %w", err)
-	}
-	return s.q.DeadLetterEvent(ctx, cartdb.DeadLetterEventParams{
-		ID: s.newID(), EventID: pgtype.UUID{Bytes: e.id, Valid: e.id != uuid.Nil}, Type: storedText(e.msg.GetType(), maxStoredType),
-		AggregateID: e.aggregate, AggregateVersion: e.version, Event: body,
-		Peer: peer, Reason: reason, Now: now,
-	})
-}
-
-// isDataError reports whether the database refused the event's data
-// (SQLSTATE classes 22, data exception, and 23, integrity constraint
-// violation), which no retry can change.
-func isDataError(err error) bool {
-	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) || len(pgErr.Code) != 5 {
-		return false
-	}
-	class := pgErr.Code[:2]
-	return class == "22" || class == "23"
-}
-
-// versionPayload is the cart_product_versions notification of a raised
-// high-water mark.
-func versionPayload(product uuid.UUID, version int64) string {
-	return product.String() + ":" + strconv.FormatInt(version, 10)
 }
 
 // eventMetrics counts what cartsvc did with the events it received.

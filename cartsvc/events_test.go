@@ -767,11 +767,11 @@ func (b *testBundle) secondReplica(t *testing.T) replica {
 
 // TestBatchResultsFollowTheEvents: a call's results come one per distinct
 // event id in the order the ids first appear, and one product's events in
-// a call are applied in their order (none is stale), while different
-// products' events are applied side by side.
+// a call are applied in their order (none is stale), different products'
+// events together.
 func TestBatchResultsFollowTheEvents(t *testing.T) {
 	t.Parallel()
-	b := setup(t, withService(func(o *cartsvc.Options) { o.EventLanes = 4 }))
+	b := setup(t)
 	products := make([]string, 6)
 	for i := range products {
 		products[i] = uuid.NewString()
@@ -851,5 +851,38 @@ func TestUnstorableEventsAreDeadLettered(t *testing.T) {
 	var stored eventsv1.Event
 	if err := proto.Unmarshal(body, &stored); err != nil || stored.Type != nulUnknown.Type {
 		t.Errorf("stored event type = %q (%v), want %q", stored.Type, err, nulUnknown.Type)
+	}
+}
+
+// TestRefusedEventFallsBackToOneByOne: when the database refuses one
+// event's data although it passed the checks (here a constraint the
+// checks do not know), that event is DEAD_LETTERED and the rest of its
+// batch is still applied.
+func TestRefusedEventFallsBackToOneByOne(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	vase, lamp := b.createProduct(t, "Vase", 3000), b.createProduct(t, "Lamp", 1000)
+	b.add(t, "alice", vase, 1)
+	b.add(t, "alice", lamp, 1)
+	b.exec(t, "ALTER TABLE cart_items ADD CONSTRAINT no_evil CHECK (name <> 'Evil')")
+	evil, good, other := changed(vase.Id, 2, "Evil", 100), changed(lamp.Id, 2, "Lamp II", 1100), changed(uuid.NewString(), 1, "Other", 1)
+	res := b.deliver(t, good, evil, other)
+	if r := res[evil.Id]; r.GetStatus() != deadLettered || !strings.Contains(r.GetReason(), "constraints") {
+		t.Errorf("refused event = %v %q; want DEAD_LETTERED naming the constraints", r.GetStatus(), r.GetReason())
+	}
+	if res[good.Id].GetStatus() != accepted || res[other.Id].GetStatus() != accepted {
+		t.Errorf("the others = %v, %v; want ACCEPTED", res[good.Id].GetStatus(), res[other.Id].GetStatus())
+	}
+	if got := b.line(t, "alice", lamp.Id); got.Name != "Lamp II" {
+		t.Errorf("lamp line = %+v; want the good event applied", got)
+	}
+	if got := b.line(t, "alice", vase.Id); got.Name != "Vase" || got.Version != 1 {
+		t.Errorf("vase line = %+v; want it untouched", got)
+	}
+	if v, _ := b.known(t, vase.Id); v >= 2 {
+		t.Errorf("vase mark = %d; want below 2 (the refused event left nothing behind)", v)
+	}
+	if n := b.count(t, "SELECT count(*) FROM event_dlq WHERE event_id = $1", evil.Id); n != 1 {
+		t.Errorf("%d dead letters of the refused event, want 1", n)
 	}
 }

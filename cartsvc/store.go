@@ -35,8 +35,6 @@ const (
 	// DefaultHoldIdle is how long a cart may go without a write before its
 	// promo code hold lapses.
 	DefaultHoldIdle = 24 * time.Hour
-	// DefaultEventLanes is how many events of a call are applied at once.
-	DefaultEventLanes = 2
 	// DefaultInboxRetention is how long received event ids are kept.
 	DefaultInboxRetention = 7 * 24 * time.Hour
 	// maxUserID is the longest subject the database stores.
@@ -64,11 +62,6 @@ type Options struct {
 	// EventBurst is the caller's bucket size in events; default
 	// max(MaxEventBatch, EventRate), so a full batch passes after a pause.
 	EventBurst int
-	// EventLanes is how many events of one DeliverEvents call are applied
-	// at once (each aggregate's events in order, in one lane); default
-	// DefaultEventLanes. Each lane holds a database connection while it
-	// works.
-	EventLanes int
 	// InboxRetention is how long a received event id is kept to answer
 	// redeliveries DUPLICATE; default DefaultInboxRetention. Older
 	// redeliveries are answered STALE by the version gate.
@@ -88,7 +81,6 @@ type Service struct {
 	log      *slog.Logger
 
 	limits         *callerLimits
-	eventLanes     int
 	inboxRetention time.Duration
 	metrics        *eventMetrics
 }
@@ -114,9 +106,6 @@ func NewService(db *pgxpool.Pool, products *catalog.Client, opts Options) *Servi
 	if opts.EventRate <= 0 {
 		opts.EventRate = DefaultEventRate
 	}
-	if opts.EventLanes <= 0 {
-		opts.EventLanes = DefaultEventLanes
-	}
 	if opts.InboxRetention <= 0 {
 		opts.InboxRetention = DefaultInboxRetention
 	}
@@ -124,7 +113,6 @@ func NewService(db *pgxpool.Pool, products *catalog.Client, opts Options) *Servi
 		db: db, q: cartdb.New(db), products: products,
 		currency: opts.Currency, holdIdle: opts.HoldIdle, now: opts.Now, newID: opts.NewID, log: opts.Logger,
 		limits:         newCallerLimits(opts.EventRate, opts.EventBurst),
-		eventLanes:     opts.EventLanes,
 		inboxRetention: opts.InboxRetention,
 		metrics:        newEventMetrics(),
 	}
