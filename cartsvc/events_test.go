@@ -746,6 +746,17 @@ func TestVersionsReachOtherReplicas(t *testing.T) {
 	if got := b.statusOf(t, changed(p2.String(), 2, "Late", 100)); got != stale {
 		t.Fatalf("late event = %v", got)
 	}
+	// A full batch: its marks do not fit in one notification's payload,
+	// which then tells the replicas to read them.
+	var batch []*eventsv1.Event
+	for range cartsvc.MaxEventBatch {
+		batch = append(batch, changed(uuid.NewString(), 4, "Many", 100))
+	}
+	b.deliver(t, batch...)
+	for _, ev := range batch {
+		id := uuid.MustParse(ev.AggregateId)
+		eventually(t, "the second replica was told of a full batch", func() bool { return other.catalog.ObservedVersion(id) == 4 })
+	}
 }
 
 // replica is another cartsvc replica's service and catalog cache.
