@@ -13,6 +13,8 @@ import (
 
 	"github.com/decoupledshop/shop/cartsvc/catalog"
 	cartv1 "github.com/decoupledshop/shop/gen/proto/shop/cart/v1"
+	eventsv1 "github.com/decoupledshop/shop/gen/proto/shop/events/v1"
+	productv1 "github.com/decoupledshop/shop/gen/proto/shop/product/v1"
 	"github.com/decoupledshop/shop/internal/shoptest"
 )
 
@@ -425,5 +427,41 @@ func TestDeletedProductAndPriceChange(t *testing.T) {
 	_, err = b.carts("alice").AddCartItem(ctx, connect.NewRequest(&cartv1.AddCartItemRequest{ProductId: uuid.NewString(), Quantity: 1}))
 	if shoptest.Code(err) != connect.CodeNotFound {
 		t.Errorf("adding an unknown product: %v, want NotFound", err)
+	}
+}
+
+// TestProductChangedFillsTheCache: a ProductChanged carries the product's
+// full state, so after a price change the replica that applied the event
+// serves the new price from its cache without asking productsvc again.
+// It prints catalog calls per GetCart after price changes of every line.
+func TestProductChangedFillsTheCache(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	const lines = 5
+	var events []*eventsv1.Event
+	var products []*productv1.Product
+	for i := range lines {
+		p := b.createProduct(t, "Item "+strconv.Itoa(i), int64(100+i))
+		b.add(t, "alice", p, 1)
+		products = append(products, p)
+	}
+	b.cart(t, "alice") // warm
+	for i, p := range products {
+		p = b.setPrice(t, p, int64(200+i))
+		events = append(events, changed(p.Id, p.Version, p.Name, p.Price.AmountMinor))
+	}
+	b.deliver(t, events...)
+	b.catalog.Wait()
+	before := b.front.calls.Load()
+	c := b.cart(t, "alice")
+	calls := b.front.calls.Load() - before
+	t.Logf("catalog calls per GetCart after a price change of all %d lines: %d", lines, calls)
+	if calls != 0 {
+		t.Errorf("GetCart after the events made %d BatchGetProducts calls, want 0 (the events filled the cache)", calls)
+	}
+	for i, item := range c.Items {
+		if item.UnitPrice.AmountMinor != int64(200+i) || !item.PriceChanged || c.Stale {
+			t.Errorf("line %d = %v; want the new price %d, changed, not stale", i, item, 200+i)
+		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/decoupledshop/shop/cartsvc/catalog"
 	eventsv1 "github.com/decoupledshop/shop/gen/proto/shop/events/v1"
 	cartdb "github.com/decoupledshop/shop/gen/sqlc/cart"
 )
@@ -288,9 +289,17 @@ func notifyVersions(ctx context.Context, q *cartdb.Queries, raised map[uuid.UUID
 }
 
 // observe tells this replica's catalog, after the commit, what an event
-// with outcome out made known.
+// with outcome out made known: an applied ProductChanged's state (the
+// cache answers with it from now on), an applied ProductDeleted's version.
+// The other replicas only learn the versions, through the notification.
 func (s *Service) observe(e event, out outcome) {
-	if out == outcomeApplied {
+	switch {
+	case out != outcomeApplied:
+	case e.kind == kindProductChanged:
+		s.products.ObserveProduct(catalog.Product{
+			ID: e.aggregate.Bytes, Name: e.name, PriceMinor: e.price, Currency: e.currency, Version: e.version,
+		})
+	default:
 		s.products.ObserveVersion(e.aggregate.Bytes, e.version)
 	}
 }

@@ -289,9 +289,32 @@ func (c *Client) Stats() Stats {
 func (c *Client) ObserveVersion(productID uuid.UUID, version int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.raiseMark(productID, version)
+}
+
+// ObserveProduct is ObserveVersion for a product's full state at its
+// version, as a ProductChanged event carries it: the product's mark rises
+// to p.Version, and p goes into the cache as if just fetched, unless the
+// mark is already newer (then it is ignored). So the replica that applied
+// the event answers the next lookups without asking productsvc.
+func (c *Client) ObserveProduct(p Product) {
+	if p.Missing {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.raiseMark(p.ID, p.Version) && c.versions[p.ID] > p.Version {
+		return
+	}
+	c.cache.SetWithTTL(key(p.ID), cached{Product: p, fetched: c.now()}, 1, c.maxStale)
+}
+
+// raiseMark raises the product's mark to version and drops an older cache
+// entry; it reports whether the mark rose. c.mu is held.
+func (c *Client) raiseMark(productID uuid.UUID, version int64) bool {
 	prev, known := c.versions[productID]
 	if known && version <= prev {
-		return
+		return false
 	}
 	if !known && len(c.versions) >= c.maxVersions {
 		for id := range c.versions {
@@ -304,6 +327,7 @@ func (c *Client) ObserveVersion(productID uuid.UUID, version int64) {
 	if e, ok := c.cache.Get(key(productID)); ok && !e.Missing && e.Version < version {
 		c.cache.Del(key(productID))
 	}
+	return true
 }
 
 // ObservedVersion returns the product's high-water mark: the highest
