@@ -11,8 +11,8 @@ import (
 )
 
 // rawInserts is the baseline of the write benchmarks: raw single-row
-// INSERTs with pgx by 8 workers on the cart's database, the cheapest
-// durable write there is (one statement, one commit each).
+// INSERTs with pgx on the cart's database, the cheapest durable write
+// there is (one statement, one commit each).
 type rawInserts struct {
 	pool *pgxpool.Pool
 	next atomic.Int64
@@ -30,8 +30,13 @@ func newRawInserts(b *testing.B, pool *pgxpool.Pool) *rawInserts {
 
 // run inserts n rows with 8 workers and returns how long it took.
 func (r *rawInserts) run(b *testing.B, n int) time.Duration {
+	return r.runWith(b, n, 8)
+}
+
+// runWith inserts n rows with workers workers and returns how long it
+// took.
+func (r *rawInserts) runWith(b *testing.B, n, workers int) time.Duration {
 	b.Helper()
-	const workers = 8
 	var wg sync.WaitGroup
 	var left atomic.Int64
 	left.Store(int64(n))
