@@ -164,7 +164,7 @@ func (s *Service) lookup(ctx context.Context, wants []catalog.Want) (map[uuid.UU
 
 // lineWants asks for the products of the lines that may still be
 // available, each at least at the newest version the cart has recorded.
-func lineWants(lines []cartdb.ListCartLinesRow) []catalog.Want {
+func lineWants(lines []cartLine) []catalog.Want {
 	wants := make([]catalog.Want, 0, len(lines))
 	for _, l := range lines {
 		if !l.Available || l.KnownDeleted {
@@ -175,19 +175,17 @@ func lineWants(lines []cartdb.ListCartLinesRow) []catalog.Want {
 	return wants
 }
 
-// resolve looks up the products of lines (cached or fetched, possibly
+// resolve looks up the products of view's lines (cached or fetched, possibly
 // stale or absent: the cart then shows their snapshots) and, live, the
 // products in fresh (check them with freshProduct). It fails with NotFound
-// when a fresh product is known to be deleted, and with ctx's error.
-func (s *Service) resolve(ctx context.Context, lines []cartdb.ListCartLinesRow, fresh []uuid.UUID) (map[uuid.UUID]catalog.Entry, error) {
+// when a fresh product is known to be deleted (view's marks), and with
+// ctx's error.
+func (s *Service) resolve(ctx context.Context, view cartView, fresh []uuid.UUID) (map[uuid.UUID]catalog.Entry, error) {
+	lines := view.lines
 	wants := lineWants(lines)
 	if len(fresh) > 0 {
-		known, err := s.q.GetProductVersions(ctx, fresh)
-		if err != nil {
-			return nil, err
-		}
 		min := make(map[uuid.UUID]int64, len(fresh))
-		for _, v := range known {
+		for _, v := range view.marks {
 			if v.Deleted {
 				return nil, productNotFound(v.ProductID)
 			}
