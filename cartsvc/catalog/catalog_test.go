@@ -12,7 +12,6 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/google/uuid"
-	"github.com/sony/gobreaker/v2"
 )
 
 // TestFailureClassification pins which errors count against productsvc
@@ -41,8 +40,8 @@ func TestFailureClassification(t *testing.T) {
 		{"context canceled", connect.NewError(connect.CodeCanceled, context.Canceled), false, false},
 		{"connection reset", callError(context.Background(), connect.NewError(connect.CodeCanceled, syscall.ECONNRESET)), true, true},
 		{"canceled call", callError(canceled, connect.NewError(connect.CodeCanceled, context.Canceled)), false, false},
-		{"breaker open", gobreaker.ErrOpenState, true, false},
-		{"half-open, probe taken", gobreaker.ErrTooManyRequests, true, false},
+		{"breaker open", ErrOpenState, true, false},
+		{"half-open, probe taken", ErrTooManyRequests, true, false},
 	}
 	for _, c := range cases {
 		if got := isFailure(c.err); got != c.failure {
