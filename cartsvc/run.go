@@ -35,6 +35,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	currency := fs.String("currency", "EUR", "the shop currency (ISO 4217); products and promo codes in any other are refused")
 	var pcfg catalog.Config
 	pcfg.RegisterFlags(fs)
+	var users UserLimits
+	users.RegisterFlags(fs)
 	holdIdle := fs.Duration("promo-hold-idle", DefaultHoldIdle, "a cart's promo code hold lapses after the cart has had no write for this long")
 	eventRate := fs.Float64("events-rate", DefaultEventRate, "events per second one service client may deliver (EventSinkService) to all replicas together; more is refused with ResourceExhausted")
 	replicas := fs.Int("replicas", 1, "how many cartsvc replicas share --events-rate: each allows events-rate ÷ replicas")
@@ -55,6 +57,9 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("--currency: %q is not an ISO 4217 code like EUR", *currency)
 	}
 	if err := pcfg.Validate(); err != nil {
+		return err
+	}
+	if err := users.Validate(); err != nil {
 		return err
 	}
 	for name, d := range map[string]time.Duration{"promo-hold-idle": *holdIdle, "inbox-retention": *inboxRetention} {
@@ -81,7 +86,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	defer products.Close()
 	svc := NewService(env.Pool, products, Options{
 		Currency: cur, HoldIdle: *holdIdle, Logger: env.Logger,
-		EventRate: *eventRate / float64(*replicas), InboxRetention: *inboxRetention,
+		EventRate: *eventRate / float64(*replicas), InboxRetention: *inboxRetention, Users: users,
 	})
 	Mount(env.Server, env.HandlerOptions, env.Verifier, svc)
 

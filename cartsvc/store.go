@@ -62,6 +62,9 @@ type Options struct {
 	// EventBurst is the caller's bucket size in events; default
 	// max(MaxEventBatch, EventRate), so a full batch passes after a pause.
 	EventBurst int
+	// Users bounds what one user can hold of the replica; zero fields take
+	// their defaults.
+	Users UserLimits
 	// InboxRetention is how long a received event id is kept to answer
 	// redeliveries DUPLICATE; default DefaultInboxRetention. Older
 	// redeliveries are answered STALE by the version gate.
@@ -81,6 +84,7 @@ type Service struct {
 	log      *slog.Logger
 
 	limits         *callerLimits
+	fairness       *fairness
 	inboxRetention time.Duration
 	metrics        *eventMetrics
 }
@@ -113,6 +117,7 @@ func NewService(db *pgxpool.Pool, products *catalog.Client, opts Options) *Servi
 		db: db, q: cartdb.New(db), products: products,
 		currency: opts.Currency, holdIdle: opts.HoldIdle, now: opts.Now, newID: opts.NewID, log: opts.Logger,
 		limits:         newCallerLimits(opts.EventRate, opts.EventBurst),
+		fairness:       newFairness(opts.Users.withDefaults()),
 		inboxRetention: opts.InboxRetention,
 		metrics:        newEventMetrics(),
 	}
