@@ -28,21 +28,16 @@ func (s *CartServer) GetCart(ctx context.Context, req *connect.Request[cartv1.Ge
 	if err != nil {
 		return nil, err
 	}
-	lines, err := s.q.ListCartLines(ctx, user)
+	view, err := s.readCart(ctx, s.q, user, nil, nil)
 	if err != nil {
 		return nil, err
 	}
-	now := s.timestamp()
-	holds, err := s.q.ListCartHolds(ctx, cartdb.ListCartHoldsParams{UserID: user, Cutoff: s.holdCutoff(now), Now: now})
-	if err != nil {
-		return nil, err
-	}
-	products, err := s.lookup(ctx, lineWants(lines))
+	products, err := s.lookup(ctx, lineWants(view.lines))
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return nil, ctxErr
 	}
 	_ = err // lines without product data show their snapshots
-	cart, err := buildCart(s.currency, lines, holds, products)
+	cart, err := buildCart(s.currency, view.lines, view.holds, products)
 	if err != nil {
 		return nil, err
 	}

@@ -9,10 +9,11 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/google/uuid"
-	"github.com/sony/gobreaker/v2"
 
 	"github.com/decoupledshop/shop/cartsvc/catalog"
 	cartv1 "github.com/decoupledshop/shop/gen/proto/shop/cart/v1"
+	eventsv1 "github.com/decoupledshop/shop/gen/proto/shop/events/v1"
+	productv1 "github.com/decoupledshop/shop/gen/proto/shop/product/v1"
 	"github.com/decoupledshop/shop/internal/shoptest"
 )
 
@@ -194,7 +195,7 @@ func TestNewerVersionEvictsCachedEntry(t *testing.T) {
 }
 
 // breakerCatalog opens the breaker after 2 failed calls, stays open 2 s
-// (gobreaker reads the wall clock) and does not retry, so calls map one to
+// (on the wall clock) and does not retry, so calls map one to
 // one onto breaker outcomes.
 func breakerCatalog(c *catalog.Config) {
 	c.BreakerFailures = 2
@@ -220,7 +221,7 @@ func TestBreakerOpensHalfOpensCloses(t *testing.T) {
 			t.Fatalf("GetCart %d with productsvc dropping connections = %v; want stale, from cache", i, c)
 		}
 	}
-	if s := b.catalog.BreakerState(); s != gobreaker.StateOpen {
+	if s := b.catalog.BreakerState(); s != catalog.StateOpen {
 		t.Fatalf("after 2 failed calls the breaker is %v, want open", s)
 	}
 	b.front.set(pass) // productsvc is back, but the breaker does not know yet
@@ -236,7 +237,7 @@ func TestBreakerOpensHalfOpensCloses(t *testing.T) {
 		t.Errorf("with the breaker open %d calls reached productsvc, want 0", got)
 	}
 
-	eventually(t, "the breaker is half-open", func() bool { return b.catalog.BreakerState() == gobreaker.StateHalfOpen })
+	eventually(t, "the breaker is half-open", func() bool { return b.catalog.BreakerState() == catalog.StateHalfOpen })
 	c := b.cart(t, "alice")
 	if c.Stale {
 		t.Errorf("GetCart through the half-open breaker = %v; want fresh", c)
@@ -244,7 +245,7 @@ func TestBreakerOpensHalfOpensCloses(t *testing.T) {
 	if got := b.front.calls.Load() - before; got != 1 {
 		t.Errorf("the half-open breaker let %d calls through, want 1 probe", got)
 	}
-	if s := b.catalog.BreakerState(); s != gobreaker.StateClosed {
+	if s := b.catalog.BreakerState(); s != catalog.StateClosed {
 		t.Errorf("after a successful probe the breaker is %v, want closed", s)
 	}
 	b.add(t, "alice", soap, 1)
@@ -277,7 +278,7 @@ func TestBreakerCountsOnlyProductsvcFailures(t *testing.T) {
 				t.Errorf("%v was attempted %d times, want once (not retried)", code, calls)
 			}
 		}
-		if s := b.catalog.BreakerState(); s != gobreaker.StateClosed {
+		if s := b.catalog.BreakerState(); s != catalog.StateClosed {
 			t.Fatalf("after 3 × %v the breaker is %v, want closed", code, s)
 		}
 	}
@@ -285,7 +286,7 @@ func TestBreakerCountsOnlyProductsvcFailures(t *testing.T) {
 	if calls := lookup(); calls != 3 {
 		t.Errorf("Unavailable was attempted %d times, want 3 (2 retries)", calls)
 	}
-	if s := b.catalog.BreakerState(); s != gobreaker.StateOpen {
+	if s := b.catalog.BreakerState(); s != catalog.StateOpen {
 		t.Errorf("after 3 Unavailable calls the breaker is %v, want open", s)
 	}
 }
@@ -425,5 +426,94 @@ func TestDeletedProductAndPriceChange(t *testing.T) {
 	_, err = b.carts("alice").AddCartItem(ctx, connect.NewRequest(&cartv1.AddCartItemRequest{ProductId: uuid.NewString(), Quantity: 1}))
 	if shoptest.Code(err) != connect.CodeNotFound {
 		t.Errorf("adding an unknown product: %v, want NotFound", err)
+	}
+}
+
+// TestProductChangedFillsTheCache: a ProductChanged carries the product's
+// full state, so after a price change the replica that applied the event
+// serves the new price from its cache without asking productsvc again.
+// It prints catalog calls per GetCart after price changes of every line.
+func TestProductChangedFillsTheCache(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	const lines = 5
+	var events []*eventsv1.Event
+	var products []*productv1.Product
+	for i := range lines {
+		p := b.createProduct(t, "Item "+strconv.Itoa(i), int64(100+i))
+		b.add(t, "alice", p, 1)
+		products = append(products, p)
+	}
+	b.cart(t, "alice") // warm
+	for i, p := range products {
+		p = b.setPrice(t, p, int64(200+i))
+		events = append(events, changed(p.Id, p.Version, p.Name, p.Price.AmountMinor))
+	}
+	b.deliver(t, events...)
+	b.catalog.Wait()
+	before := b.front.calls.Load()
+	c := b.cart(t, "alice")
+	calls := b.front.calls.Load() - before
+	t.Logf("catalog calls per GetCart after a price change of all %d lines: %d", lines, calls)
+	if calls != 0 {
+		t.Errorf("GetCart after the events made %d BatchGetProducts calls, want 0 (the events filled the cache)", calls)
+	}
+	for i, item := range c.Items {
+		if item.UnitPrice.AmountMinor != int64(200+i) || !item.PriceChanged || c.Stale {
+			t.Errorf("line %d = %v; want the new price %d, changed, not stale", i, item, 200+i)
+		}
+	}
+}
+
+// TestWritesRecoverSoonAfterProductsvcReturns: productsvc goes down, the
+// breaker opens, and its first probe fails because productsvc is still
+// down; productsvc comes back just after. Cart writes (retried by the
+// client every 50 ms) succeed again within 2 s of productsvc being ready,
+// not after a full open period. The figure prints; it is asserted only
+// without the race detector.
+func TestWritesRecoverSoonAfterProductsvcReturns(t *testing.T) {
+	t.Parallel()
+	b := setup(t, withCatalog(func(c *catalog.Config) {
+		c.BreakerFailures = 2
+		c.Retries = -1
+	}))
+	ctx := context.Background()
+	soap := b.createProduct(t, "Soap", 250)
+	b.add(t, "alice", soap, 1)
+	write := func() error {
+		_, err := b.carts("alice").AddCartItem(ctx, connect.NewRequest(&cartv1.AddCartItemRequest{ProductId: soap.Id, Quantity: 1}))
+		return err
+	}
+	b.front.set(drop)
+	for range 2 {
+		if err := write(); shoptest.Code(err) != connect.CodeUnavailable {
+			t.Fatalf("AddCartItem with productsvc down: %v, want Unavailable", err)
+		}
+	}
+	if s := b.catalog.BreakerState(); s != catalog.StateOpen {
+		t.Fatalf("after 2 failed calls the breaker is %v, want open", s)
+	}
+	// The first probe fails: productsvc is still down.
+	opened := b.front.calls.Load()
+	deadline := time.Now().Add(5 * time.Second)
+	for b.front.calls.Load() == opened {
+		if time.Now().After(deadline) {
+			t.Fatalf("no probe reached productsvc within 5 s of the breaker opening")
+		}
+		_ = write()
+		time.Sleep(50 * time.Millisecond)
+	}
+	b.front.set(pass)
+	ready := time.Now()
+	for write() != nil {
+		if time.Since(ready) > 40*time.Second {
+			t.Fatalf("cart writes still fail 40 s after productsvc came back")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	took := time.Since(ready)
+	t.Logf("cart writes succeed %v after productsvc is ready again", took.Round(time.Millisecond))
+	if took > 2*time.Second && !raceEnabled {
+		t.Errorf("cart writes recovered %v after productsvc was ready, want within 2 s", took)
 	}
 }

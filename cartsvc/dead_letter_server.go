@@ -125,7 +125,7 @@ func (s *DeadLetterServer) replay(ctx context.Context, id uuid.UUID, body []byte
 		err := s.q.RetainDeadLetter(ctx, cartdb.RetainDeadLetterParams{ID: id, Reason: "the stored event cannot be decoded", Now: s.timestamp()})
 		return false, s.replayError(ctx, id, err)
 	}
-	out, _, err := s.receive(ctx, ev, peer, &id)
+	out, _, err := s.receive(ctx, ev, peer, id)
 	if err != nil {
 		return false, s.replayError(ctx, id, err)
 	}

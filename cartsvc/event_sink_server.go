@@ -2,11 +2,8 @@ package cartsvc
 
 import (
 	"context"
-	"fmt"
-	"hash/fnv"
 
 	"connectrpc.com/connect"
-	"golang.org/x/sync/errgroup"
 	"google.golang.org/protobuf/proto"
 
 	eventsv1 "github.com/decoupledshop/shop/gen/proto/shop/events/v1"
@@ -36,9 +33,9 @@ var errEventsUnavailable = shoperr.Unavailable("events cannot be applied right n
 
 // DeliverEvents applies a batch and answers one result per distinct event
 // id, in the order of first appearance (a repeated id in the same call is
-// handled once). The events of one aggregate are applied in their order
-// in the call; those of different aggregates up to Options.EventLanes at
-// a time. Each event is handled on its own (see receive): applied
+// handled once). The call's events are applied together in one
+// transaction, the events of one aggregate in their order (see
+// receiveAll), and each gets its own result: applied
 // (ACCEPTED), already received (DUPLICATE), not newer than what is known
 // (STALE), accepted and ignored (ACCEPTED: CategoryChanged, unknown types),
 // or poison (DEAD_LETTERED, with the reason); a bad event never fails the
@@ -48,8 +45,8 @@ var errEventsUnavailable = shoperr.Unavailable("events cannot be applied right n
 // MaxEventBatch events or MaxEventBatchBytes bytes, or more events than the
 // caller's rate limit allows now; nothing is applied, and the sender halves
 // its batches) and with Unavailable when an event could not be handled for
-// a reason that may pass, such as the database being down (events before
-// it in the batch may have been applied: the retry finds them DUPLICATE).
+// a reason that may pass, such as the database being down (nothing of the
+// call is then applied).
 func (s *EventSinkServer) DeliverEvents(ctx context.Context, req *connect.Request[eventsv1.DeliverEventsRequest]) (*connect.Response[eventsv1.DeliverEventsResponse], error) {
 	events := req.Msg.GetEvents()
 	if len(events) > MaxEventBatch {
@@ -74,52 +71,34 @@ func (s *EventSinkServer) DeliverEvents(ctx context.Context, req *connect.Reques
 			todo = append(todo, ev)
 		}
 	}
-	results := make([]*eventsv1.DeliveryResult, len(todo))
-	// Lanes by aggregate: one aggregate's events in order in one lane, the
-	// lanes concurrently (their transactions touch disjoint rows).
-	lanes := min(s.eventLanes, len(todo))
-	g, gctx := errgroup.WithContext(ctx)
-	for lane := range lanes {
-		g.Go(func() error {
-			for i, ev := range todo {
-				if laneOf(ev.GetAggregateId(), lanes) != lane {
-					continue
-				}
-				out, reason, err := s.receive(gctx, ev, peer, nil)
-				if err != nil {
-					return fmt.Errorf("event %s: %w", short(ev.GetId()), err)
-				}
-				results[i] = &eventsv1.DeliveryResult{EventId: ev.GetId(), Status: out.status(), Reason: reason}
-			}
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
+	got, err := s.receiveAll(ctx, todo, peer)
+	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		s.log.ErrorContext(ctx, "events: an event could not be handled; failing the call", "error", err)
+		s.log.ErrorContext(ctx, "events: a batch could not be handled; failing the call", "error", err)
 		return nil, errEventsUnavailable
+	}
+	results := make([]*eventsv1.DeliveryResult, len(todo))
+	for i, ev := range todo {
+		results[i] = &eventsv1.DeliveryResult{EventId: ev.GetId(), Status: got[i].out.status(), Reason: got[i].reason}
 	}
 	return connect.NewResponse(&eventsv1.DeliverEventsResponse{Results: results}), nil
 }
 
-// laneOf spreads aggregates over n lanes.
-func laneOf(aggregate string, n int) int {
-	h := fnv.New32a()
-	h.Write([]byte(aggregate))
-	return int(h.Sum32() % uint32(n))
-}
+// maxPeer bounds the caller's name as stored with each event, in bytes.
+const maxPeer = 255
 
 // caller names the service client of a verified service token: its
-// client_id, else its subject (which equals it).
+// client_id, else its subject (which equals it), in the form the inbox and
+// dead letters store (see storedText).
 func caller(ctx context.Context) string {
 	id, ok := auth.FromContext(ctx)
 	switch {
 	case !ok:
 		return ""
 	case id.ClientID != "":
-		return id.ClientID
+		return storedText(id.ClientID, maxPeer)
 	}
-	return id.Subject
+	return storedText(id.Subject, maxPeer)
 }

@@ -1,20 +1,18 @@
 package cartsvc
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"strconv"
+	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 
 	eventsv1 "github.com/decoupledshop/shop/gen/proto/shop/events/v1"
-	cartdb "github.com/decoupledshop/shop/gen/sqlc/cart"
 	"github.com/decoupledshop/shop/internal/money"
 )
 
@@ -92,11 +90,12 @@ type event struct {
 // apply, or the reason it is poison: safe to show to operators, and
 // quoting only values it has checked or shortened.
 //
-// Poison is an event whose id is not a UUID, whose type is empty or does
-// not match its payload, of a known type whose payload is missing, or whose
+// Poison is an event whose id is not a UUID, whose type is empty, longer
+// than maxStoredType bytes, not text (see textProblem) or does not match
+// its payload, of a known type whose payload is missing, or whose
 // payload contradicts the envelope (id ≠ aggregate_id, version ≠
 // aggregate_version, version < 1); a ProductChanged must also have a name
-// and a price in the shop currency within 0..money.MaxPriceMinor. An event
+// (text of at most maxName characters) and a price in the shop currency within 0..money.MaxPriceMinor. An event
 // with no payload and a type this build does not know is kindUnknown, not
 // poison.
 func (s *Service) checkEvent(ev *eventsv1.Event) (event, string) {
@@ -112,6 +111,9 @@ func (s *Service) checkEvent(ev *eventsv1.Event) (event, string) {
 	typ := ev.GetType()
 	if typ == "" {
 		return e, "type: must not be empty"
+	}
+	if problem := textProblem(typ, maxStoredType); problem != "" {
+		return e, "type: " + problem
 	}
 	var want string
 	switch p := ev.GetPayload().(type) {
@@ -130,6 +132,9 @@ func (s *Service) checkEvent(ev *eventsv1.Event) (event, string) {
 		}
 		if pc.GetName() == "" {
 			return e, "product_changed.name: must not be empty"
+		}
+		if problem := textProblem(pc.GetName(), maxName); problem != "" {
+			return e, "product_changed.name: " + problem
 		}
 		price := pc.GetPrice()
 		switch {
@@ -196,188 +201,47 @@ func short(s string) string {
 	return strconv.Quote(s)
 }
 
-// errDuplicate rolls back the transaction of an event already in the inbox.
-var errDuplicate = errors.New("event already received")
+// Bounds of the event texts cartsvc stores.
+const (
+	// maxStoredType bounds an event's type, in bytes (the inbox's and the
+	// dead letters' type column; a dead letter keeps the event itself
+	// whole).
+	maxStoredType = 200
+	// maxName bounds a product name, in characters (as productsvc does).
+	maxName = 200
+)
 
-// receive handles one delivered (or, with dlqID, replayed) event from peer
-// and returns its outcome, and for a poison event the reason. It returns
-// an error only for a failure that may pass (the database is unreachable,
-// ctx ended): nothing of the event was then recorded.
-//
-// A valid event is applied in one transaction: RaiseProductVersion (the
-// version gate), RecordInboxEvent (the idempotency key; it also deletes the
-// event's dead letter), and when the version rose, the cart lines' and
-// wishlist items' snapshots and a notification to every replica (a stale
-// ProductChanged may still bring older snapshots forward, see
-// bringForward). After the commit this replica's catalog cache learns the
-// version at once. An event the database refuses as data (a constraint it
-// violates) is poison too.
-func (s *Service) receive(ctx context.Context, ev *eventsv1.Event, peer string, dlqID *uuid.UUID) (out outcome, reason string, err error) {
-	defer func() {
-		if err == nil {
-			s.metrics.results.WithLabelValues(string(out)).Inc()
-		}
-	}()
-	e, reason := s.checkEvent(ev)
-	if reason != "" {
-		return outcomeDeadLettered, reason, s.deadLetter(ctx, e, peer, reason, dlqID)
-	}
-	out, err = s.apply(ctx, e, peer)
+// textProblem says why s is not text the database stores as it is (invalid
+// UTF-8, a NUL or another control character), or is longer than max
+// characters; "" when it is fine.
+func textProblem(s string, max int) string {
 	switch {
-	case errors.Is(err, errDuplicate):
-		out, err = outcomeDuplicate, nil
-		if dlqID != nil {
-			err = s.q.DeleteDeadLetter(ctx, *dlqID)
-		}
-	case isDataError(err):
-		reason = "the event violates the cart database's constraints"
-		return outcomeDeadLettered, reason, s.deadLetter(ctx, e, peer, reason, dlqID)
+	case !utf8.ValidString(s):
+		return "must be valid UTF-8"
+	case strings.ContainsFunc(s, unicode.IsControl):
+		return "must not contain control characters"
+	case utf8.RuneCountInString(s) > max:
+		return fmt.Sprintf("must be at most %d characters", max)
 	}
-	if err != nil {
-		return "", "", err
-	}
-	if out == outcomeApplied {
-		s.products.ObserveVersion(e.aggregate.Bytes, e.version)
-	}
-	return out, "", nil
+	return ""
 }
 
-// apply runs a checked event's transaction (see receive).
-func (s *Service) apply(ctx context.Context, e event, peer string) (outcome, error) {
-	var out outcome
-	err := s.inTx(ctx, func(q *cartdb.Queries) error {
-		now := s.timestamp()
-		product := uuid.UUID(e.aggregate.Bytes)
-		switch e.kind {
-		case kindProductChanged, kindProductDeleted:
-			n, err := q.RaiseProductVersion(ctx, cartdb.RaiseProductVersionParams{
-				ProductID: product, Version: e.version, Deleted: e.kind == kindProductDeleted, Now: now,
-			})
-			if err != nil {
-				return err
-			}
-			out = outcomeStale
-			if n == 1 {
-				out = outcomeApplied
-			} else if err := bringForward(ctx, q, e); err != nil {
-				return err
-			}
-		case kindCategoryChanged:
-			out = outcomeUnused
-		default:
-			out = outcomeUnknown
-		}
-		n, err := q.RecordInboxEvent(ctx, cartdb.RecordInboxEventParams{
-			EventID: e.id, Type: storedType(e.msg.GetType()), AggregateID: e.aggregate, AggregateVersion: e.version,
-			Outcome: string(out), Peer: peer, Now: now,
-		})
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			return errDuplicate
-		}
-		if out != outcomeApplied {
-			return nil
-		}
-		if e.kind == kindProductDeleted {
-			if _, err := q.MarkCartLinesDeleted(ctx, product); err != nil {
-				return err
-			}
-			if _, err := q.MarkWishlistItemsDeleted(ctx, product); err != nil {
-				return err
-			}
-		} else if err := refresh(ctx, q, e); err != nil {
-			return err
-		}
-		return q.NotifyProductVersion(ctx, versionPayload(product, e.version))
-	})
-	return out, err
-}
-
-// refresh copies a ProductChanged's state into the product's cart lines
-// and wishlist items whose snapshots are older.
-func refresh(ctx context.Context, q *cartdb.Queries, e event) error {
-	product := uuid.UUID(e.aggregate.Bytes)
-	if _, err := q.RefreshCartLines(ctx, cartdb.RefreshCartLinesParams{
-		ProductID: product, Version: e.version, Name: e.name, UnitPriceMinor: e.price, CurrencyCode: e.currency,
-	}); err != nil {
-		return err
+// storedText is s as the database can store it in a text column: as it is
+// when it is text (see textProblem), else quoted with Go escapes; then cut
+// to max bytes on a character boundary. Dead letters use it for the texts
+// of events that failed their checks.
+func storedText(s string, max int) string {
+	if textProblem(s, len(s)) != "" {
+		s = strconv.QuoteToASCII(s)
 	}
-	_, err := q.RefreshWishlistItems(ctx, cartdb.RefreshWishlistItemsParams{
-		ProductID: product, Version: e.version, Name: e.name, PriceMinor: e.price, CurrencyCode: e.currency,
-	})
-	return err
-}
-
-// bringForward handles the snapshots of a stale ProductChanged: one older
-// than the product's recorded version (or its tombstone) still brings
-// snapshots older than itself forward, so that what a cart line shows,
-// deleted or not, is the newest state it was sent whatever the order of
-// arrival. Nothing else changes: the line stays unavailable after a
-// delete, and the mark does not move. (The transaction holds the mark's
-// row lock since RaiseProductVersion.)
-func bringForward(ctx context.Context, q *cartdb.Queries, e event) error {
-	if e.kind != kindProductChanged {
-		return nil
+	if len(s) <= max {
+		return s
 	}
-	marks, err := q.GetProductVersions(ctx, []uuid.UUID{e.aggregate.Bytes})
-	if err != nil || len(marks) != 1 || e.version >= marks[0].Version {
-		return err
+	s = s[:max]
+	for !utf8.ValidString(s) {
+		s = s[:len(s)-1]
 	}
-	return refresh(ctx, q, e)
-}
-
-// maxStoredType bounds the type text kept in the inbox's and the dead
-// letters' type column (a dead letter keeps the event itself whole).
-const maxStoredType = 200
-
-// storedType is typ cut to maxStoredType bytes on a character boundary.
-func storedType(typ string) string {
-	if len(typ) <= maxStoredType {
-		return typ
-	}
-	typ = typ[:maxStoredType]
-	for !utf8.ValidString(typ) {
-		typ = typ[:len(typ)-1]
-	}
-	return typ
-}
-
-// deadLetter stores a poison event with reason, or for a replay (dlqID)
-// records the new reason on its dead letter.
-func (s *Service) deadLetter(ctx context.Context, e event, peer, reason string, dlqID *uuid.UUID) error {
-	now := s.timestamp()
-	if dlqID != nil {
-		return s.q.RetainDeadLetter(ctx, cartdb.RetainDeadLetterParams{ID: *dlqID, Reason: reason, Now: now})
-	}
-	body, err := proto.MarshalOptions{Deterministic: true}.Marshal(e.msg)
-	if err != nil {
-		return fmt.Errorf("encode a poison event: %w", err)
-	}
-	return s.q.DeadLetterEvent(ctx, cartdb.DeadLetterEventParams{
-		ID: s.newID(), EventID: pgtype.UUID{Bytes: e.id, Valid: e.id != uuid.Nil}, Type: storedType(e.msg.GetType()),
-		AggregateID: e.aggregate, AggregateVersion: e.version, Event: body,
-		Peer: peer, Reason: reason, Now: now,
-	})
-}
-
-// isDataError reports whether the database refused the event's data
-// (SQLSTATE classes 22, data exception, and 23, integrity constraint
-// violation), which no retry can change.
-func isDataError(err error) bool {
-	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) || len(pgErr.Code) != 5 {
-		return false
-	}
-	class := pgErr.Code[:2]
-	return class == "22" || class == "23"
-}
-
-// versionPayload is the cart_product_versions notification of a raised
-// high-water mark.
-func versionPayload(product uuid.UUID, version int64) string {
-	return product.String() + ":" + strconv.FormatInt(version, 10)
+	return s
 }
 
 // eventMetrics counts what cartsvc did with the events it received.

@@ -746,6 +746,17 @@ func TestVersionsReachOtherReplicas(t *testing.T) {
 	if got := b.statusOf(t, changed(p2.String(), 2, "Late", 100)); got != stale {
 		t.Fatalf("late event = %v", got)
 	}
+	// A full batch: its marks do not fit in one notification's payload,
+	// which then tells the replicas to read them.
+	var batch []*eventsv1.Event
+	for range cartsvc.MaxEventBatch {
+		batch = append(batch, changed(uuid.NewString(), 4, "Many", 100))
+	}
+	b.deliver(t, batch...)
+	for _, ev := range batch {
+		id := uuid.MustParse(ev.AggregateId)
+		eventually(t, "the second replica was told of a full batch", func() bool { return other.catalog.ObservedVersion(id) == 4 })
+	}
 }
 
 // replica is another cartsvc replica's service and catalog cache.
@@ -767,11 +778,11 @@ func (b *testBundle) secondReplica(t *testing.T) replica {
 
 // TestBatchResultsFollowTheEvents: a call's results come one per distinct
 // event id in the order the ids first appear, and one product's events in
-// a call are applied in their order (none is stale), while different
-// products' events are applied side by side.
+// a call are applied in their order (none is stale), different products'
+// events together.
 func TestBatchResultsFollowTheEvents(t *testing.T) {
 	t.Parallel()
-	b := setup(t, withService(func(o *cartsvc.Options) { o.EventLanes = 4 }))
+	b := setup(t)
 	products := make([]string, 6)
 	for i := range products {
 		products[i] = uuid.NewString()
@@ -799,5 +810,90 @@ func TestBatchResultsFollowTheEvents(t *testing.T) {
 		if v, _ := b.known(t, p); v != 5 {
 			t.Errorf("product %s at version %d, want 5", p, v)
 		}
+	}
+}
+
+// TestUnstorableEventsAreDeadLettered: an event whose text the database
+// cannot store (a NUL, control characters, an overlong type or name) is
+// DEAD_LETTERED in a storable form with its own result, and never fails
+// the call: the good events beside it are applied.
+func TestUnstorableEventsAreDeadLettered(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	vase := b.createProduct(t, "Vase", 3000)
+	b.add(t, "alice", vase, 1)
+	nulUnknown := envelope("shop.events.v1.Future\x00Thing", uuid.NewString(), 1)
+	nulKnown := changed(vase.Id, 7, "Vase", 100)
+	nulKnown.Type = "shop.events.v1.ProductChanged\x00"
+	nulName := changed(vase.Id, 8, "Va\x00se", 100)
+	controlName := changed(vase.Id, 9, "Vase\x1b[31m", 100)
+	longType := envelope("shop.events.v1."+strings.Repeat("X", 300), uuid.NewString(), 1)
+	longName := changed(vase.Id, 10, strings.Repeat("V", 201), 100)
+	good := changed(vase.Id, 2, "Vase II", 3100)
+	bad := map[string]*eventsv1.Event{
+		"type": nulUnknown, "type ": nulKnown, "name": nulName, "name ": controlName,
+		"type  ": longType, "name  ": longName,
+	}
+	batch := []*eventsv1.Event{good}
+	for _, ev := range bad {
+		batch = append(batch, ev)
+	}
+	res := b.deliver(t, batch...)
+	if got := res[good.Id].GetStatus(); got != accepted {
+		t.Errorf("the good event = %v, want ACCEPTED", got)
+	}
+	for word, ev := range bad {
+		r := res[ev.Id]
+		if r.GetStatus() != deadLettered || !strings.Contains(r.GetReason(), strings.TrimSpace(word)) {
+			t.Errorf("unstorable event (%q) = %v %q; want DEAD_LETTERED with a reason naming %q", ev.Type, r.GetStatus(), r.GetReason(), strings.TrimSpace(word))
+		}
+	}
+	if got := b.line(t, "alice", vase.Id); got.Name != "Vase II" || got.Version != 2 {
+		t.Errorf("line = %+v; want the good event applied (Vase II, version 2)", got)
+	}
+	if n := b.count(t, "SELECT count(*) FROM event_dlq"); n != len(bad) {
+		t.Errorf("%d dead letters, want %d", n, len(bad))
+	}
+	// The stored dead letter keeps the event whole (its bytes).
+	var body []byte
+	if err := b.cartPool.QueryRow(context.Background(), "SELECT event FROM event_dlq WHERE event_id = $1", nulUnknown.Id).Scan(&body); err != nil {
+		t.Fatalf("dead letter of the NUL type: %v", err)
+	}
+	var stored eventsv1.Event
+	if err := proto.Unmarshal(body, &stored); err != nil || stored.Type != nulUnknown.Type {
+		t.Errorf("stored event type = %q (%v), want %q", stored.Type, err, nulUnknown.Type)
+	}
+}
+
+// TestRefusedEventFallsBackToOneByOne: when the database refuses one
+// event's data although it passed the checks (here a constraint the
+// checks do not know), that event is DEAD_LETTERED and the rest of its
+// batch is still applied.
+func TestRefusedEventFallsBackToOneByOne(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	vase, lamp := b.createProduct(t, "Vase", 3000), b.createProduct(t, "Lamp", 1000)
+	b.add(t, "alice", vase, 1)
+	b.add(t, "alice", lamp, 1)
+	b.exec(t, "ALTER TABLE cart_items ADD CONSTRAINT no_evil CHECK (name <> 'Evil')")
+	evil, good, other := changed(vase.Id, 2, "Evil", 100), changed(lamp.Id, 2, "Lamp II", 1100), changed(uuid.NewString(), 1, "Other", 1)
+	res := b.deliver(t, good, evil, other)
+	if r := res[evil.Id]; r.GetStatus() != deadLettered || !strings.Contains(r.GetReason(), "constraints") {
+		t.Errorf("refused event = %v %q; want DEAD_LETTERED naming the constraints", r.GetStatus(), r.GetReason())
+	}
+	if res[good.Id].GetStatus() != accepted || res[other.Id].GetStatus() != accepted {
+		t.Errorf("the others = %v, %v; want ACCEPTED", res[good.Id].GetStatus(), res[other.Id].GetStatus())
+	}
+	if got := b.line(t, "alice", lamp.Id); got.Name != "Lamp II" {
+		t.Errorf("lamp line = %+v; want the good event applied", got)
+	}
+	if got := b.line(t, "alice", vase.Id); got.Name != "Vase" || got.Version != 1 {
+		t.Errorf("vase line = %+v; want it untouched", got)
+	}
+	if v, _ := b.known(t, vase.Id); v >= 2 {
+		t.Errorf("vase mark = %d; want below 2 (the refused event left nothing behind)", v)
+	}
+	if n := b.count(t, "SELECT count(*) FROM event_dlq WHERE event_id = $1", evil.Id); n != 1 {
+		t.Errorf("%d dead letters of the refused event, want 1", n)
 	}
 }

@@ -19,7 +19,7 @@ import (
 // same cart.
 func TestConcurrentRepeatsApplyOnce(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
+	b := setup(t, withWritesInFlight(20))
 	ctx := context.Background()
 	mug := b.createProduct(t, "Mug", 1200)
 	rid := "add-mug-1"
@@ -145,7 +145,7 @@ func TestRepeatReturnsFirstResult(t *testing.T) {
 // first cart and wishlist, although the item has left the wishlist.
 func TestMoveRepeatsApplyOnce(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
+	b := setup(t, withWritesInFlight(10))
 	ctx := context.Background()
 	vase := b.createProduct(t, "Vase", 4000)
 	wishes := b.wishlists("alice")

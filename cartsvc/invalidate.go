@@ -16,9 +16,11 @@ import (
 	cartdb "github.com/decoupledshop/shop/gen/sqlc/cart"
 )
 
-// VersionsChannel is the notification channel on which every applied
-// product event announces the product's new version (payload
-// "<product id>:<version>"), at the commit of its transaction.
+// VersionsChannel is the notification channel on which every batch of
+// applied product events announces the products' new versions, once, at
+// the commit of its transaction: payload "<product id>:<version>", comma
+// separated, or "@<RFC 3339 time>" when they do not fit in one payload:
+// the marks raised at that time are then read from product_versions.
 const VersionsChannel = "cart_product_versions"
 
 // Catching up after a lost listening connection.
@@ -68,10 +70,30 @@ type versionHandler struct {
 	since time.Time // marks raised from here on may not have been seen
 }
 
-func (h *versionHandler) HandleNotification(_ context.Context, n *pgconn.Notification, _ *pgx.Conn) error {
-	id, version, ok := parseVersionPayload(n.Payload)
-	if ok {
-		h.s.products.ObserveVersion(id, version)
+func (h *versionHandler) HandleNotification(ctx context.Context, n *pgconn.Notification, _ *pgx.Conn) error {
+	if at, ok := strings.CutPrefix(n.Payload, "@"); ok {
+		since, err := time.Parse(time.RFC3339Nano, at)
+		if err != nil {
+			return nil
+		}
+		return h.observeSince(ctx, since)
+	}
+	for mark := range strings.SplitSeq(n.Payload, ",") {
+		if id, version, ok := parseVersionPayload(mark); ok {
+			h.s.products.ObserveVersion(id, version)
+		}
+	}
+	return nil
+}
+
+// observeSince hands the marks raised at or after since to the catalog.
+func (h *versionHandler) observeSince(ctx context.Context, since time.Time) error {
+	marks, err := h.s.q.ListProductVersionsSince(ctx, cartdb.ListProductVersionsSinceParams{Since: since, MaxRows: maxCatchUp})
+	if err != nil {
+		return err
+	}
+	for _, m := range marks {
+		h.s.products.ObserveVersion(m.ProductID, m.Version)
 	}
 	return nil
 }
@@ -87,19 +109,14 @@ func (h *versionHandler) HandleBacklog(ctx context.Context, _ string, _ *pgx.Con
 	if oldest := now.Add(-catchUpWindow); since.Before(oldest) {
 		since = oldest
 	}
-	since = since.Add(-catchUpSlack)
-	marks, err := h.s.q.ListProductVersionsSince(ctx, cartdb.ListProductVersionsSinceParams{Since: since, MaxRows: maxCatchUp})
-	if err != nil {
+	if err := h.observeSince(ctx, since.Add(-catchUpSlack)); err != nil {
 		return err
-	}
-	for _, m := range marks {
-		h.s.products.ObserveVersion(m.ProductID, m.Version)
 	}
 	h.since = now
 	return nil
 }
 
-// parseVersionPayload reads "<product id>:<version>".
+// parseVersionPayload reads one mark, "<product id>:<version>".
 func parseVersionPayload(p string) (uuid.UUID, int64, bool) {
 	idText, versionText, ok := strings.Cut(p, ":")
 	if !ok {

@@ -13,20 +13,54 @@ const (
 	// DefaultEventRate is how many events per second one caller may deliver
 	// to all replicas together.
 	DefaultEventRate = 5000
-	// maxCallers bounds the limiters kept; when full, all are forgotten
-	// (callers are a handful of service clients, so this only caps abuse).
+	// maxCallers bounds the event callers' limiters kept.
 	maxCallers = 10_000
 )
+
+// limiters is a token bucket per key (a caller, a user), at most max of
+// them. When full, the buckets that have refilled completely are
+// forgotten (a new one is the same), and if that frees nothing, all are.
+type limiters struct {
+	limit rate.Limit
+	burst int
+	max   int
+
+	mu      sync.Mutex
+	buckets map[string]*rate.Limiter
+}
+
+func newLimiters(perSecond float64, burst, max int) *limiters {
+	return &limiters{limit: rate.Limit(perSecond), burst: burst, max: max, buckets: map[string]*rate.Limiter{}}
+}
+
+// get returns key's bucket, making one if needed.
+func (l *limiters) get(key string, now time.Time) *rate.Limiter {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	lim, ok := l.buckets[key]
+	if ok {
+		return lim
+	}
+	if len(l.buckets) >= l.max {
+		for k, b := range l.buckets {
+			if b.TokensAt(now) >= float64(l.burst) {
+				delete(l.buckets, k)
+			}
+		}
+		if len(l.buckets) >= l.max {
+			clear(l.buckets)
+		}
+	}
+	lim = rate.NewLimiter(l.limit, l.burst)
+	l.buckets[key] = lim
+	return lim
+}
 
 // callerLimits is a token bucket per caller, weighted by events: a call of
 // n events takes n tokens (at least 1), so a caller's cost to the database
 // is bounded whatever its batch sizes.
 type callerLimits struct {
-	limit rate.Limit
-	burst int
-
-	mu      sync.Mutex
-	callers map[string]*rate.Limiter
+	*limiters
 }
 
 // newCallerLimits allows each caller perSecond events per second with
@@ -36,21 +70,11 @@ func newCallerLimits(perSecond float64, burst int) *callerLimits {
 	if burst <= 0 {
 		burst = max(MaxEventBatch, int(math.Min(math.Ceil(perSecond), math.MaxInt32)))
 	}
-	return &callerLimits{limit: rate.Limit(perSecond), burst: burst, callers: map[string]*rate.Limiter{}}
+	return &callerLimits{newLimiters(perSecond, burst, maxCallers)}
 }
 
 // allow reports whether caller may deliver n events at now, taking the
 // tokens if so. A refused call takes none.
 func (l *callerLimits) allow(caller string, now time.Time, n int) bool {
-	l.mu.Lock()
-	lim, ok := l.callers[caller]
-	if !ok {
-		if len(l.callers) >= maxCallers {
-			clear(l.callers)
-		}
-		lim = rate.NewLimiter(l.limit, l.burst)
-		l.callers[caller] = lim
-	}
-	l.mu.Unlock()
-	return lim.AllowN(now, max(1, n))
+	return l.get(caller, now).AllowN(now, max(1, n))
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net/url"
 	"sync"
 	"time"
 
@@ -34,9 +33,10 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	var cfg boot.Config
 	cfg.RegisterFlags(fs, ":8082")
 	currency := fs.String("currency", "EUR", "the shop currency (ISO 4217); products and promo codes in any other are refused")
-	productURL := fs.String("product-url", "", "base URL of productsvc, e.g. http://localhost:8081 (required)")
-	productTimeout := fs.Duration("product-timeout", catalog.DefaultCallTimeout, "deadline of each call to productsvc")
-	cacheTTL := fs.Duration("product-cache-ttl", catalog.DefaultTTL, "how long product data is served from cache before productsvc is asked again")
+	var pcfg catalog.Config
+	pcfg.RegisterFlags(fs)
+	var users UserLimits
+	users.RegisterFlags(fs)
 	holdIdle := fs.Duration("promo-hold-idle", DefaultHoldIdle, "a cart's promo code hold lapses after the cart has had no write for this long")
 	eventRate := fs.Float64("events-rate", DefaultEventRate, "events per second one service client may deliver (EventSinkService) to all replicas together; more is refused with ResourceExhausted")
 	replicas := fs.Int("replicas", 1, "how many cartsvc replicas share --events-rate: each allows events-rate ÷ replicas")
@@ -56,10 +56,13 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if !ok {
 		return fmt.Errorf("--currency: %q is not an ISO 4217 code like EUR", *currency)
 	}
-	if u, err := url.Parse(*productURL); *productURL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return errors.New("--product-url (or PRODUCT_URL) is required: productsvc's base URL, e.g. http://localhost:8081")
+	if err := pcfg.Validate(); err != nil {
+		return err
 	}
-	for name, d := range map[string]time.Duration{"product-timeout": *productTimeout, "product-cache-ttl": *cacheTTL, "promo-hold-idle": *holdIdle, "inbox-retention": *inboxRetention} {
+	if err := users.Validate(); err != nil {
+		return err
+	}
+	for name, d := range map[string]time.Duration{"promo-hold-idle": *holdIdle, "inbox-retention": *inboxRetention} {
 		if d <= 0 {
 			return fmt.Errorf("--%s: must be positive, got %s", name, d)
 		}
@@ -75,16 +78,15 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer env.Close()
-	products, err := catalog.New(catalog.Config{
-		BaseURL: *productURL, CallTimeout: *productTimeout, TTL: *cacheTTL, Logger: env.Logger,
-	})
+	pcfg.Logger = env.Logger
+	products, err := catalog.New(pcfg)
 	if err != nil {
 		return err
 	}
 	defer products.Close()
 	svc := NewService(env.Pool, products, Options{
 		Currency: cur, HoldIdle: *holdIdle, Logger: env.Logger,
-		EventRate: *eventRate / float64(*replicas), InboxRetention: *inboxRetention,
+		EventRate: *eventRate / float64(*replicas), InboxRetention: *inboxRetention, Users: users,
 	})
 	Mount(env.Server, env.HandlerOptions, env.Verifier, svc)
 
@@ -99,7 +101,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	defer background.Wait()
 	defer stopBackground()
 
-	env.Logger.Info("cartsvc starting", "addr", cfg.Server.Addr, "currency", cur, "product_url", *productURL,
+	env.Logger.Info("cartsvc starting", "addr", cfg.Server.Addr, "currency", cur, "product_url", pcfg.BaseURL,
 		"events_rate_per_replica", *eventRate/float64(*replicas))
 	return env.Server.Run(ctx)
 }

@@ -29,6 +29,8 @@ func TestRunHelpDocumentsFlags(t *testing.T) {
 		"-database-url", "DATABASE_URL", "-oidc-issuer-url", "OIDC_ISSUER_URL", "-addr", "-currency",
 		"-product-url", "PRODUCT_URL", "-product-timeout", "PRODUCT_TIMEOUT", "500ms",
 		"-product-cache-ttl", "-promo-hold-idle", "24h0m0s",
+		"-product-breaker-failures", "PRODUCT_BREAKER_FAILURES", "-product-breaker-open", "PRODUCT_BREAKER_OPEN", "500ms",
+		"-product-breaker-open-max", "PRODUCT_BREAKER_OPEN_MAX", "30s",
 		"-events-rate", "EVENTS_RATE", "5000", "-replicas", "REPLICAS", "-inbox-retention", "168h0m0s",
 		"-database-direct-url", "EventSinkService",
 	} {
@@ -48,6 +50,8 @@ func TestRunRefusesBadConfig(t *testing.T) {
 		{[]string{"--product-url", "localhost:8081"}, "PRODUCT_URL"},
 		{[]string{"--product-url", "http://localhost:8081", "--currency", "euro"}, "currency"},
 		{[]string{"--product-url", "http://localhost:8081", "--product-timeout", "0s"}, "product-timeout"},
+		{[]string{"--product-url", "http://localhost:8081", "--product-breaker-failures", "0"}, "product-breaker-failures"},
+		{[]string{"--product-url", "http://localhost:8081", "--product-breaker-open", "2s", "--product-breaker-open-max", "1s"}, "product-breaker-open-max"},
 		{[]string{"--product-url", "http://localhost:8081", "--events-rate", "0"}, "events-rate"},
 		{[]string{"--product-url", "http://localhost:8081", "--events-rate", "NaN"}, "events-rate"},
 		{[]string{"--product-url", "http://localhost:8081", "--replicas", "0"}, "replicas"},

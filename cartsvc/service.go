@@ -7,6 +7,7 @@ package cartsvc
 
 import (
 	"net/http"
+	"slices"
 
 	"connectrpc.com/connect"
 
@@ -49,15 +50,17 @@ var Rules = auth.Rules{
 
 // Mount registers CartService, WishlistService, PromoCodeService,
 // EventSinkService and the inbox's DeadLetterService on srv, behind token
-// verification with Rules, with the hardened handler options opts, and the
+// verification with Rules, with the hardened handler options opts (and
+// for carts and wishlists the per-user limits of Options.Users), and the
 // event counters on srv's metrics registry. A request's W3C traceparent is
 // passed on to productsvc.
 func Mount(srv *server.Server, opts []connect.HandlerOption, verifier *auth.Verifier, svc *Service) {
 	guard := func(path string, h http.Handler) {
 		srv.Handle(path, auth.Middleware(verifier, Rules, traceparent.Middleware(h)))
 	}
-	guard(cartv1connect.NewCartServiceHandler(&CartServer{svc}, opts...))
-	guard(cartv1connect.NewWishlistServiceHandler(&WishlistServer{svc}, opts...))
+	userOpts := append(slices.Clip(opts), connect.WithInterceptors(svc.fairness.interceptor()))
+	guard(cartv1connect.NewCartServiceHandler(&CartServer{svc}, userOpts...))
+	guard(cartv1connect.NewWishlistServiceHandler(&WishlistServer{svc}, userOpts...))
 	guard(cartv1connect.NewPromoCodeServiceHandler(&PromoCodeServer{svc}, opts...))
 	guard(eventsv1connect.NewEventSinkServiceHandler(&EventSinkServer{svc}, opts...))
 	guard(eventsv1connect.NewDeadLetterServiceHandler(&DeadLetterServer{svc}, opts...))

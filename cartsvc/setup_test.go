@@ -112,6 +112,13 @@ func withService(f func(*cartsvc.Options)) option {
 	return func(c *config) { f(&c.service) }
 }
 
+// withWritesInFlight lets one user run n writes at once, so that tests of
+// concurrent writes reach the database's cart lock rather than the
+// per-user limit.
+func withWritesInFlight(n int) option {
+	return withService(func(o *cartsvc.Options) { o.Users.WritesInFlight = n })
+}
+
 // withShoppers adds n users named shopperNN to the issuer.
 func withShoppers(n int) option { return func(c *config) { c.shoppers = n } }
 
@@ -119,13 +126,17 @@ func shopper(i int) string { return fmt.Sprintf("shopper%02d", i) }
 
 // setup starts the bundle. By default the catalog client waits up to 5 s
 // per call and retries twice without waiting (no sleeps for backoff), so
-// only the tests that break productsvc on purpose see failures.
+// only the tests that break productsvc on purpose see failures, and users
+// have no rate limit.
 func setup(t testing.TB, opts ...option) *testBundle {
 	t.Helper()
 	cfg := config{catalog: catalog.Config{
 		CallTimeout: 5 * time.Second,
 		Backoff:     func() backoff.BackOff { return &backoff.ZeroBackOff{} },
 	}}
+	// Tests and benchmarks make requests as fast as they can: no user
+	// rate limit unless a test sets one (fairness_test.go).
+	cfg.service.Users.Rate = 1e9
 	for _, o := range opts {
 		o(&cfg)
 	}

@@ -35,8 +35,6 @@ const (
 	// DefaultHoldIdle is how long a cart may go without a write before its
 	// promo code hold lapses.
 	DefaultHoldIdle = 24 * time.Hour
-	// DefaultEventLanes is how many events of a call are applied at once.
-	DefaultEventLanes = 2
 	// DefaultInboxRetention is how long received event ids are kept.
 	DefaultInboxRetention = 7 * 24 * time.Hour
 	// maxUserID is the longest subject the database stores.
@@ -64,11 +62,9 @@ type Options struct {
 	// EventBurst is the caller's bucket size in events; default
 	// max(MaxEventBatch, EventRate), so a full batch passes after a pause.
 	EventBurst int
-	// EventLanes is how many events of one DeliverEvents call are applied
-	// at once (each aggregate's events in order, in one lane); default
-	// DefaultEventLanes. Each lane holds a database connection while it
-	// works.
-	EventLanes int
+	// Users bounds what one user can hold of the replica; zero fields take
+	// their defaults.
+	Users UserLimits
 	// InboxRetention is how long a received event id is kept to answer
 	// redeliveries DUPLICATE; default DefaultInboxRetention. Older
 	// redeliveries are answered STALE by the version gate.
@@ -88,7 +84,7 @@ type Service struct {
 	log      *slog.Logger
 
 	limits         *callerLimits
-	eventLanes     int
+	fairness       *fairness
 	inboxRetention time.Duration
 	metrics        *eventMetrics
 }
@@ -114,9 +110,6 @@ func NewService(db *pgxpool.Pool, products *catalog.Client, opts Options) *Servi
 	if opts.EventRate <= 0 {
 		opts.EventRate = DefaultEventRate
 	}
-	if opts.EventLanes <= 0 {
-		opts.EventLanes = DefaultEventLanes
-	}
 	if opts.InboxRetention <= 0 {
 		opts.InboxRetention = DefaultInboxRetention
 	}
@@ -124,7 +117,7 @@ func NewService(db *pgxpool.Pool, products *catalog.Client, opts Options) *Servi
 		db: db, q: cartdb.New(db), products: products,
 		currency: opts.Currency, holdIdle: opts.HoldIdle, now: opts.Now, newID: opts.NewID, log: opts.Logger,
 		limits:         newCallerLimits(opts.EventRate, opts.EventBurst),
-		eventLanes:     opts.EventLanes,
+		fairness:       newFairness(opts.Users.withDefaults()),
 		inboxRetention: opts.InboxRetention,
 		metrics:        newEventMetrics(),
 	}
@@ -176,7 +169,7 @@ func (s *Service) lookup(ctx context.Context, wants []catalog.Want) (map[uuid.UU
 
 // lineWants asks for the products of the lines that may still be
 // available, each at least at the newest version the cart has recorded.
-func lineWants(lines []cartdb.ListCartLinesRow) []catalog.Want {
+func lineWants(lines []cartLine) []catalog.Want {
 	wants := make([]catalog.Want, 0, len(lines))
 	for _, l := range lines {
 		if !l.Available || l.KnownDeleted {
@@ -187,19 +180,17 @@ func lineWants(lines []cartdb.ListCartLinesRow) []catalog.Want {
 	return wants
 }
 
-// resolve looks up the products of lines (cached or fetched, possibly
+// resolve looks up the products of view's lines (cached or fetched, possibly
 // stale or absent: the cart then shows their snapshots) and, live, the
 // products in fresh (check them with freshProduct). It fails with NotFound
-// when a fresh product is known to be deleted, and with ctx's error.
-func (s *Service) resolve(ctx context.Context, lines []cartdb.ListCartLinesRow, fresh []uuid.UUID) (map[uuid.UUID]catalog.Entry, error) {
+// when a fresh product is known to be deleted (view's marks), and with
+// ctx's error.
+func (s *Service) resolve(ctx context.Context, view cartView, fresh []uuid.UUID) (map[uuid.UUID]catalog.Entry, error) {
+	lines := view.lines
 	wants := lineWants(lines)
 	if len(fresh) > 0 {
-		known, err := s.q.GetProductVersions(ctx, fresh)
-		if err != nil {
-			return nil, err
-		}
 		min := make(map[uuid.UUID]int64, len(fresh))
-		for _, v := range known {
+		for _, v := range view.marks {
 			if v.Deleted {
 				return nil, productNotFound(v.ProductID)
 			}

@@ -1,6 +1,8 @@
 package cartsvc
 
 import (
+	"context"
+
 	"github.com/google/uuid"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -29,7 +31,7 @@ var errTotalTooLarge = shoperr.ResourceExhausted("the cart's total is larger tha
 // (errTotalTooLarge); each percent discount is rounded half-even on the
 // subtotal, and discounts never exceed the subtotal, so the total is never
 // below zero.
-func buildCart(cur money.Currency, lines []cartdb.ListCartLinesRow, holds []cartdb.ListCartHoldsRow, products map[uuid.UUID]catalog.Entry) (*cartv1.Cart, error) {
+func buildCart(cur money.Currency, lines []cartLine, holds []cartHold, products map[uuid.UUID]catalog.Entry) (*cartv1.Cart, error) {
 	cart := &cartv1.Cart{
 		Items:      make([]*cartv1.CartItem, 0, len(lines)),
 		PromoCodes: make([]*cartv1.AppliedPromoCode, 0, len(holds)),
@@ -76,10 +78,10 @@ func buildCart(cur money.Currency, lines []cartdb.ListCartLinesRow, holds []cart
 	for _, h := range holds {
 		var d int64
 		switch {
-		case h.PercentOff.Valid:
-			d = money.PercentOf(subtotal, h.PercentOff.Int32)
-		case h.AmountOffMinor.Valid && h.CurrencyCode == string(cur):
-			d = h.AmountOffMinor.Int64
+		case h.PercentOff > 0:
+			d = money.PercentOf(subtotal, h.PercentOff)
+		case h.AmountOffMinor > 0 && h.CurrencyCode == string(cur):
+			d = h.AmountOffMinor
 		}
 		d = min(d, subtotal-discount)
 		discount += d
@@ -125,4 +127,77 @@ func promoView(p cartdb.PromoCode, redemptions int64) *cartv1.PromoCode {
 		out.Discount = &cartv1.PromoCode_AmountOff{AmountOff: money.Currency(p.CurrencyCode).Of(p.AmountOffMinor.Int64)}
 	}
 	return out
+}
+
+// cartLine is one cart line with what the service knows of its product:
+// the highest version heard of (0 if none) and whether it deleted it.
+type cartLine struct {
+	ProductID           uuid.UUID
+	Quantity            int32
+	Name                string
+	UnitPriceMinor      int64
+	AddedUnitPriceMinor int64
+	CurrencyCode        string
+	ProductVersion      int64
+	Available           bool
+	KnownVersion        int64
+	KnownDeleted        bool
+}
+
+// cartHold is a promo code the cart holds that gives a discount now;
+// PercentOff or AmountOffMinor is 0 where the code has none.
+type cartHold struct {
+	Code           string
+	PercentOff     int32
+	AmountOffMinor int64
+	CurrencyCode   string
+}
+
+// cartView is what readCart reads in one round trip.
+type cartView struct {
+	lines []cartLine
+	holds []cartHold
+	// marks of the products asked for (fresh) that have one.
+	marks []cartdb.GetProductVersionsRow
+	// fingerprint and response of the stored result of the request_id
+	// asked for; nil if none.
+	fingerprint, response []byte
+}
+
+// readCart reads the user's cart, its holds giving a discount now, the
+// stored result of key's request_id (if key is not nil) and the marks of
+// the products in fresh, with one query (GetCartView).
+func (s *Service) readCart(ctx context.Context, q *cartdb.Queries, user string, key *requestKey, fresh []uuid.UUID) (cartView, error) {
+	now := s.timestamp()
+	if fresh == nil {
+		fresh = []uuid.UUID{}
+	}
+	r, err := q.GetCartView(ctx, cartdb.GetCartViewParams{
+		UserID: user, HoldCutoff: s.holdCutoff(now), Now: now, Fresh: fresh,
+		RequestID: key.requestID(), RequestCutoff: now.Add(-RequestRetention),
+	})
+	if err != nil {
+		return cartView{}, err
+	}
+	v := cartView{
+		lines:       make([]cartLine, len(r.LineProductIds)),
+		holds:       make([]cartHold, len(r.HoldCodes)),
+		marks:       make([]cartdb.GetProductVersionsRow, len(r.MarkIds)),
+		fingerprint: r.RequestFingerprint, response: r.RequestResponse,
+	}
+	for i := range v.lines {
+		v.lines[i] = cartLine{
+			ProductID: r.LineProductIds[i], Quantity: r.LineQuantities[i], Name: r.LineNames[i],
+			UnitPriceMinor: r.LineUnitPrices[i], AddedUnitPriceMinor: r.LineAddedUnitPrices[i],
+			CurrencyCode: r.LineCurrencies[i], ProductVersion: r.LineVersions[i], Available: r.LineAvailable[i],
+			KnownVersion: r.LineKnownVersions[i], KnownDeleted: r.LineKnownDeleted[i],
+		}
+	}
+	for i := range v.holds {
+		v.holds[i] = cartHold{Code: r.HoldCodes[i], PercentOff: r.HoldPercentOffs[i], AmountOffMinor: r.HoldAmountOffs[i], CurrencyCode: r.HoldCurrencies[i]}
+	}
+	for i := range v.marks {
+		v.marks[i] = cartdb.GetProductVersionsRow{ProductID: r.MarkIds[i], Version: r.MarkVersions[i], Deleted: r.MarkDeleted[i]}
+	}
+	return v, nil
 }

@@ -5,9 +5,7 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgtype"
 
-	cartdb "github.com/decoupledshop/shop/gen/sqlc/cart"
 	"github.com/decoupledshop/shop/internal/shoperr"
 )
 
@@ -16,20 +14,20 @@ import (
 // ResourceExhausted, never a wrapped-around total.
 func TestBuildCartOverflow(t *testing.T) {
 	t.Parallel()
-	line := func(price int64, quantity int32) cartdb.ListCartLinesRow {
-		return cartdb.ListCartLinesRow{
+	line := func(price int64, quantity int32) cartLine {
+		return cartLine{
 			ProductID: uuid.New(), Quantity: quantity, Name: "x", UnitPriceMinor: price,
 			AddedUnitPriceMinor: price, CurrencyCode: "EUR", ProductVersion: 1, Available: true,
 		}
 	}
 	// A price beyond the cap (bad data) makes the line unavailable.
-	c, err := buildCart("EUR", []cartdb.ListCartLinesRow{line(math.MaxInt64, 3), line(7, 2)}, nil, nil)
+	c, err := buildCart("EUR", []cartLine{line(math.MaxInt64, 3), line(7, 2)}, nil, nil)
 	if err != nil || c.Items[0].Available || c.Total.AmountMinor != 14 {
 		t.Errorf("a snapshot priced at MaxInt64: %v, %v; want it unavailable, total 0.14", c, err)
 	}
 	// The largest sellable price times quantities no request can set:
 	// one line beyond int64, or two lines whose sum is.
-	for name, lines := range map[string][]cartdb.ListCartLinesRow{
+	for name, lines := range map[string][]cartLine{
 		"line total": {line(100_000_000_000, math.MaxInt32)},
 		"subtotal":   {line(100_000_000_000, 90_000_000), line(100_000_000_000, 90_000_000)},
 	} {
@@ -38,9 +36,9 @@ func TestBuildCartOverflow(t *testing.T) {
 		}
 	}
 	// And rounding plus the cap on discounts.
-	c, err = buildCart("EUR", []cartdb.ListCartLinesRow{line(5, 1)}, []cartdb.ListCartHoldsRow{
-		{Code: "HALF", PercentOff: pgtype.Int4{Int32: 50, Valid: true}, CurrencyCode: "EUR"},
-		{Code: "ALL", AmountOffMinor: pgtype.Int8{Int64: 100, Valid: true}, CurrencyCode: "EUR"},
+	c, err = buildCart("EUR", []cartLine{line(5, 1)}, []cartHold{
+		{Code: "HALF", PercentOff: 50, CurrencyCode: "EUR"},
+		{Code: "ALL", AmountOffMinor: 100, CurrencyCode: "EUR"},
 	}, nil)
 	if err != nil {
 		t.Fatal(err)

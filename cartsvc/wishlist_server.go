@@ -49,7 +49,11 @@ func (s *WishlistServer) AddWishlistItem(ctx context.Context, req *connect.Reque
 	if err != nil {
 		return nil, err
 	}
-	products, err := s.resolve(ctx, nil, []uuid.UUID{id})
+	marks, err := s.q.GetProductVersions(ctx, []uuid.UUID{id})
+	if err != nil {
+		return nil, err
+	}
+	products, err := s.resolve(ctx, cartView{marks: marks}, []uuid.UUID{id})
 	if err != nil {
 		return nil, err
 	}

@@ -62,27 +62,30 @@ func newRequestKey(procedure string, requestID *string, req proto.Message) (*req
 // retention window, by a different request.
 var errRequestIDReused = shoperr.Invalid("request_id", "was already used for a different request; use a new request_id for a new request")
 
-// storedResult returns the stored response for key, if any was stored within
-// RequestRetention of the service's clock.
-func storedResult[R proto.Message](ctx context.Context, s *Service, q *cartdb.Queries, user string, key *requestKey) (R, bool, error) {
+// storedResult decodes the stored response of key's request, if one was
+// found (fingerprint and response not nil); a different request stored
+// under the same request_id is errRequestIDReused.
+func storedResult[R proto.Message](key *requestKey, fingerprint, response []byte) (R, bool, error) {
 	var zero R
-	row, err := q.GetRequestResult(ctx, cartdb.GetRequestResultParams{
-		UserID: user, RequestID: key.id, Cutoff: s.timestamp().Add(-RequestRetention),
-	})
-	if isNoRows(err) {
+	if key == nil || fingerprint == nil {
 		return zero, false, nil
 	}
-	if err != nil {
-		return zero, false, err
-	}
-	if !bytes.Equal(row.Fingerprint, key.fingerprint) {
+	if !bytes.Equal(fingerprint, key.fingerprint) {
 		return zero, false, errRequestIDReused
 	}
 	resp := zero.ProtoReflect().Type().New().Interface().(R)
-	if err := proto.Unmarshal(row.Response, resp); err != nil {
+	if err := proto.Unmarshal(response, resp); err != nil {
 		return zero, false, fmt.Errorf("stored response of request %q: %w", key.id, err)
 	}
 	return resp, true, nil
+}
+
+// requestID is key's request_id, or "" (which asks the queries for none).
+func (key *requestKey) requestID() string {
+	if key == nil {
+		return ""
+	}
+	return key.id
 }
 
 // cartWrite is one cart write in progress: its transaction's queries, the
@@ -99,39 +102,40 @@ type cartWrite struct {
 
 // writeCart runs a write of the user's cart and returns its response.
 //
-//  1. A repeat of a request_id (key) within RequestRetention returns the
-//     stored response without doing anything (a different request with the
-//     same request_id is InvalidArgument).
+//  1. One read (readCart) gets the cart's lines, a stored result of a
+//     request_id (key) and the marks of the products in fresh. A repeat of
+//     a request_id within RequestRetention returns the stored response
+//     without doing anything (a different request with the same request_id
+//     is InvalidArgument).
 //  2. Product data for the cart's lines is looked up (cache, then one
 //     BatchGetProducts call; snapshots stand in when productsvc does not
 //     answer) and the products in fresh, which the write adds to the cart,
 //     are fetched live: apply gets them from freshProduct, which fails with
 //     Unavailable if productsvc did not answer. Adding a new product to a
 //     full cart fails here, before any call.
-//  3. In one transaction holding the cart's row lock: step 1 again (a
-//     concurrent repeat may have just committed), lapsed and dead holds are
-//     dropped, the cart is marked written at now, apply runs, and its
+//  3. In one transaction holding the cart's row lock (LockCart):
+//     PrepareCartWrite looks for a stored result again (a concurrent repeat
+//     may have just committed) and, if there is none, drops lapsed and dead
+//     holds and marks the cart written at now; apply runs, and its
 //     response is stored under key. So a write and its stored result
 //     commit together, and concurrent repeats apply once.
 func writeCart[R proto.Message](ctx context.Context, s *Service, user string, key *requestKey, fresh []uuid.UUID, apply func(w *cartWrite) (R, error)) (R, error) {
 	var zero R
-	if key != nil {
-		if resp, ok, err := storedResult[R](ctx, s, s.q, user, key); err != nil || ok {
-			return resp, err
-		}
-	}
-	lines, err := s.q.ListCartLines(ctx, user)
+	view, err := s.readCart(ctx, s.q, user, key, fresh)
 	if err != nil {
 		return zero, err
 	}
-	if len(lines) >= MaxCartLines {
+	if resp, ok, err := storedResult[R](key, view.fingerprint, view.response); err != nil || ok {
+		return resp, err
+	}
+	if len(view.lines) >= MaxCartLines {
 		for _, id := range fresh {
-			if !slices.ContainsFunc(lines, func(l cartdb.ListCartLinesRow) bool { return l.ProductID == id }) {
+			if !slices.ContainsFunc(view.lines, func(l cartLine) bool { return l.ProductID == id }) {
 				return zero, errCartFull
 			}
 		}
 	}
-	products, err := s.resolve(ctx, lines, fresh)
+	products, err := s.resolve(ctx, view, fresh)
 	if err != nil {
 		return zero, err
 	}
@@ -142,18 +146,15 @@ func writeCart[R proto.Message](ctx context.Context, s *Service, user string, ke
 		if err != nil {
 			return err
 		}
-		if key != nil {
-			stored, ok, err := storedResult[R](ctx, s, q, user, key)
-			if err != nil || ok {
-				resp = stored
-				return err
-			}
-		}
-		lapsed := prev.Before(s.holdCutoff(now))
-		if err := q.DropDeadHolds(ctx, cartdb.DropDeadHoldsParams{UserID: user, Lapsed: lapsed, Now: now}); err != nil {
+		stored, err := q.PrepareCartWrite(ctx, cartdb.PrepareCartWriteParams{
+			UserID: user, RequestID: key.requestID(), RequestCutoff: now.Add(-RequestRetention),
+			Lapsed: prev.Before(s.holdCutoff(now)), Now: now,
+		})
+		if err != nil {
 			return err
 		}
-		if err := q.TouchCart(ctx, cartdb.TouchCartParams{UserID: user, Now: now}); err != nil {
+		if r, ok, err := storedResult[R](key, stored.RequestFingerprint, stored.RequestResponse); err != nil || ok {
+			resp = r
 			return err
 		}
 		w := &cartWrite{ctx: ctx, s: s, q: q, user: user, now: now, products: products}
@@ -187,15 +188,11 @@ var errCartFull = shoperr.ResourceExhausted("a cart holds at most %d different p
 
 // cart returns the cart as the write leaves it.
 func (w *cartWrite) cart() (*cartv1.Cart, error) {
-	lines, err := w.q.ListCartLines(w.ctx, w.user)
+	view, err := w.s.readCart(w.ctx, w.q, w.user, nil, nil)
 	if err != nil {
 		return nil, err
 	}
-	holds, err := w.q.ListCartHolds(w.ctx, cartdb.ListCartHoldsParams{UserID: w.user, Cutoff: w.s.holdCutoff(w.now), Now: w.now})
-	if err != nil {
-		return nil, err
-	}
-	return buildCart(w.s.currency, lines, holds, w.products)
+	return buildCart(w.s.currency, view.lines, view.holds, w.products)
 }
 
 // addLine adds quantity of a fresh product to the cart: to its line, whose
@@ -207,25 +204,18 @@ func (w *cartWrite) addLine(id uuid.UUID, quantity int32) error {
 	if err != nil {
 		return err
 	}
-	have, err := w.q.GetCartLineQuantity(w.ctx, cartdb.GetCartLineQuantityParams{UserID: w.user, ProductID: id})
+	r, err := w.q.AddCartLine(w.ctx, cartdb.AddCartLineParams{
+		UserID: w.user, ProductID: id, Quantity: quantity,
+		Name: p.Name, UnitPriceMinor: p.PriceMinor, CurrencyCode: p.Currency, ProductVersion: p.Version,
+		Now: w.now, MaxQuantity: MaxQuantity, MaxLines: MaxCartLines,
+	})
 	switch {
-	case isNoRows(err):
-		n, err := w.q.CountCartLines(w.ctx, w.user)
-		if err != nil {
-			return err
-		}
-		if n >= MaxCartLines {
-			return errCartFull
-		}
 	case err != nil:
 		return err
+	case r.Written:
+		return nil
+	case r.Had == 0 && r.Lines >= MaxCartLines:
+		return errCartFull
 	}
-	if total := have + quantity; total > MaxQuantity {
-		return shoperr.Invalid("quantity", "the cart would hold %d of this product; at most %d", total, MaxQuantity)
-	}
-	return w.q.PutCartLine(w.ctx, cartdb.PutCartLineParams{
-		UserID: w.user, ProductID: id, Quantity: have + quantity,
-		Name: p.Name, UnitPriceMinor: p.PriceMinor, CurrencyCode: p.Currency, ProductVersion: p.Version,
-		Now: w.now,
-	})
+	return shoperr.Invalid("quantity", "the cart would hold %d of this product; at most %d", r.Had+quantity, MaxQuantity)
 }

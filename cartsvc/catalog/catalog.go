@@ -3,7 +3,8 @@
 // all of a lookup's misses, shares a fetch in flight with every concurrent
 // lookup of the same product (singleflight), retries idempotent reads with
 // exponential backoff inside the caller's deadline, and stops calling a
-// failing productsvc with a circuit breaker.
+// failing productsvc with a circuit breaker that probes again after 500 ms,
+// doubling the wait after each failed probe up to 30 s (see breaker).
 //
 // Cached entries carry the product version. A per-product high-water mark
 // (fed by ObserveVersion, and by the minimum versions callers pass in each
@@ -27,7 +28,6 @@ import (
 	"github.com/cenkalti/backoff/v4"
 	"github.com/dgraph-io/ristretto/v2"
 	"github.com/google/uuid"
-	"github.com/sony/gobreaker/v2"
 
 	productv1 "github.com/decoupledshop/shop/gen/proto/shop/product/v1"
 	"github.com/decoupledshop/shop/gen/proto/shop/product/v1/productv1connect"
@@ -43,7 +43,8 @@ const (
 	DefaultMaxStale        = time.Hour
 	DefaultMaxEntries      = 100_000
 	DefaultBreakerFailures = 5
-	DefaultBreakerOpen     = 30 * time.Second
+	DefaultBreakerOpen     = 500 * time.Millisecond
+	DefaultBreakerOpenMax  = 30 * time.Second
 )
 
 // maxBatch is BatchGetProducts' limit on ids per call.
@@ -82,8 +83,13 @@ type Config struct {
 	// breaker. Default 5.
 	BreakerFailures uint32
 	// BreakerOpen is how long the breaker stays open before letting one
-	// probe call through (half-open). Default 30 s.
+	// probe call through (half-open); each failed probe doubles it, up to
+	// BreakerOpenMax, and a successful one resets it. Default 500 ms.
 	BreakerOpen time.Duration
+	// BreakerOpenMax bounds the open period. Default 30 s.
+	BreakerOpenMax time.Duration
+	// BreakerNow is the breaker's clock; default time.Now.
+	BreakerNow func() time.Time
 	// Now is the clock deciding whether an entry is fresh; default
 	// time.Now.
 	Now func() time.Time
@@ -141,7 +147,7 @@ type Stats struct {
 type Client struct {
 	rpc         productv1connect.ProductServiceClient
 	cache       *ristretto.Cache[string, cached]
-	breaker     *gobreaker.CircuitBreaker[*productv1.BatchGetProductsResponse]
+	breaker     *breaker
 	callTimeout time.Duration
 	retries     int
 	backoff     func() backoff.BackOff
@@ -214,6 +220,12 @@ func New(cfg Config) (*Client, error) {
 	if cfg.BreakerOpen <= 0 {
 		cfg.BreakerOpen = DefaultBreakerOpen
 	}
+	if cfg.BreakerOpenMax <= 0 {
+		cfg.BreakerOpenMax = max(DefaultBreakerOpenMax, cfg.BreakerOpen)
+	}
+	if cfg.BreakerNow == nil {
+		cfg.BreakerNow = time.Now
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -233,7 +245,6 @@ func New(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("catalog: cache: %w", err)
 	}
-	failures := cfg.BreakerFailures
 	log := cfg.Logger
 	c := &Client{
 		rpc:         productv1connect.NewProductServiceClient(cfg.HTTPClient, cfg.BaseURL, server.ClientOptions()...),
@@ -248,18 +259,8 @@ func New(cfg Config) (*Client, error) {
 		versions:    map[uuid.UUID]int64{},
 		maxVersions: int(cfg.MaxEntries),
 	}
-	c.breaker = gobreaker.NewCircuitBreaker[*productv1.BatchGetProductsResponse](gobreaker.Settings{
-		Name:        "productsvc",
-		MaxRequests: 1,
-		Timeout:     cfg.BreakerOpen,
-		ReadyToTrip: func(counts gobreaker.Counts) bool {
-			return counts.ConsecutiveFailures >= failures
-		},
-		IsSuccessful: func(err error) bool { return err == nil || !isFailure(err) },
-		IsExcluded:   isCanceled,
-		OnStateChange: func(name string, from, to gobreaker.State) {
-			log.Warn("circuit breaker changed state", "breaker", name, "from", from.String(), "to", to.String())
-		},
+	c.breaker = newBreaker(cfg.BreakerFailures, cfg.BreakerOpen, cfg.BreakerOpenMax, cfg.BreakerNow, func(from, to State) {
+		log.Warn("circuit breaker changed state", "breaker", "productsvc", "from", from.String(), "to", to.String())
 	})
 	return c, nil
 }
@@ -272,7 +273,7 @@ func (c *Client) Close() { c.cache.Close() }
 func (c *Client) Wait() { c.cache.Wait() }
 
 // BreakerState is the circuit breaker's current state.
-func (c *Client) BreakerState() gobreaker.State { return c.breaker.State() }
+func (c *Client) BreakerState() State { return c.breaker.State() }
 
 // Stats returns the counters so far.
 func (c *Client) Stats() Stats {
@@ -289,9 +290,32 @@ func (c *Client) Stats() Stats {
 func (c *Client) ObserveVersion(productID uuid.UUID, version int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.raiseMark(productID, version)
+}
+
+// ObserveProduct is ObserveVersion for a product's full state at its
+// version, as a ProductChanged event carries it: the product's mark rises
+// to p.Version, and p goes into the cache as if just fetched, unless the
+// mark is already newer (then it is ignored). So the replica that applied
+// the event answers the next lookups without asking productsvc.
+func (c *Client) ObserveProduct(p Product) {
+	if p.Missing {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.raiseMark(p.ID, p.Version) && c.versions[p.ID] > p.Version {
+		return
+	}
+	c.cache.SetWithTTL(key(p.ID), cached{Product: p, fetched: c.now()}, 1, c.maxStale)
+}
+
+// raiseMark raises the product's mark to version and drops an older cache
+// entry; it reports whether the mark rose. c.mu is held.
+func (c *Client) raiseMark(productID uuid.UUID, version int64) bool {
 	prev, known := c.versions[productID]
 	if known && version <= prev {
-		return
+		return false
 	}
 	if !known && len(c.versions) >= c.maxVersions {
 		for id := range c.versions {
@@ -304,6 +328,7 @@ func (c *Client) ObserveVersion(productID uuid.UUID, version int64) {
 	if e, ok := c.cache.Get(key(productID)); ok && !e.Missing && e.Version < version {
 		c.cache.Del(key(productID))
 	}
+	return true
 }
 
 // ObservedVersion returns the product's high-water mark: the highest
@@ -490,20 +515,7 @@ func (c *Client) call(ctx context.Context, ids []uuid.UUID) (*productv1.BatchGet
 		req.Ids[i] = id.String()
 	}
 	attempt := func() (*productv1.BatchGetProductsResponse, error) {
-		resp, err := c.breaker.Execute(func() (*productv1.BatchGetProductsResponse, error) {
-			c.calls.Add(1)
-			actx, cancel := context.WithTimeout(ctx, c.callTimeout)
-			defer cancel()
-			creq := connect.NewRequest(req)
-			if tp := traceparent.FromContext(ctx); tp != "" {
-				creq.Header().Set(traceparent.Header, tp)
-			}
-			resp, err := c.rpc.BatchGetProducts(actx, creq)
-			if err != nil {
-				return nil, callError(actx, err)
-			}
-			return resp.Msg, nil
-		})
+		resp, err := c.through(ctx, req)
 		if err != nil && !retryable(err) {
 			return nil, backoff.Permanent(err)
 		}
@@ -511,6 +523,36 @@ func (c *Client) call(ctx context.Context, ids []uuid.UUID) (*productv1.BatchGet
 	}
 	policy := backoff.WithContext(backoff.WithMaxRetries(c.backoff(), uint64(c.retries)), ctx)
 	return backoff.RetryWithData(attempt, policy)
+}
+
+// through makes one call through the breaker.
+func (c *Client) through(ctx context.Context, req *productv1.BatchGetProductsRequest) (*productv1.BatchGetProductsResponse, error) {
+	if err := c.breaker.allow(); err != nil {
+		return nil, err
+	}
+	c.calls.Add(1)
+	actx, cancel := context.WithTimeout(ctx, c.callTimeout)
+	defer cancel()
+	creq := connect.NewRequest(req)
+	if tp := traceparent.FromContext(ctx); tp != "" {
+		creq.Header().Set(traceparent.Header, tp)
+	}
+	resp, err := c.rpc.BatchGetProducts(actx, creq)
+	if err != nil {
+		err = callError(actx, err)
+	}
+	switch {
+	case isCanceled(err):
+		c.breaker.done(excluded)
+	case err != nil && isFailure(err):
+		c.breaker.done(failed)
+	default:
+		c.breaker.done(succeeded)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return resp.Msg, nil
 }
 
 // products converts a response, keeping only the ids asked for.
@@ -581,7 +623,7 @@ func isCanceled(err error) bool {
 // retryable reports whether another attempt may succeed: the failure was
 // productsvc's, and the breaker did not refuse the call.
 func retryable(err error) bool {
-	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
+	if errors.Is(err, ErrOpenState) || errors.Is(err, ErrTooManyRequests) {
 		return false
 	}
 	return isFailure(err)

@@ -8,10 +8,10 @@ import (
 	"net"
 	"syscall"
 	"testing"
+	"time"
 
 	"connectrpc.com/connect"
 	"github.com/google/uuid"
-	"github.com/sony/gobreaker/v2"
 )
 
 // TestFailureClassification pins which errors count against productsvc
@@ -40,8 +40,8 @@ func TestFailureClassification(t *testing.T) {
 		{"context canceled", connect.NewError(connect.CodeCanceled, context.Canceled), false, false},
 		{"connection reset", callError(context.Background(), connect.NewError(connect.CodeCanceled, syscall.ECONNRESET)), true, true},
 		{"canceled call", callError(canceled, connect.NewError(connect.CodeCanceled, context.Canceled)), false, false},
-		{"breaker open", gobreaker.ErrOpenState, true, false},
-		{"half-open, probe taken", gobreaker.ErrTooManyRequests, true, false},
+		{"breaker open", ErrOpenState, true, false},
+		{"half-open, probe taken", ErrTooManyRequests, true, false},
 	}
 	for _, c := range cases {
 		if got := isFailure(c.err); got != c.failure {
@@ -115,5 +115,46 @@ func TestLiveLookupNeverServesCache(t *testing.T) {
 	got, _ = c.Lookup(context.Background(), []Want{{ID: id, MinVersion: 3}})
 	if len(got) != 0 {
 		t.Errorf("Lookup wanting version 3 = %v; want nothing (the entry is version 2)", got)
+	}
+}
+
+// TestObserveProductIsVersionGated: a product's state from an event fills
+// the cache only when it is not older than the product's mark, and never
+// replaces newer data.
+func TestObserveProductIsVersionGated(t *testing.T) {
+	t.Parallel()
+	c, err := New(Config{BaseURL: "http://127.0.0.1:1", Retries: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	id := uuid.New()
+	get := func() (Entry, bool) {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		c.Wait()
+		got, _ := c.Lookup(ctx, []Want{{ID: id}})
+		e, ok := got[id]
+		return e, ok && !e.Stale
+	}
+	c.ObserveProduct(Product{ID: id, Name: "v3", PriceMinor: 300, Currency: "EUR", Version: 3})
+	if e, ok := get(); !ok || e.Name != "v3" {
+		t.Fatalf("after ObserveProduct(v3): %+v, %v; want v3 from the cache", e, ok)
+	}
+	c.ObserveProduct(Product{ID: id, Name: "v2", PriceMinor: 200, Currency: "EUR", Version: 2})
+	if e, ok := get(); !ok || e.Name != "v3" {
+		t.Errorf("after an older ObserveProduct(v2): %+v, %v; want v3 kept", e, ok)
+	}
+	c.ObserveVersion(id, 5)
+	if e, ok := get(); ok {
+		t.Errorf("after the mark rose to 5: %+v served; want nothing older", e)
+	}
+	c.ObserveProduct(Product{ID: id, Name: "v4", Version: 4})
+	if e, ok := get(); ok {
+		t.Errorf("ObserveProduct(v4) below the mark 5: %+v served; want it ignored", e)
+	}
+	c.ObserveProduct(Product{ID: id, Name: "v5", PriceMinor: 500, Currency: "EUR", Version: 5})
+	if e, ok := get(); !ok || e.Name != "v5" {
+		t.Errorf("ObserveProduct(v5) at the mark: %+v, %v; want v5 served", e, ok)
 	}
 }

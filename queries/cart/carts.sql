@@ -7,7 +7,26 @@ VALUES (@user_id, @now, @now)
 ON CONFLICT (user_id) DO UPDATE SET update_time = carts.update_time
 RETURNING update_time;
 
--- TouchCart records a cart write at now; holds count while this is recent.
--- name: TouchCart :exec
-UPDATE carts SET update_time = @now
-WHERE user_id = @user_id;
+-- PrepareCartWrite runs after LockCart: it returns the stored result of
+-- the user's request_id if one was stored at or after request_cutoff
+-- (NULLs otherwise; request_id '' asks for none). Unless there is one (the
+-- write is a repeat, and nothing changes), it deletes the holds that no
+-- longer give a discount (all of them when lapsed: the cart was idle too
+-- long; else those of codes deactivated or past their end_time) and
+-- records the cart write at now (holds count while this is recent).
+-- name: PrepareCartWrite :one
+WITH stored AS (
+    SELECT r.fingerprint, r.response FROM request_results r
+    WHERE r.user_id = @user_id AND r.request_id = @request_id AND r.create_time >= @request_cutoff
+), dropped AS (
+    DELETE FROM cart_promo_codes cp
+    USING promo_codes p
+    WHERE NOT EXISTS (SELECT 1 FROM stored)
+      AND cp.user_id = @user_id AND p.code = cp.code
+      AND (@lapsed::boolean OR NOT p.active OR p.end_time <= @now)
+), touched AS (
+    UPDATE carts SET update_time = @now
+    WHERE user_id = @user_id AND NOT EXISTS (SELECT 1 FROM stored)
+)
+SELECT (SELECT s.fingerprint FROM stored s)::bytea AS request_fingerprint,
+       (SELECT s.response FROM stored s)::bytea AS request_response;

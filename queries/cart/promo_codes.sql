@@ -48,33 +48,11 @@ RETURNING *;
 DELETE FROM cart_promo_codes
 WHERE code = @code;
 
--- ListCartHolds returns the codes the user's cart holds that give a
--- discount now: the cart was written at or after cutoff (the hold has not
--- lapsed), and the code is active and within its validity window.
--- name: ListCartHolds :many
-SELECT p.code, p.percent_off, p.amount_off_minor, p.currency_code
-FROM cart_promo_codes cp
-JOIN promo_codes p ON p.code = cp.code
-JOIN carts c ON c.user_id = cp.user_id
-WHERE cp.user_id = @user_id
-  AND c.update_time >= @cutoff
-  AND p.active AND p.start_time <= @now AND p.end_time > @now
-ORDER BY cp.apply_time, cp.code;
-
 -- ListCartHoldCodes returns every code the user's cart holds.
 -- name: ListCartHoldCodes :many
 SELECT code FROM cart_promo_codes
 WHERE user_id = @user_id
 ORDER BY apply_time, code;
-
--- DropDeadHolds deletes the user's holds that no longer give a discount:
--- all of them when lapsed (the cart was idle too long), else those of codes
--- deactivated or past their end_time. The caller holds the cart lock.
--- name: DropDeadHolds :exec
-DELETE FROM cart_promo_codes cp
-USING promo_codes p
-WHERE cp.user_id = @user_id AND p.code = cp.code
-  AND (@lapsed::boolean OR NOT p.active OR p.end_time <= @now);
 
 -- AddHold records that the user's cart holds the code.
 -- name: AddHold :exec

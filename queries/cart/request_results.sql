@@ -1,9 +1,3 @@
--- GetRequestResult returns the stored result of the user's request_id if it
--- was stored at or after cutoff (no rows otherwise).
--- name: GetRequestResult :one
-SELECT fingerprint, response FROM request_results
-WHERE user_id = @user_id AND request_id = @request_id AND create_time >= @cutoff;
-
 -- SaveRequestResult stores the result of a write made with a request_id,
 -- replacing an expired entry (stored before cutoff) of the same id. The
 -- caller holds the cart lock and found no live entry.

@@ -12,17 +12,74 @@ import (
 	"github.com/google/uuid"
 )
 
-const countCartLines = `-- name: CountCartLines :one
-SELECT count(*) FROM cart_items
-WHERE user_id = $1
+const addCartLine = `-- name: AddCartLine :one
+WITH have AS (
+    SELECT ci.quantity FROM cart_items ci WHERE ci.user_id = $1 AND ci.product_id = $2
+), lines AS (
+    SELECT count(*) AS n FROM cart_items ci WHERE ci.user_id = $1
+), put AS (
+    INSERT INTO cart_items (user_id, product_id, quantity, name, unit_price_minor,
+                            added_unit_price_minor, currency_code, product_version,
+                            available, add_time, update_time)
+    SELECT $1, $2, COALESCE((SELECT h.quantity FROM have h), 0) + $3::integer, $4,
+           $5, $5, $6, $7, true, $8, $8
+    WHERE COALESCE((SELECT h.quantity FROM have h), 0) + $3::integer <= $9::integer
+      AND (EXISTS (SELECT 1 FROM have) OR (SELECT l.n FROM lines l) < $10::bigint)
+    ON CONFLICT (user_id, product_id) DO UPDATE
+    SET quantity = EXCLUDED.quantity, name = EXCLUDED.name,
+        unit_price_minor = EXCLUDED.unit_price_minor,
+        added_unit_price_minor = EXCLUDED.added_unit_price_minor,
+        currency_code = EXCLUDED.currency_code, product_version = EXCLUDED.product_version,
+        available = true, update_time = EXCLUDED.update_time
+    RETURNING 1
+)
+SELECT COALESCE((SELECT h.quantity FROM have h), 0)::integer AS had,
+       (SELECT l.n FROM lines l)::bigint AS lines,
+       EXISTS (SELECT 1 FROM put) AS written
 `
 
-// CountCartLines returns how many lines the user's cart has.
-func (q *Queries) CountCartLines(ctx context.Context, userID string) (int64, error) {
-	row := q.db.QueryRow(ctx, countCartLines, userID)
-	var count int64
-	err := row.Scan(&count)
-	return count, err
+type AddCartLineParams struct {
+	UserID         string
+	ProductID      uuid.UUID
+	Quantity       int32
+	Name           string
+	UnitPriceMinor int64
+	CurrencyCode   string
+	ProductVersion int64
+	Now            time.Time
+	MaxQuantity    int32
+	MaxLines       int64
+}
+
+type AddCartLineRow struct {
+	Had     int32
+	Lines   int64
+	Written bool
+}
+
+// AddCartLine adds quantity of a product with a fresh snapshot to the
+// user's cart: to its line (its quantity grows; its snapshot and added
+// price are replaced, its add_time kept), or as a new line when the cart
+// has fewer than max_lines lines, and only if the line then holds at most
+// max_quantity. It returns the quantity the line had (0 for none), how many
+// lines the cart had, and whether it wrote. The caller holds the cart
+// lock.
+func (q *Queries) AddCartLine(ctx context.Context, arg AddCartLineParams) (AddCartLineRow, error) {
+	row := q.db.QueryRow(ctx, addCartLine,
+		arg.UserID,
+		arg.ProductID,
+		arg.Quantity,
+		arg.Name,
+		arg.UnitPriceMinor,
+		arg.CurrencyCode,
+		arg.ProductVersion,
+		arg.Now,
+		arg.MaxQuantity,
+		arg.MaxLines,
+	)
+	var i AddCartLineRow
+	err := row.Scan(&i.Had, &i.Lines, &i.Written)
+	return i, err
 }
 
 const deleteCartLine = `-- name: DeleteCartLine :execrows
@@ -52,129 +109,6 @@ WHERE user_id = $1
 // DeleteCartLines removes every line of the user's cart.
 func (q *Queries) DeleteCartLines(ctx context.Context, userID string) error {
 	_, err := q.db.Exec(ctx, deleteCartLines, userID)
-	return err
-}
-
-const getCartLineQuantity = `-- name: GetCartLineQuantity :one
-SELECT quantity FROM cart_items
-WHERE user_id = $1 AND product_id = $2
-`
-
-type GetCartLineQuantityParams struct {
-	UserID    string
-	ProductID uuid.UUID
-}
-
-// GetCartLineQuantity returns the quantity of one line (no rows if the cart
-// has no line for the product).
-func (q *Queries) GetCartLineQuantity(ctx context.Context, arg GetCartLineQuantityParams) (int32, error) {
-	row := q.db.QueryRow(ctx, getCartLineQuantity, arg.UserID, arg.ProductID)
-	var quantity int32
-	err := row.Scan(&quantity)
-	return quantity, err
-}
-
-const listCartLines = `-- name: ListCartLines :many
-SELECT ci.product_id, ci.quantity, ci.name, ci.unit_price_minor, ci.added_unit_price_minor,
-       ci.currency_code, ci.product_version, ci.available, ci.add_time, ci.update_time,
-       COALESCE(pv.version, 0)::bigint      AS known_version,
-       COALESCE(pv.deleted, false)::boolean AS known_deleted
-FROM cart_items ci
-LEFT JOIN product_versions pv ON pv.product_id = ci.product_id
-WHERE ci.user_id = $1
-ORDER BY ci.add_time, ci.product_id
-`
-
-type ListCartLinesRow struct {
-	ProductID           uuid.UUID
-	Quantity            int32
-	Name                string
-	UnitPriceMinor      int64
-	AddedUnitPriceMinor int64
-	CurrencyCode        string
-	ProductVersion      int64
-	Available           bool
-	AddTime             time.Time
-	UpdateTime          time.Time
-	KnownVersion        int64
-	KnownDeleted        bool
-}
-
-// ListCartLines returns the user's cart lines, oldest first, each with the
-// highest product version this service has heard of (0 if none) and
-// whether that version deleted the product.
-func (q *Queries) ListCartLines(ctx context.Context, userID string) ([]ListCartLinesRow, error) {
-	rows, err := q.db.Query(ctx, listCartLines, userID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []ListCartLinesRow{}
-	for rows.Next() {
-		var i ListCartLinesRow
-		if err := rows.Scan(
-			&i.ProductID,
-			&i.Quantity,
-			&i.Name,
-			&i.UnitPriceMinor,
-			&i.AddedUnitPriceMinor,
-			&i.CurrencyCode,
-			&i.ProductVersion,
-			&i.Available,
-			&i.AddTime,
-			&i.UpdateTime,
-			&i.KnownVersion,
-			&i.KnownDeleted,
-		); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
-const putCartLine = `-- name: PutCartLine :exec
-INSERT INTO cart_items (user_id, product_id, quantity, name, unit_price_minor,
-                        added_unit_price_minor, currency_code, product_version,
-                        available, add_time, update_time)
-VALUES ($1, $2, $3, $4, $5,
-        $5, $6, $7, true, $8, $8)
-ON CONFLICT (user_id, product_id) DO UPDATE
-SET quantity = EXCLUDED.quantity, name = EXCLUDED.name,
-    unit_price_minor = EXCLUDED.unit_price_minor,
-    added_unit_price_minor = EXCLUDED.added_unit_price_minor,
-    currency_code = EXCLUDED.currency_code, product_version = EXCLUDED.product_version,
-    available = true, update_time = EXCLUDED.update_time
-`
-
-type PutCartLineParams struct {
-	UserID         string
-	ProductID      uuid.UUID
-	Quantity       int32
-	Name           string
-	UnitPriceMinor int64
-	CurrencyCode   string
-	ProductVersion int64
-	Now            time.Time
-}
-
-// PutCartLine writes a line with a fresh product snapshot: a new line, or
-// an existing one with its quantity, snapshot and added price replaced (its
-// add_time is kept). The caller holds the cart lock.
-func (q *Queries) PutCartLine(ctx context.Context, arg PutCartLineParams) error {
-	_, err := q.db.Exec(ctx, putCartLine,
-		arg.UserID,
-		arg.ProductID,
-		arg.Quantity,
-		arg.Name,
-		arg.UnitPriceMinor,
-		arg.CurrencyCode,
-		arg.ProductVersion,
-		arg.Now,
-	)
 	return err
 }
 

@@ -32,18 +32,53 @@ func (q *Queries) LockCart(ctx context.Context, arg LockCartParams) (time.Time, 
 	return update_time, err
 }
 
-const touchCart = `-- name: TouchCart :exec
-UPDATE carts SET update_time = $1
-WHERE user_id = $2
+const prepareCartWrite = `-- name: PrepareCartWrite :one
+WITH stored AS (
+    SELECT r.fingerprint, r.response FROM request_results r
+    WHERE r.user_id = $1 AND r.request_id = $2 AND r.create_time >= $3
+), dropped AS (
+    DELETE FROM cart_promo_codes cp
+    USING promo_codes p
+    WHERE NOT EXISTS (SELECT 1 FROM stored)
+      AND cp.user_id = $1 AND p.code = cp.code
+      AND ($4::boolean OR NOT p.active OR p.end_time <= $5)
+), touched AS (
+    UPDATE carts SET update_time = $5
+    WHERE user_id = $1 AND NOT EXISTS (SELECT 1 FROM stored)
+)
+SELECT (SELECT s.fingerprint FROM stored s)::bytea AS request_fingerprint,
+       (SELECT s.response FROM stored s)::bytea AS request_response
 `
 
-type TouchCartParams struct {
-	Now    time.Time
-	UserID string
+type PrepareCartWriteParams struct {
+	UserID        string
+	RequestID     string
+	RequestCutoff time.Time
+	Lapsed        bool
+	Now           time.Time
 }
 
-// TouchCart records a cart write at now; holds count while this is recent.
-func (q *Queries) TouchCart(ctx context.Context, arg TouchCartParams) error {
-	_, err := q.db.Exec(ctx, touchCart, arg.Now, arg.UserID)
-	return err
+type PrepareCartWriteRow struct {
+	RequestFingerprint []byte
+	RequestResponse    []byte
+}
+
+// PrepareCartWrite runs after LockCart: it returns the stored result of
+// the user's request_id if one was stored at or after request_cutoff
+// (NULLs otherwise; request_id ” asks for none). Unless there is one (the
+// write is a repeat, and nothing changes), it deletes the holds that no
+// longer give a discount (all of them when lapsed: the cart was idle too
+// long; else those of codes deactivated or past their end_time) and
+// records the cart write at now (holds count while this is recent).
+func (q *Queries) PrepareCartWrite(ctx context.Context, arg PrepareCartWriteParams) (PrepareCartWriteRow, error) {
+	row := q.db.QueryRow(ctx, prepareCartWrite,
+		arg.UserID,
+		arg.RequestID,
+		arg.RequestCutoff,
+		arg.Lapsed,
+		arg.Now,
+	)
+	var i PrepareCartWriteRow
+	err := row.Scan(&i.RequestFingerprint, &i.RequestResponse)
+	return i, err
 }

@@ -10,8 +10,107 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgtype"
 )
+
+const applyEvents = `-- name: ApplyEvents :many
+WITH ev AS (
+    SELECT unnest($1::uuid[]) AS event_id, unnest($2::text[]) AS type,
+           NULLIF(unnest($3::uuid[]), '00000000-0000-0000-0000-000000000000'::uuid) AS aggregate_id,
+           unnest($4::bigint[]) AS version, unnest($5::text[]) AS kind,
+           unnest($6::text[]) AS outcome, unnest($7::text[]) AS name,
+           unnest($8::bigint[]) AS price, unnest($9::text[]) AS currency
+), recorded AS (
+    INSERT INTO inbox (event_id, type, aggregate_id, aggregate_version, outcome, peer, receive_time)
+    SELECT ev.event_id, ev.type, ev.aggregate_id, ev.version, ev.outcome, $10, $11 FROM ev
+    ON CONFLICT (event_id) DO NOTHING
+    RETURNING event_id
+), resolved AS (
+    DELETE FROM event_dlq WHERE event_id IN (SELECT r.event_id FROM recorded r)
+), fresh AS (
+    SELECT ev.event_id, ev.type, ev.aggregate_id, ev.version, ev.kind, ev.outcome, ev.name, ev.price, ev.currency FROM ev JOIN recorded r ON r.event_id = ev.event_id
+), changed AS (
+    SELECT f.aggregate_id, f.version, f.name, f.price, f.currency
+    FROM fresh f LEFT JOIN product_versions pv ON pv.product_id = f.aggregate_id
+    WHERE f.kind = 'changed' AND (f.outcome = 'applied' OR f.version < pv.version)
+), gone AS (
+    SELECT f.aggregate_id FROM fresh f WHERE f.kind = 'deleted' AND f.outcome = 'applied'
+), cart_changed AS (
+    UPDATE cart_items ci
+    SET name = c.name, unit_price_minor = c.price, currency_code = c.currency, product_version = c.version
+    FROM changed c
+    WHERE ci.product_id = c.aggregate_id AND ci.product_version < c.version
+), wishlist_changed AS (
+    UPDATE wishlist_items wi
+    SET name = c.name, price_minor = c.price, currency_code = c.currency, product_version = c.version
+    FROM changed c
+    WHERE wi.product_id = c.aggregate_id AND wi.product_version < c.version
+), cart_gone AS (
+    UPDATE cart_items SET available = false
+    WHERE product_id IN (SELECT g.aggregate_id FROM gone g)
+), wishlist_gone AS (
+    UPDATE wishlist_items SET available = false
+    WHERE product_id IN (SELECT g.aggregate_id FROM gone g)
+)
+SELECT r.event_id FROM recorded r
+`
+
+type ApplyEventsParams struct {
+	EventIds     []uuid.UUID
+	Types        []string
+	AggregateIds []uuid.UUID
+	Versions     []int64
+	Kinds        []string
+	Outcomes     []string
+	Names        []string
+	Prices       []int64
+	Currencies   []string
+	Peer         string
+	Now          time.Time
+}
+
+// ApplyEvents records a batch of events (at most one per product, after
+// RaiseProductVersions) in the inbox with their outcomes, and applies those
+// the inbox did not hold yet; it returns their ids (the others are
+// duplicates). aggregate_ids holds the nil UUID for an aggregate id that is
+// not a UUID; kinds is 'changed' (ProductChanged), 'deleted'
+// (ProductDeleted) or 'other'. Recording an event deletes its dead letter.
+// A ProductChanged that raised the mark, or is older than it (a stale one
+// still brings older copies forward), copies its state into the product's
+// cart lines and wishlist items holding an older snapshot
+// (added_unit_price_minor stays, so the cart shows price_changed); an
+// applied ProductDeleted makes them unavailable (kept, with their last
+// snapshot, so users see what went away).
+func (q *Queries) ApplyEvents(ctx context.Context, arg ApplyEventsParams) ([]uuid.UUID, error) {
+	rows, err := q.db.Query(ctx, applyEvents,
+		arg.EventIds,
+		arg.Types,
+		arg.AggregateIds,
+		arg.Versions,
+		arg.Kinds,
+		arg.Outcomes,
+		arg.Names,
+		arg.Prices,
+		arg.Currencies,
+		arg.Peer,
+		arg.Now,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []uuid.UUID{}
+	for rows.Next() {
+		var event_id uuid.UUID
+		if err := rows.Scan(&event_id); err != nil {
+			return nil, err
+		}
+		items = append(items, event_id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
 
 const listProductVersionsSince = `-- name: ListProductVersionsSince :many
 SELECT product_id, version FROM product_versions
@@ -53,43 +152,14 @@ func (q *Queries) ListProductVersionsSince(ctx context.Context, arg ListProductV
 	return items, nil
 }
 
-const markCartLinesDeleted = `-- name: MarkCartLinesDeleted :execrows
-UPDATE cart_items SET available = false
-WHERE product_id = $1
-`
-
-// MarkCartLinesDeleted makes every cart line of a deleted product
-// unavailable (kept, with its last snapshot, so the user sees what went
-// away; product_version stays the snapshot's version).
-func (q *Queries) MarkCartLinesDeleted(ctx context.Context, productID uuid.UUID) (int64, error) {
-	result, err := q.db.Exec(ctx, markCartLinesDeleted, productID)
-	if err != nil {
-		return 0, err
-	}
-	return result.RowsAffected(), nil
-}
-
-const markWishlistItemsDeleted = `-- name: MarkWishlistItemsDeleted :execrows
-UPDATE wishlist_items SET available = false
-WHERE product_id = $1
-`
-
-// MarkWishlistItemsDeleted is MarkCartLinesDeleted for wishlists.
-func (q *Queries) MarkWishlistItemsDeleted(ctx context.Context, productID uuid.UUID) (int64, error) {
-	result, err := q.db.Exec(ctx, markWishlistItemsDeleted, productID)
-	if err != nil {
-		return 0, err
-	}
-	return result.RowsAffected(), nil
-}
-
 const notifyProductVersion = `-- name: NotifyProductVersion :exec
 SELECT pg_notify('cart_product_versions', $1::text)
 `
 
 // NotifyProductVersion tells every replica listening on
-// cart_product_versions (at commit) that a product's high-water mark rose;
-// payload is "<product id>:<version>".
+// cart_product_versions (at commit) that products' high-water marks rose;
+// payload is "<product id>:<version>[,<product id>:<version>...]", or
+// "@<time>" to read the marks raised at time from product_versions.
 func (q *Queries) NotifyProductVersion(ctx context.Context, payload string) error {
 	_, err := q.db.Exec(ctx, notifyProductVersion, payload)
 	return err
@@ -119,134 +189,56 @@ func (q *Queries) PruneInbox(ctx context.Context, arg PruneInboxParams) (int64, 
 	return result.RowsAffected(), nil
 }
 
-const raiseProductVersion = `-- name: RaiseProductVersion :execrows
+const raiseProductVersions = `-- name: RaiseProductVersions :many
 INSERT INTO product_versions (product_id, version, deleted, update_time)
-VALUES ($1, $2, $3, $4)
+SELECT e.product_id, e.version, e.deleted, $1
+FROM (SELECT unnest($2::uuid[]) AS event_id, unnest($3::uuid[]) AS product_id,
+             unnest($4::bigint[]) AS version, unnest($5::boolean[]) AS deleted) e
+WHERE NOT EXISTS (SELECT 1 FROM inbox i WHERE i.event_id = e.event_id)
+ORDER BY e.product_id
 ON CONFLICT (product_id) DO UPDATE
 SET version = EXCLUDED.version, deleted = EXCLUDED.deleted, update_time = EXCLUDED.update_time
 WHERE product_versions.version < EXCLUDED.version AND NOT product_versions.deleted
+RETURNING product_id
 `
 
-type RaiseProductVersionParams struct {
-	ProductID uuid.UUID
-	Version   int64
-	Deleted   bool
-	Now       time.Time
+type RaiseProductVersionsParams struct {
+	Now        time.Time
+	EventIds   []uuid.UUID
+	ProductIds []uuid.UUID
+	Versions   []int64
+	Deleted    []bool
 }
 
-// RaiseProductVersion records version as the product's high-water mark
-// (deleted: its tombstone) and reports 1 row, unless the recorded version
-// is as new or newer or a tombstone: then it changes nothing and reports 0
-// (the event is stale). Concurrent raises of one product queue on its row.
-func (q *Queries) RaiseProductVersion(ctx context.Context, arg RaiseProductVersionParams) (int64, error) {
-	result, err := q.db.Exec(ctx, raiseProductVersion,
-		arg.ProductID,
-		arg.Version,
+// RaiseProductVersions is the version gate of a batch of product events
+// (at most one per product): each product's high-water mark becomes the
+// event's version (deleted: its tombstone) unless the recorded version is
+// as new or newer or a tombstone. Events already in the inbox are left out.
+// It returns the products whose mark rose. Every product's mark row stays
+// locked until the transaction ends, raised or not (taken in product id
+// order, so concurrent batches queue instead of deadlocking).
+func (q *Queries) RaiseProductVersions(ctx context.Context, arg RaiseProductVersionsParams) ([]uuid.UUID, error) {
+	rows, err := q.db.Query(ctx, raiseProductVersions,
+		arg.Now,
+		arg.EventIds,
+		arg.ProductIds,
+		arg.Versions,
 		arg.Deleted,
-		arg.Now,
 	)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	return result.RowsAffected(), nil
-}
-
-const recordInboxEvent = `-- name: RecordInboxEvent :execrows
-WITH resolved AS (
-    DELETE FROM event_dlq WHERE event_dlq.event_id = $1
-)
-INSERT INTO inbox (event_id, type, aggregate_id, aggregate_version, outcome, peer, receive_time)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
-ON CONFLICT (event_id) DO NOTHING
-`
-
-type RecordInboxEventParams struct {
-	EventID          uuid.UUID
-	Type             string
-	AggregateID      pgtype.UUID
-	AggregateVersion int64
-	Outcome          string
-	Peer             string
-	Now              time.Time
-}
-
-// RecordInboxEvent records a received event and deletes its dead letter,
-// if any; it reports 0 rows when the event id is already in the inbox (a
-// duplicate), and the caller then rolls back.
-func (q *Queries) RecordInboxEvent(ctx context.Context, arg RecordInboxEventParams) (int64, error) {
-	result, err := q.db.Exec(ctx, recordInboxEvent,
-		arg.EventID,
-		arg.Type,
-		arg.AggregateID,
-		arg.AggregateVersion,
-		arg.Outcome,
-		arg.Peer,
-		arg.Now,
-	)
-	if err != nil {
-		return 0, err
+	defer rows.Close()
+	items := []uuid.UUID{}
+	for rows.Next() {
+		var product_id uuid.UUID
+		if err := rows.Scan(&product_id); err != nil {
+			return nil, err
+		}
+		items = append(items, product_id)
 	}
-	return result.RowsAffected(), nil
-}
-
-const refreshCartLines = `-- name: RefreshCartLines :execrows
-UPDATE cart_items
-SET name = $1, unit_price_minor = $2, currency_code = $3,
-    product_version = $4
-WHERE product_id = $5 AND product_version < $4
-`
-
-type RefreshCartLinesParams struct {
-	Name           string
-	UnitPriceMinor int64
-	CurrencyCode   string
-	Version        int64
-	ProductID      uuid.UUID
-}
-
-// RefreshCartLines copies a product's new state into every cart line of it
-// holding an older snapshot (added_unit_price_minor stays, so the cart
-// shows price_changed) and reports how many it changed.
-func (q *Queries) RefreshCartLines(ctx context.Context, arg RefreshCartLinesParams) (int64, error) {
-	result, err := q.db.Exec(ctx, refreshCartLines,
-		arg.Name,
-		arg.UnitPriceMinor,
-		arg.CurrencyCode,
-		arg.Version,
-		arg.ProductID,
-	)
-	if err != nil {
-		return 0, err
+	if err := rows.Err(); err != nil {
+		return nil, err
 	}
-	return result.RowsAffected(), nil
-}
-
-const refreshWishlistItems = `-- name: RefreshWishlistItems :execrows
-UPDATE wishlist_items
-SET name = $1, price_minor = $2, currency_code = $3,
-    product_version = $4
-WHERE product_id = $5 AND product_version < $4
-`
-
-type RefreshWishlistItemsParams struct {
-	Name         string
-	PriceMinor   int64
-	CurrencyCode string
-	Version      int64
-	ProductID    uuid.UUID
-}
-
-// RefreshWishlistItems is RefreshCartLines for wishlists.
-func (q *Queries) RefreshWishlistItems(ctx context.Context, arg RefreshWishlistItemsParams) (int64, error) {
-	result, err := q.db.Exec(ctx, refreshWishlistItems,
-		arg.Name,
-		arg.PriceMinor,
-		arg.CurrencyCode,
-		arg.Version,
-		arg.ProductID,
-	)
-	if err != nil {
-		return 0, err
-	}
-	return result.RowsAffected(), nil
+	return items, nil
 }

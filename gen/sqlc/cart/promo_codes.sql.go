@@ -120,27 +120,6 @@ func (q *Queries) DeactivatePromoCode(ctx context.Context, code string) (PromoCo
 	return i, err
 }
 
-const dropDeadHolds = `-- name: DropDeadHolds :exec
-DELETE FROM cart_promo_codes cp
-USING promo_codes p
-WHERE cp.user_id = $1 AND p.code = cp.code
-  AND ($2::boolean OR NOT p.active OR p.end_time <= $3)
-`
-
-type DropDeadHoldsParams struct {
-	UserID string
-	Lapsed bool
-	Now    time.Time
-}
-
-// DropDeadHolds deletes the user's holds that no longer give a discount:
-// all of them when lapsed (the cart was idle too long), else those of codes
-// deactivated or past their end_time. The caller holds the cart lock.
-func (q *Queries) DropDeadHolds(ctx context.Context, arg DropDeadHoldsParams) error {
-	_, err := q.db.Exec(ctx, dropDeadHolds, arg.UserID, arg.Lapsed, arg.Now)
-	return err
-}
-
 const listCartHoldCodes = `-- name: ListCartHoldCodes :many
 SELECT code FROM cart_promo_codes
 WHERE user_id = $1
@@ -161,58 +140,6 @@ func (q *Queries) ListCartHoldCodes(ctx context.Context, userID string) ([]strin
 			return nil, err
 		}
 		items = append(items, code)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
-const listCartHolds = `-- name: ListCartHolds :many
-SELECT p.code, p.percent_off, p.amount_off_minor, p.currency_code
-FROM cart_promo_codes cp
-JOIN promo_codes p ON p.code = cp.code
-JOIN carts c ON c.user_id = cp.user_id
-WHERE cp.user_id = $1
-  AND c.update_time >= $2
-  AND p.active AND p.start_time <= $3 AND p.end_time > $3
-ORDER BY cp.apply_time, cp.code
-`
-
-type ListCartHoldsParams struct {
-	UserID string
-	Cutoff time.Time
-	Now    time.Time
-}
-
-type ListCartHoldsRow struct {
-	Code           string
-	PercentOff     pgtype.Int4
-	AmountOffMinor pgtype.Int8
-	CurrencyCode   string
-}
-
-// ListCartHolds returns the codes the user's cart holds that give a
-// discount now: the cart was written at or after cutoff (the hold has not
-// lapsed), and the code is active and within its validity window.
-func (q *Queries) ListCartHolds(ctx context.Context, arg ListCartHoldsParams) ([]ListCartHoldsRow, error) {
-	rows, err := q.db.Query(ctx, listCartHolds, arg.UserID, arg.Cutoff, arg.Now)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []ListCartHoldsRow{}
-	for rows.Next() {
-		var i ListCartHoldsRow
-		if err := rows.Scan(
-			&i.Code,
-			&i.PercentOff,
-			&i.AmountOffMinor,
-			&i.CurrencyCode,
-		); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err

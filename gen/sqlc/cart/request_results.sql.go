@@ -10,31 +10,6 @@ import (
 	"time"
 )
 
-const getRequestResult = `-- name: GetRequestResult :one
-SELECT fingerprint, response FROM request_results
-WHERE user_id = $1 AND request_id = $2 AND create_time >= $3
-`
-
-type GetRequestResultParams struct {
-	UserID    string
-	RequestID string
-	Cutoff    time.Time
-}
-
-type GetRequestResultRow struct {
-	Fingerprint []byte
-	Response    []byte
-}
-
-// GetRequestResult returns the stored result of the user's request_id if it
-// was stored at or after cutoff (no rows otherwise).
-func (q *Queries) GetRequestResult(ctx context.Context, arg GetRequestResultParams) (GetRequestResultRow, error) {
-	row := q.db.QueryRow(ctx, getRequestResult, arg.UserID, arg.RequestID, arg.Cutoff)
-	var i GetRequestResultRow
-	err := row.Scan(&i.Fingerprint, &i.Response)
-	return i, err
-}
-
 const pruneRequestResults = `-- name: PruneRequestResults :execrows
 DELETE FROM request_results
 WHERE (user_id, request_id) IN (
