@@ -13,21 +13,26 @@ import (
 	"github.com/decoupledshop/shop/internal/money"
 	"github.com/decoupledshop/shop/internal/pgdb"
 	"github.com/decoupledshop/shop/internal/shoperr"
+	"github.com/decoupledshop/shop/productsvc/relay"
 )
 
 // Catalog holds what the category and product handlers share: the database,
-// the event publisher, the shop currency, and the injectable clock and ids.
+// the event publisher and the notifier that wakes its relays, the shop
+// currency, and the injectable clock and ids.
 type Catalog struct {
 	db       *pgxpool.Pool
 	q        *productdb.Queries
 	events   Publisher
+	notifier *relay.Notifier // nil when events queues nothing for a relay
 	currency money.Currency
 	now      func() time.Time
 	newID    func() uuid.UUID
 }
 
 // NewCatalog returns a Catalog over db that records events with events.
-// now and newID may be nil for the wall clock and random UUIDs.
+// now and newID may be nil for the wall clock and random UUIDs. When events
+// queues events for relays (an Outbox with subscribers, also embedded in
+// another Publisher), every committed write wakes them through Notifier.
 func NewCatalog(db *pgxpool.Pool, events Publisher, currency money.Currency, now func() time.Time, newID func() uuid.UUID) *Catalog {
 	if now == nil {
 		now = time.Now
@@ -35,17 +40,31 @@ func NewCatalog(db *pgxpool.Pool, events Publisher, currency money.Currency, now
 	if newID == nil {
 		newID = uuid.New
 	}
-	return &Catalog{db: db, q: productdb.New(db), events: events, currency: currency, now: now, newID: newID}
+	c := &Catalog{db: db, q: productdb.New(db), events: events, currency: currency, now: now, newID: newID}
+	if o, ok := events.(interface{ Subscribers() []string }); ok && len(o.Subscribers()) > 0 {
+		c.notifier = relay.NewNotifier(db, relay.DefaultNotifyInterval, nil)
+	}
+	return c
 }
+
+// Notifier is what wakes relays after the catalog's writes commit (give it
+// to this process's relay as relay.Config.Notifier); nil when the catalog
+// queues no events.
+func (c *Catalog) Notifier() *relay.Notifier { return c.notifier }
 
 // timestamp is the catalog's clock at the database's precision.
 func (c *Catalog) timestamp() time.Time {
 	return c.now().UTC().Truncate(time.Microsecond)
 }
 
-// inTx runs fn with queries bound to one transaction (see pgdb.InTx).
+// inTx runs fn with queries bound to one transaction (see pgdb.InTx) and,
+// once it has committed, wakes the relays for the events it queued.
 func (c *Catalog) inTx(ctx context.Context, fn func(tx pgx.Tx, q *productdb.Queries) error) error {
-	return pgdb.InTx(ctx, c.db, func(tx pgx.Tx) error { return fn(tx, c.q.WithTx(tx)) })
+	err := pgdb.InTx(ctx, c.db, func(tx pgx.Tx) error { return fn(tx, c.q.WithTx(tx)) })
+	if err == nil {
+		c.notifier.Notify()
+	}
+	return err
 }
 
 // shareLockCategory locks the category a product is created in or moved to,

@@ -47,6 +47,8 @@ type testBundle struct {
 	sink   *sinktest.Sink
 	clock  *clock
 	outbox *productsvc.Outbox
+	// notifier wakes relays after publish commits, as the catalog's does.
+	notifier *relay.Notifier
 	// tokenFetches counts calls to the issuer's token endpoint.
 	tokenFetches atomic.Int64
 }
@@ -63,6 +65,7 @@ func setup(t *testing.T) *testBundle {
 		clock: &clock{t: time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)},
 	}
 	b.outbox = productsvc.NewOutbox([]string{subscriber}, b.clock.Now, nil)
+	b.notifier = relay.NewNotifier(pool, 0, nil)
 	return b
 }
 
@@ -113,7 +116,8 @@ func run(t *testing.T, r *relay.Relay) {
 }
 
 // publish commits n ProductChanged events (one per new product) in one
-// transaction and returns their products' ids in order.
+// transaction, wakes the relays as the catalog does, and returns their
+// products' ids in order.
 func (b *testBundle) publish(t testing.TB, n int) []uuid.UUID {
 	t.Helper()
 	products := fakeProducts(n, b.clock.Now())
@@ -123,6 +127,7 @@ func (b *testBundle) publish(t testing.TB, n int) []uuid.UUID {
 	if err != nil {
 		t.Fatalf("publish %d events: %v", n, err)
 	}
+	b.notifier.Notify()
 	ids := make([]uuid.UUID, n)
 	for i, p := range products {
 		ids[i] = p.ID

@@ -85,3 +85,9 @@ SELECT next_attempt_at FROM outbox
 WHERE subscriber = @subscriber
 ORDER BY next_attempt_at
 LIMIT 1;
+
+-- NotifyOutbox wakes the relays that LISTEN on shop_outbox (relay.Channel).
+-- It runs on its own, never inside a business transaction: NOTIFY takes a
+-- cluster-wide lock at commit.
+-- name: NotifyOutbox :exec
+SELECT pg_notify('shop_outbox', '');

@@ -217,6 +217,18 @@ func (q *Queries) NextDelivery(ctx context.Context, subscriber string) (time.Tim
 	return next_attempt_at, err
 }
 
+const notifyOutbox = `-- name: NotifyOutbox :exec
+SELECT pg_notify('shop_outbox', '')
+`
+
+// NotifyOutbox wakes the relays that LISTEN on shop_outbox (relay.Channel).
+// It runs on its own, never inside a business transaction: NOTIFY takes a
+// cluster-wide lock at commit.
+func (q *Queries) NotifyOutbox(ctx context.Context) error {
+	_, err := q.db.Exec(ctx, notifyOutbox)
+	return err
+}
+
 const rescheduleDeliveries = `-- name: RescheduleDeliveries :execrows
 UPDATE outbox AS o
 SET next_attempt_at = r.next_attempt_at, last_error = r.last_error,
