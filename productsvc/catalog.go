@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	productdb "github.com/decoupledshop/shop/gen/sqlc/product"
@@ -22,6 +23,7 @@ import (
 type Catalog struct {
 	db       *pgxpool.Pool
 	q        *productdb.Queries
+	planned  *productdb.Queries // q, but planned for each call's arguments (customPlans)
 	events   Publisher
 	notifier *relay.Notifier // nil when events queues nothing for a relay
 	currency money.Currency
@@ -40,7 +42,7 @@ func NewCatalog(db *pgxpool.Pool, events Publisher, currency money.Currency, now
 	if newID == nil {
 		newID = uuid.New
 	}
-	c := &Catalog{db: db, q: productdb.New(db), events: events, currency: currency, now: now, newID: newID}
+	c := &Catalog{db: db, q: productdb.New(db), planned: productdb.New(customPlans{db}), events: events, currency: currency, now: now, newID: newID}
 	if o, ok := events.(interface{ Subscribers() []string }); ok && len(o.Subscribers()) > 0 {
 		c.notifier = relay.NewNotifier(db, relay.DefaultNotifyInterval, nil)
 	}
@@ -89,4 +91,27 @@ func checkVersion(expected *int64, actual int64, what string) error {
 		return shoperr.Aborted("%s is at version %d, not the expected %d; re-read it and retry", what, actual, *expected)
 	}
 	return nil
+}
+
+// customPlans runs every statement as an unnamed statement that PostgreSQL
+// plans for its own arguments (pgx.QueryExecModeCacheDescribe), whatever
+// the pool's default. It is for statements whose best plan depends on the
+// arguments, where a prepared statement's generic plan can be a thousand
+// times slower: a text search matches anything from one product (the GIN
+// index is best) to all of them (a walk in list order is), and a generic
+// plan must pick one for all.
+type customPlans struct{ db productdb.DBTX }
+
+func customMode(args []any) []any { return append([]any{pgx.QueryExecModeCacheDescribe}, args...) }
+
+func (c customPlans) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	return c.db.Exec(ctx, sql, customMode(args)...)
+}
+
+func (c customPlans) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	return c.db.Query(ctx, sql, customMode(args)...)
+}
+
+func (c customPlans) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	return c.db.QueryRow(ctx, sql, customMode(args)...)
 }

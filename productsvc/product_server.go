@@ -135,69 +135,95 @@ func (s *ProductServer) BatchGetProducts(ctx context.Context, req *connect.Reque
 }
 
 // ListProducts pages through products in (create_time desc, id) order with
-// optional filters; page tokens are bound to the filters.
+// optional filters; page tokens are bound to the filters. Each shape of
+// filter runs a statement of its own (see queries/product/products.sql).
 func (s *ProductServer) ListProducts(ctx context.Context, req *connect.Request[productv1.ListProductsRequest]) (*connect.Response[productv1.ListProductsResponse], error) {
 	m := req.Msg
 	size, err := pagetoken.Size(m.GetPageSize())
 	if err != nil {
 		return nil, err
 	}
-	params := productdb.ListProductsParams{PageLimit: size + 1}
-	var filters strings.Builder
-	if m.CategoryId != nil {
-		id, err := uuidarg.Parse("category_id", m.GetCategoryId())
-		if err != nil {
-			return nil, err
-		}
-		params.CategoryID = pgtype.UUID{Bytes: id, Valid: true}
-		fmt.Fprintf(&filters, "category=%s;", id)
-	}
-	if m.Query != nil {
-		q := strings.TrimSpace(m.GetQuery())
-		if q == "" {
-			return nil, shoperr.Invalid("query", "must not be empty when set")
-		}
-		if err := checkText("query", q, maxQuery); err != nil {
-			return nil, err
-		}
-		params.Query = pgtype.Text{String: q, Valid: true}
-		fmt.Fprintf(&filters, "query=%q;", q)
-	}
-	if m.MinPriceMinor != nil {
-		if m.GetMinPriceMinor() < 0 || m.GetMinPriceMinor() > money.MaxPriceMinor {
-			return nil, shoperr.Invalid("min_price_minor", "must be between 0 and %d", money.MaxPriceMinor)
-		}
-		params.MinPriceMinor = pgtype.Int8{Int64: m.GetMinPriceMinor(), Valid: true}
-		fmt.Fprintf(&filters, "min=%d;", m.GetMinPriceMinor())
-	}
-	if m.MaxPriceMinor != nil {
-		if m.GetMaxPriceMinor() < 0 || m.GetMaxPriceMinor() > money.MaxPriceMinor {
-			return nil, shoperr.Invalid("max_price_minor", "must be between 0 and %d", money.MaxPriceMinor)
-		}
-		if m.MinPriceMinor != nil && m.GetMaxPriceMinor() < m.GetMinPriceMinor() {
-			return nil, shoperr.Invalid("max_price_minor", "must not be below min_price_minor")
-		}
-		params.MaxPriceMinor = pgtype.Int8{Int64: m.GetMaxPriceMinor(), Valid: true}
-		fmt.Fprintf(&filters, "max=%d;", m.GetMaxPriceMinor())
-	}
-	cur, err := pagetoken.Decode(m.GetPageToken(), filters.String())
+	f, filters, err := listFilters(m)
 	if err != nil {
 		return nil, err
 	}
-	if params.AfterID, err = cur.KeyUUID(); err != nil {
-		return nil, err
-	}
-	params.AfterTime = cur.CreateTime
-	rows, err := s.q.ListProducts(ctx, params)
+	cur, err := pagetoken.Decode(m.GetPageToken(), filters)
 	if err != nil {
 		return nil, err
 	}
-	rows, next := pagetoken.Page(rows, size, filters.String(), productCursor)
+	if f.AfterID, err = cur.KeyUUID(); err != nil {
+		return nil, err
+	}
+	f.AfterTime, f.PageLimit = cur.CreateTime, size+1
+	var rows []productdb.Product
+	switch {
+	case f.Query != "":
+		rows, err = s.planned.SearchProducts(ctx, f)
+	case f.CategoryID.Valid:
+		rows, err = s.q.ListCategoryProducts(ctx, productdb.ListCategoryProductsParams{
+			CategoryID: f.CategoryID.Bytes, AfterTime: f.AfterTime, AfterID: f.AfterID,
+			MinPriceMinor: f.MinPriceMinor, MaxPriceMinor: f.MaxPriceMinor, PageLimit: f.PageLimit,
+		})
+	default:
+		rows, err = s.q.ListProducts(ctx, productdb.ListProductsParams{
+			AfterTime: f.AfterTime, AfterID: f.AfterID,
+			MinPriceMinor: f.MinPriceMinor, MaxPriceMinor: f.MaxPriceMinor, PageLimit: f.PageLimit,
+		})
+	}
+	if err != nil {
+		return nil, err
+	}
+	rows, next := pagetoken.Page(rows, size, filters, productCursor)
 	resp := &productv1.ListProductsResponse{Products: make([]*productv1.Product, 0, len(rows)), NextPageToken: next}
 	for _, p := range rows {
 		resp.Products = append(resp.Products, productProto(p))
 	}
 	return connect.NewResponse(resp), nil
+}
+
+// listFilters checks ListProducts' filters and returns them (an empty
+// Query: no text search; no cursor or limit yet) with the canonical string
+// a page token is bound to.
+func listFilters(m *productv1.ListProductsRequest) (productdb.SearchProductsParams, string, error) {
+	var f productdb.SearchProductsParams
+	var filters strings.Builder
+	if m.CategoryId != nil {
+		id, err := uuidarg.Parse("category_id", m.GetCategoryId())
+		if err != nil {
+			return f, "", err
+		}
+		f.CategoryID = pgtype.UUID{Bytes: id, Valid: true}
+		fmt.Fprintf(&filters, "category=%s;", id)
+	}
+	if m.Query != nil {
+		q := strings.TrimSpace(m.GetQuery())
+		if q == "" {
+			return f, "", shoperr.Invalid("query", "must not be empty when set")
+		}
+		if err := checkText("query", q, maxQuery); err != nil {
+			return f, "", err
+		}
+		f.Query = q
+		fmt.Fprintf(&filters, "query=%q;", q)
+	}
+	if m.MinPriceMinor != nil {
+		if m.GetMinPriceMinor() < 0 || m.GetMinPriceMinor() > money.MaxPriceMinor {
+			return f, "", shoperr.Invalid("min_price_minor", "must be between 0 and %d", money.MaxPriceMinor)
+		}
+		f.MinPriceMinor = pgtype.Int8{Int64: m.GetMinPriceMinor(), Valid: true}
+		fmt.Fprintf(&filters, "min=%d;", m.GetMinPriceMinor())
+	}
+	if m.MaxPriceMinor != nil {
+		if m.GetMaxPriceMinor() < 0 || m.GetMaxPriceMinor() > money.MaxPriceMinor {
+			return f, "", shoperr.Invalid("max_price_minor", "must be between 0 and %d", money.MaxPriceMinor)
+		}
+		if m.MinPriceMinor != nil && m.GetMaxPriceMinor() < m.GetMinPriceMinor() {
+			return f, "", shoperr.Invalid("max_price_minor", "must not be below min_price_minor")
+		}
+		f.MaxPriceMinor = pgtype.Int8{Int64: m.GetMaxPriceMinor(), Valid: true}
+		fmt.Fprintf(&filters, "max=%d;", m.GetMaxPriceMinor())
+	}
+	return f, filters.String(), nil
 }
 
 var (

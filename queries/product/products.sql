@@ -23,18 +23,50 @@ FOR UPDATE;
 SELECT * FROM products
 WHERE id = ANY(@ids::uuid[]);
 
--- ListProducts returns the page after the cursor (after_time, after_id) in
--- (create_time desc, id) order, with optional filters. query is matched with
--- full-text search over the expression that products_search_idx indexes.
+-- ListProducts, ListCategoryProducts and SearchProducts page through
+-- products in (create_time desc, id) order after the cursor (after_time,
+-- after_id); the first page passes a cursor after every row. Each shape of
+-- filter has a statement of its own, so that its plan is good for every
+-- argument: a prepared statement may be run with a generic plan (one plan
+-- for all arguments), and an optional condition ("$1 IS NULL OR …") there
+-- can use no index. The price range stays optional: no index serves it.
+
+-- ListProducts walks products_list_idx.
 -- name: ListProducts :many
 SELECT * FROM products
 WHERE create_time <= @after_time
   AND (create_time < @after_time OR id > @after_id)
-  AND (sqlc.narg(category_id)::uuid IS NULL OR category_id = sqlc.narg(category_id))
-  AND (sqlc.narg(query)::text IS NULL OR to_tsvector('simple', name || ' ' || description) @@ websearch_to_tsquery('simple', sqlc.narg(query)))
   AND (sqlc.narg(min_price_minor)::bigint IS NULL OR price_minor >= sqlc.narg(min_price_minor))
   AND (sqlc.narg(max_price_minor)::bigint IS NULL OR price_minor <= sqlc.narg(max_price_minor))
 ORDER BY create_time DESC, id
+LIMIT @page_limit;
+
+-- ListCategoryProducts is ListProducts within one category; it walks
+-- products_category_list_idx.
+-- name: ListCategoryProducts :many
+SELECT * FROM products
+WHERE category_id = @category_id
+  AND create_time <= @after_time
+  AND (create_time < @after_time OR id > @after_id)
+  AND (sqlc.narg(min_price_minor)::bigint IS NULL OR price_minor >= sqlc.narg(min_price_minor))
+  AND (sqlc.narg(max_price_minor)::bigint IS NULL OR price_minor <= sqlc.narg(max_price_minor))
+ORDER BY create_time DESC, id
+LIMIT @page_limit;
+
+-- SearchProducts is ListProducts of the products whose stored search
+-- vector (product_search) matches query (websearch syntax), optionally
+-- within one category. The match is unconditional, so that even a generic
+-- plan can find the matches through product_search_idx.
+-- name: SearchProducts :many
+SELECT products.* FROM product_search AS s
+JOIN products ON products.id = s.id
+WHERE s.vector @@ websearch_to_tsquery('simple', @query)
+  AND s.create_time <= @after_time
+  AND (s.create_time < @after_time OR s.id > @after_id)
+  AND (sqlc.narg(category_id)::uuid IS NULL OR products.category_id = sqlc.narg(category_id))
+  AND (sqlc.narg(min_price_minor)::bigint IS NULL OR products.price_minor >= sqlc.narg(min_price_minor))
+  AND (sqlc.narg(max_price_minor)::bigint IS NULL OR products.price_minor <= sqlc.narg(max_price_minor))
+ORDER BY s.create_time DESC, s.id
 LIMIT @page_limit;
 
 -- UpdateProduct writes new field values and bumps the version.

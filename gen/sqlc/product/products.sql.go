@@ -141,37 +141,98 @@ func (q *Queries) GetProduct(ctx context.Context, id uuid.UUID) (Product, error)
 	return i, err
 }
 
-const listProducts = `-- name: ListProducts :many
+const listCategoryProducts = `-- name: ListCategoryProducts :many
 SELECT id, sku, name, description, category_id, category_name, price_minor, currency_code, version, create_time, update_time FROM products
-WHERE create_time <= $1
-  AND (create_time < $1 OR id > $2)
-  AND ($3::uuid IS NULL OR category_id = $3)
-  AND ($4::text IS NULL OR to_tsvector('simple', name || ' ' || description) @@ websearch_to_tsquery('simple', $4))
-  AND ($5::bigint IS NULL OR price_minor >= $5)
-  AND ($6::bigint IS NULL OR price_minor <= $6)
+WHERE category_id = $1
+  AND create_time <= $2
+  AND (create_time < $2 OR id > $3)
+  AND ($4::bigint IS NULL OR price_minor >= $4)
+  AND ($5::bigint IS NULL OR price_minor <= $5)
 ORDER BY create_time DESC, id
-LIMIT $7
+LIMIT $6
 `
 
-type ListProductsParams struct {
+type ListCategoryProductsParams struct {
+	CategoryID    uuid.UUID
 	AfterTime     time.Time
 	AfterID       uuid.UUID
-	CategoryID    pgtype.UUID
-	Query         pgtype.Text
 	MinPriceMinor pgtype.Int8
 	MaxPriceMinor pgtype.Int8
 	PageLimit     int32
 }
 
-// ListProducts returns the page after the cursor (after_time, after_id) in
-// (create_time desc, id) order, with optional filters. query is matched with
-// full-text search over the expression that products_search_idx indexes.
+// ListCategoryProducts is ListProducts within one category; it walks
+// products_category_list_idx.
+func (q *Queries) ListCategoryProducts(ctx context.Context, arg ListCategoryProductsParams) ([]Product, error) {
+	rows, err := q.db.Query(ctx, listCategoryProducts,
+		arg.CategoryID,
+		arg.AfterTime,
+		arg.AfterID,
+		arg.MinPriceMinor,
+		arg.MaxPriceMinor,
+		arg.PageLimit,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []Product{}
+	for rows.Next() {
+		var i Product
+		if err := rows.Scan(
+			&i.ID,
+			&i.Sku,
+			&i.Name,
+			&i.Description,
+			&i.CategoryID,
+			&i.CategoryName,
+			&i.PriceMinor,
+			&i.CurrencyCode,
+			&i.Version,
+			&i.CreateTime,
+			&i.UpdateTime,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const listProducts = `-- name: ListProducts :many
+
+SELECT id, sku, name, description, category_id, category_name, price_minor, currency_code, version, create_time, update_time FROM products
+WHERE create_time <= $1
+  AND (create_time < $1 OR id > $2)
+  AND ($3::bigint IS NULL OR price_minor >= $3)
+  AND ($4::bigint IS NULL OR price_minor <= $4)
+ORDER BY create_time DESC, id
+LIMIT $5
+`
+
+type ListProductsParams struct {
+	AfterTime     time.Time
+	AfterID       uuid.UUID
+	MinPriceMinor pgtype.Int8
+	MaxPriceMinor pgtype.Int8
+	PageLimit     int32
+}
+
+// ListProducts, ListCategoryProducts and SearchProducts page through
+// products in (create_time desc, id) order after the cursor (after_time,
+// after_id); the first page passes a cursor after every row. Each shape of
+// filter has a statement of its own, so that its plan is good for every
+// argument: a prepared statement may be run with a generic plan (one plan
+// for all arguments), and an optional condition ("$1 IS NULL OR …") there
+// can use no index. The price range stays optional: no index serves it.
+// ListProducts walks products_list_idx.
 func (q *Queries) ListProducts(ctx context.Context, arg ListProductsParams) ([]Product, error) {
 	rows, err := q.db.Query(ctx, listProducts,
 		arg.AfterTime,
 		arg.AfterID,
-		arg.CategoryID,
-		arg.Query,
 		arg.MinPriceMinor,
 		arg.MaxPriceMinor,
 		arg.PageLimit,
@@ -230,6 +291,73 @@ func (q *Queries) LockProduct(ctx context.Context, id uuid.UUID) (Product, error
 		&i.UpdateTime,
 	)
 	return i, err
+}
+
+const searchProducts = `-- name: SearchProducts :many
+SELECT products.id, products.sku, products.name, products.description, products.category_id, products.category_name, products.price_minor, products.currency_code, products.version, products.create_time, products.update_time FROM product_search AS s
+JOIN products ON products.id = s.id
+WHERE s.vector @@ websearch_to_tsquery('simple', $1)
+  AND s.create_time <= $2
+  AND (s.create_time < $2 OR s.id > $3)
+  AND ($4::uuid IS NULL OR products.category_id = $4)
+  AND ($5::bigint IS NULL OR products.price_minor >= $5)
+  AND ($6::bigint IS NULL OR products.price_minor <= $6)
+ORDER BY s.create_time DESC, s.id
+LIMIT $7
+`
+
+type SearchProductsParams struct {
+	Query         string
+	AfterTime     time.Time
+	AfterID       uuid.UUID
+	CategoryID    pgtype.UUID
+	MinPriceMinor pgtype.Int8
+	MaxPriceMinor pgtype.Int8
+	PageLimit     int32
+}
+
+// SearchProducts is ListProducts of the products whose stored search
+// vector (product_search) matches query (websearch syntax), optionally
+// within one category. The match is unconditional, so that even a generic
+// plan can find the matches through product_search_idx.
+func (q *Queries) SearchProducts(ctx context.Context, arg SearchProductsParams) ([]Product, error) {
+	rows, err := q.db.Query(ctx, searchProducts,
+		arg.Query,
+		arg.AfterTime,
+		arg.AfterID,
+		arg.CategoryID,
+		arg.MinPriceMinor,
+		arg.MaxPriceMinor,
+		arg.PageLimit,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []Product{}
+	for rows.Next() {
+		var i Product
+		if err := rows.Scan(
+			&i.ID,
+			&i.Sku,
+			&i.Name,
+			&i.Description,
+			&i.CategoryID,
+			&i.CategoryName,
+			&i.PriceMinor,
+			&i.CurrencyCode,
+			&i.Version,
+			&i.CreateTime,
+			&i.UpdateTime,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const updateProduct = `-- name: UpdateProduct :one
