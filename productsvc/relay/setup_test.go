@@ -53,7 +53,7 @@ type testBundle struct {
 	tokenFetches atomic.Int64
 }
 
-func setup(t *testing.T) *testBundle {
+func setup(t testing.TB) *testBundle {
 	t.Helper()
 	pool, dbURL := pgtest.NewPool(t, productSchema)
 	iss := shoptest.Issuer(t)
@@ -81,7 +81,7 @@ func (b *testBundle) tokens(now func() time.Time, secret string) *clientcreds.So
 
 // newRelay returns a relay delivering to the sink on the bundle's clock,
 // with cfg's other settings.
-func (b *testBundle) newRelay(t *testing.T, cfg relay.Config) *relay.Relay {
+func (b *testBundle) newRelay(t testing.TB, cfg relay.Config) *relay.Relay {
 	t.Helper()
 	if cfg.Subscribers == nil {
 		cfg.Subscribers = []relay.Subscriber{{Name: subscriber, URL: b.sink.URL()}}
@@ -100,7 +100,7 @@ func (b *testBundle) newRelay(t *testing.T, cfg relay.Config) *relay.Relay {
 }
 
 // run runs r until the test ends.
-func run(t *testing.T, r *relay.Relay) {
+func run(t testing.TB, r *relay.Relay) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
