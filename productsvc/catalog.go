@@ -74,9 +74,13 @@ func (c *Catalog) inTx(ctx context.Context, fn func(tx pgx.Tx, q *productdb.Quer
 func shareLockCategory(ctx context.Context, q *productdb.Queries, field string, id uuid.UUID) (productdb.ShareLockCategoryRow, error) {
 	row, err := q.ShareLockCategory(ctx, id)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return row, shoperr.Invalid(field, "no category with id %s", id)
+		return row, noCategory(field, id)
 	}
 	return row, err
+}
+
+func noCategory(field string, id uuid.UUID) error {
+	return shoperr.Invalid(field, "no category with id %s", id)
 }
 
 func notFound(err error, what string, id uuid.UUID) error {

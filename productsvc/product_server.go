@@ -2,6 +2,7 @@ package productsvc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -34,7 +35,7 @@ func skuTaken(sku string) error {
 }
 
 // CreateProduct creates a product in an existing category, locking the
-// category FOR SHARE until the product commits.
+// category FOR SHARE until the product commits (in the one INSERT).
 func (s *ProductServer) CreateProduct(ctx context.Context, req *connect.Request[productv1.CreateProductRequest]) (*connect.Response[productv1.CreateProductResponse], error) {
 	m := req.Msg
 	if err := checkSKU("sku", m.GetSku()); err != nil {
@@ -56,19 +57,18 @@ func (s *ProductServer) CreateProduct(ctx context.Context, req *connect.Request[
 	}
 	var p productdb.Product
 	err = s.inTx(ctx, func(tx pgx.Tx, q *productdb.Queries) error {
-		cat, err := shareLockCategory(ctx, q, "category_id", categoryID)
-		if err != nil {
-			return err
-		}
+		var err error
 		p, err = q.CreateProduct(ctx, productdb.CreateProductParams{
 			ID: s.newID(), Sku: m.GetSku(), Name: m.GetName(), Description: m.GetDescription(),
-			CategoryID: cat.ID, CategoryName: cat.Name, PriceMinor: price, CurrencyCode: string(s.currency),
+			CategoryID: categoryID, PriceMinor: price, CurrencyCode: string(s.currency),
 			CreateTime: s.timestamp(),
 		})
-		if pgdb.IsUniqueViolation(err, skuIndex) {
+		switch {
+		case pgdb.IsUniqueViolation(err, skuIndex):
 			return skuTaken(m.GetSku())
-		}
-		if err != nil {
+		case errors.Is(err, pgx.ErrNoRows):
+			return noCategory("category_id", categoryID)
+		case err != nil:
 			return err
 		}
 		return s.events.ProductsChanged(ctx, tx, []productdb.Product{p})
@@ -284,44 +284,49 @@ func (s *ProductServer) UpdateProduct(ctx context.Context, req *connect.Request[
 			return nil, err
 		}
 	}
+	u := productdb.UpdateProductParams{ID: id, UpdateTime: s.timestamp()}
+	if v := req.Msg.ExpectedVersion; v != nil {
+		u.ExpectedVersion = pgtype.Int8{Int64: *v, Valid: true}
+	}
+	if paths["sku"] {
+		u.Sku = pgtype.Text{String: in.GetSku(), Valid: true}
+	}
+	if paths["name"] {
+		u.Name = pgtype.Text{String: in.GetName(), Valid: true}
+	}
+	if paths["description"] {
+		u.Description = pgtype.Text{String: in.GetDescription(), Valid: true}
+	}
+	if paths["price"] {
+		u.PriceMinor = pgtype.Int8{Int64: price, Valid: true}
+		u.CurrencyCode = pgtype.Text{String: string(s.currency), Valid: true}
+	}
 	var p productdb.Product
 	err = s.inTx(ctx, func(tx pgx.Tx, q *productdb.Queries) error {
-		old, err := q.LockProduct(ctx, id)
-		if err != nil {
-			return notFound(err, "product", id)
-		}
-		if err := checkVersion(req.Msg.ExpectedVersion, old.Version, "product"); err != nil {
-			return err
-		}
-		u := productdb.UpdateProductParams{
-			ID: id, Sku: old.Sku, Name: old.Name, Description: old.Description,
-			CategoryID: old.CategoryID, CategoryName: old.CategoryName,
-			PriceMinor: old.PriceMinor, CurrencyCode: old.CurrencyCode, UpdateTime: s.timestamp(),
-		}
-		if paths["sku"] {
-			u.Sku = in.GetSku()
-		}
-		if paths["name"] {
-			u.Name = in.GetName()
-		}
-		if paths["description"] {
-			u.Description = in.GetDescription()
-		}
-		if paths["price"] {
-			u.PriceMinor, u.CurrencyCode = price, string(s.currency)
-		}
-		if paths["category_id"] && categoryID != old.CategoryID {
+		if paths["category_id"] {
 			cat, err := shareLockCategory(ctx, q, "product.category_id", categoryID)
 			if err != nil {
 				return err
 			}
-			u.CategoryID, u.CategoryName = cat.ID, cat.Name
+			u.CategoryID = pgtype.UUID{Bytes: cat.ID, Valid: true}
+			u.CategoryName = pgtype.Text{String: cat.Name, Valid: true}
 		}
+		var err error
 		p, err = q.UpdateProduct(ctx, u)
-		if pgdb.IsUniqueViolation(err, skuIndex) {
-			return skuTaken(u.Sku)
-		}
-		if err != nil {
+		switch {
+		case pgdb.IsUniqueViolation(err, skuIndex):
+			return skuTaken(u.Sku.String)
+		case errors.Is(err, pgx.ErrNoRows):
+			// Either no such product, or another version.
+			cur, err := q.GetProduct(ctx, id)
+			if err != nil {
+				return notFound(err, "product", id)
+			}
+			if err := checkVersion(req.Msg.ExpectedVersion, cur.Version, "product"); err != nil {
+				return err
+			}
+			return shoperr.Aborted("product %s changed while it was being updated; re-read it and retry", id)
+		case err != nil:
 			return err
 		}
 		return s.events.ProductsChanged(ctx, tx, []productdb.Product{p})

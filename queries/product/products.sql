@@ -1,22 +1,22 @@
--- CreateProduct inserts a product (the caller holds a FOR SHARE lock on its
--- category); a duplicate SKU fails with unique_violation.
+-- CreateProduct inserts a product into the category category_id, taking
+-- the category's name, and locks the category FOR SHARE in the same
+-- statement, so that it cannot be deleted or renamed until the product
+-- commits. No row means no such category; a duplicate SKU fails with
+-- unique_violation.
 -- name: CreateProduct :one
 INSERT INTO products (id, sku, name, description, category_id, category_name,
                       price_minor, currency_code, version, create_time, update_time)
-VALUES (@id, @sku, @name, @description, @category_id, @category_name,
-        @price_minor, @currency_code, 1, @create_time, @create_time)
+SELECT @id, @sku, @name, @description, c.id, c.name,
+       @price_minor, @currency_code, 1, @create_time, @create_time
+FROM categories AS c
+WHERE c.id = @category_id
+FOR SHARE OF c
 RETURNING *;
 
 -- GetProduct returns one product by id.
 -- name: GetProduct :one
 SELECT * FROM products
 WHERE id = @id;
-
--- LockProduct returns a product locked FOR UPDATE for an update or delete.
--- name: LockProduct :one
-SELECT * FROM products
-WHERE id = @id
-FOR UPDATE;
 
 -- BatchGetProducts returns the products among ids that exist, in one query.
 -- name: BatchGetProducts :many
@@ -69,14 +69,23 @@ WHERE s.vector @@ websearch_to_tsquery('simple', @query)
 ORDER BY s.create_time DESC, s.id
 LIMIT @page_limit;
 
--- UpdateProduct writes new field values and bumps the version.
+-- UpdateProduct sets the fields given (a NULL leaves a field as it is; a
+-- category is given with its name, read by ShareLockCategory), bumps the
+-- version and returns the new state, in one statement, if the product
+-- exists and is at expected_version (when given). No row means it does
+-- not, or is at another version: GetProduct tells which.
 -- name: UpdateProduct :one
 UPDATE products
-SET sku = @sku, name = @name, description = @description,
-    category_id = @category_id, category_name = @category_name,
-    price_minor = @price_minor, currency_code = @currency_code,
+SET sku = coalesce(sqlc.narg(sku), sku),
+    name = coalesce(sqlc.narg(name), name),
+    description = coalesce(sqlc.narg(description), description),
+    category_id = coalesce(sqlc.narg(category_id), category_id),
+    category_name = coalesce(sqlc.narg(category_name), category_name),
+    price_minor = coalesce(sqlc.narg(price_minor), price_minor),
+    currency_code = coalesce(sqlc.narg(currency_code), currency_code),
     version = version + 1, update_time = @update_time
 WHERE id = @id
+  AND (sqlc.narg(expected_version)::bigint IS NULL OR version = sqlc.narg(expected_version))
 RETURNING *;
 
 -- DeleteProduct deletes a product for good and returns the version its

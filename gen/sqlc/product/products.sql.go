@@ -54,8 +54,11 @@ func (q *Queries) BatchGetProducts(ctx context.Context, ids []uuid.UUID) ([]Prod
 const createProduct = `-- name: CreateProduct :one
 INSERT INTO products (id, sku, name, description, category_id, category_name,
                       price_minor, currency_code, version, create_time, update_time)
-VALUES ($1, $2, $3, $4, $5, $6,
-        $7, $8, 1, $9, $9)
+SELECT $1, $2, $3, $4, c.id, c.name,
+       $5, $6, 1, $7, $7
+FROM categories AS c
+WHERE c.id = $8
+FOR SHARE OF c
 RETURNING id, sku, name, description, category_id, category_name, price_minor, currency_code, version, create_time, update_time
 `
 
@@ -64,26 +67,27 @@ type CreateProductParams struct {
 	Sku          string
 	Name         string
 	Description  string
-	CategoryID   uuid.UUID
-	CategoryName string
 	PriceMinor   int64
 	CurrencyCode string
 	CreateTime   time.Time
+	CategoryID   uuid.UUID
 }
 
-// CreateProduct inserts a product (the caller holds a FOR SHARE lock on its
-// category); a duplicate SKU fails with unique_violation.
+// CreateProduct inserts a product into the category category_id, taking
+// the category's name, and locks the category FOR SHARE in the same
+// statement, so that it cannot be deleted or renamed until the product
+// commits. No row means no such category; a duplicate SKU fails with
+// unique_violation.
 func (q *Queries) CreateProduct(ctx context.Context, arg CreateProductParams) (Product, error) {
 	row := q.db.QueryRow(ctx, createProduct,
 		arg.ID,
 		arg.Sku,
 		arg.Name,
 		arg.Description,
-		arg.CategoryID,
-		arg.CategoryName,
 		arg.PriceMinor,
 		arg.CurrencyCode,
 		arg.CreateTime,
+		arg.CategoryID,
 	)
 	var i Product
 	err := row.Scan(
@@ -267,32 +271,6 @@ func (q *Queries) ListProducts(ctx context.Context, arg ListProductsParams) ([]P
 	return items, nil
 }
 
-const lockProduct = `-- name: LockProduct :one
-SELECT id, sku, name, description, category_id, category_name, price_minor, currency_code, version, create_time, update_time FROM products
-WHERE id = $1
-FOR UPDATE
-`
-
-// LockProduct returns a product locked FOR UPDATE for an update or delete.
-func (q *Queries) LockProduct(ctx context.Context, id uuid.UUID) (Product, error) {
-	row := q.db.QueryRow(ctx, lockProduct, id)
-	var i Product
-	err := row.Scan(
-		&i.ID,
-		&i.Sku,
-		&i.Name,
-		&i.Description,
-		&i.CategoryID,
-		&i.CategoryName,
-		&i.PriceMinor,
-		&i.CurrencyCode,
-		&i.Version,
-		&i.CreateTime,
-		&i.UpdateTime,
-	)
-	return i, err
-}
-
 const searchProducts = `-- name: SearchProducts :many
 SELECT products.id, products.sku, products.name, products.description, products.category_id, products.category_name, products.price_minor, products.currency_code, products.version, products.create_time, products.update_time FROM product_search AS s
 JOIN products ON products.id = s.id
@@ -362,27 +340,37 @@ func (q *Queries) SearchProducts(ctx context.Context, arg SearchProductsParams) 
 
 const updateProduct = `-- name: UpdateProduct :one
 UPDATE products
-SET sku = $1, name = $2, description = $3,
-    category_id = $4, category_name = $5,
-    price_minor = $6, currency_code = $7,
+SET sku = coalesce($1, sku),
+    name = coalesce($2, name),
+    description = coalesce($3, description),
+    category_id = coalesce($4, category_id),
+    category_name = coalesce($5, category_name),
+    price_minor = coalesce($6, price_minor),
+    currency_code = coalesce($7, currency_code),
     version = version + 1, update_time = $8
 WHERE id = $9
+  AND ($10::bigint IS NULL OR version = $10)
 RETURNING id, sku, name, description, category_id, category_name, price_minor, currency_code, version, create_time, update_time
 `
 
 type UpdateProductParams struct {
-	Sku          string
-	Name         string
-	Description  string
-	CategoryID   uuid.UUID
-	CategoryName string
-	PriceMinor   int64
-	CurrencyCode string
-	UpdateTime   time.Time
-	ID           uuid.UUID
+	Sku             pgtype.Text
+	Name            pgtype.Text
+	Description     pgtype.Text
+	CategoryID      pgtype.UUID
+	CategoryName    pgtype.Text
+	PriceMinor      pgtype.Int8
+	CurrencyCode    pgtype.Text
+	UpdateTime      time.Time
+	ID              uuid.UUID
+	ExpectedVersion pgtype.Int8
 }
 
-// UpdateProduct writes new field values and bumps the version.
+// UpdateProduct sets the fields given (a NULL leaves a field as it is; a
+// category is given with its name, read by ShareLockCategory), bumps the
+// version and returns the new state, in one statement, if the product
+// exists and is at expected_version (when given). No row means it does
+// not, or is at another version: GetProduct tells which.
 func (q *Queries) UpdateProduct(ctx context.Context, arg UpdateProductParams) (Product, error) {
 	row := q.db.QueryRow(ctx, updateProduct,
 		arg.Sku,
@@ -394,6 +382,7 @@ func (q *Queries) UpdateProduct(ctx context.Context, arg UpdateProductParams) (P
 		arg.CurrencyCode,
 		arg.UpdateTime,
 		arg.ID,
+		arg.ExpectedVersion,
 	)
 	var i Product
 	err := row.Scan(
