@@ -7,27 +7,34 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	productdb "github.com/decoupledshop/shop/gen/sqlc/product"
 	"github.com/decoupledshop/shop/internal/money"
 	"github.com/decoupledshop/shop/internal/pgdb"
 	"github.com/decoupledshop/shop/internal/shoperr"
+	"github.com/decoupledshop/shop/productsvc/relay"
 )
 
 // Catalog holds what the category and product handlers share: the database,
-// the event publisher, the shop currency, and the injectable clock and ids.
+// the event publisher and the notifier that wakes its relays, the shop
+// currency, and the injectable clock and ids.
 type Catalog struct {
 	db       *pgxpool.Pool
 	q        *productdb.Queries
+	planned  *productdb.Queries // q, but planned for each call's arguments (customPlans)
 	events   Publisher
+	notifier *relay.Notifier // nil when events queues nothing for a relay
 	currency money.Currency
 	now      func() time.Time
 	newID    func() uuid.UUID
 }
 
 // NewCatalog returns a Catalog over db that records events with events.
-// now and newID may be nil for the wall clock and random UUIDs.
+// now and newID may be nil for the wall clock and random UUIDs. When events
+// queues events for relays (an Outbox with subscribers, also embedded in
+// another Publisher), every committed write wakes them through Notifier.
 func NewCatalog(db *pgxpool.Pool, events Publisher, currency money.Currency, now func() time.Time, newID func() uuid.UUID) *Catalog {
 	if now == nil {
 		now = time.Now
@@ -35,17 +42,31 @@ func NewCatalog(db *pgxpool.Pool, events Publisher, currency money.Currency, now
 	if newID == nil {
 		newID = uuid.New
 	}
-	return &Catalog{db: db, q: productdb.New(db), events: events, currency: currency, now: now, newID: newID}
+	c := &Catalog{db: db, q: productdb.New(db), planned: productdb.New(customPlans{db}), events: events, currency: currency, now: now, newID: newID}
+	if o, ok := events.(interface{ Subscribers() []string }); ok && len(o.Subscribers()) > 0 {
+		c.notifier = relay.NewNotifier(db, relay.DefaultNotifyInterval, nil)
+	}
+	return c
 }
+
+// Notifier is what wakes relays after the catalog's writes commit (give it
+// to this process's relay as relay.Config.Notifier); nil when the catalog
+// queues no events.
+func (c *Catalog) Notifier() *relay.Notifier { return c.notifier }
 
 // timestamp is the catalog's clock at the database's precision.
 func (c *Catalog) timestamp() time.Time {
 	return c.now().UTC().Truncate(time.Microsecond)
 }
 
-// inTx runs fn with queries bound to one transaction (see pgdb.InTx).
+// inTx runs fn with queries bound to one transaction (see pgdb.InTx) and,
+// once it has committed, wakes the relays for the events it queued.
 func (c *Catalog) inTx(ctx context.Context, fn func(tx pgx.Tx, q *productdb.Queries) error) error {
-	return pgdb.InTx(ctx, c.db, func(tx pgx.Tx) error { return fn(tx, c.q.WithTx(tx)) })
+	err := pgdb.InTx(ctx, c.db, func(tx pgx.Tx) error { return fn(tx, c.q.WithTx(tx)) })
+	if err == nil {
+		c.notifier.Notify()
+	}
+	return err
 }
 
 // shareLockCategory locks the category a product is created in or moved to,
@@ -53,9 +74,13 @@ func (c *Catalog) inTx(ctx context.Context, fn func(tx pgx.Tx, q *productdb.Quer
 func shareLockCategory(ctx context.Context, q *productdb.Queries, field string, id uuid.UUID) (productdb.ShareLockCategoryRow, error) {
 	row, err := q.ShareLockCategory(ctx, id)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return row, shoperr.Invalid(field, "no category with id %s", id)
+		return row, noCategory(field, id)
 	}
 	return row, err
+}
+
+func noCategory(field string, id uuid.UUID) error {
+	return shoperr.Invalid(field, "no category with id %s", id)
 }
 
 func notFound(err error, what string, id uuid.UUID) error {
@@ -70,4 +95,27 @@ func checkVersion(expected *int64, actual int64, what string) error {
 		return shoperr.Aborted("%s is at version %d, not the expected %d; re-read it and retry", what, actual, *expected)
 	}
 	return nil
+}
+
+// customPlans runs every statement as an unnamed statement that PostgreSQL
+// plans for its own arguments (pgx.QueryExecModeCacheDescribe), whatever
+// the pool's default. It is for statements whose best plan depends on the
+// arguments, where a prepared statement's generic plan can be a thousand
+// times slower: a text search matches anything from one product (the GIN
+// index is best) to all of them (a walk in list order is), and a generic
+// plan must pick one for all.
+type customPlans struct{ db productdb.DBTX }
+
+func customMode(args []any) []any { return append([]any{pgx.QueryExecModeCacheDescribe}, args...) }
+
+func (c customPlans) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	return c.db.Exec(ctx, sql, customMode(args)...)
+}
+
+func (c customPlans) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	return c.db.Query(ctx, sql, customMode(args)...)
+}
+
+func (c customPlans) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	return c.db.QueryRow(ctx, sql, customMode(args)...)
 }

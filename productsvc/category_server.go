@@ -2,9 +2,11 @@ package productsvc
 
 import (
 	"context"
+	"errors"
 
 	"connectrpc.com/connect"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	productv1 "github.com/decoupledshop/shop/gen/proto/shop/product/v1"
 	"github.com/decoupledshop/shop/gen/proto/shop/product/v1/productv1connect"
@@ -135,37 +137,47 @@ func (s *CategoryServer) UpdateCategory(ctx context.Context, req *connect.Reques
 			return nil, err
 		}
 	}
+	p := productdb.UpdateCategoryParams{ID: id, UpdateTime: s.timestamp()}
+	if v := req.Msg.ExpectedVersion; v != nil {
+		p.ExpectedVersion = pgtype.Int8{Int64: *v, Valid: true}
+	}
+	if paths["name"] {
+		p.Name = pgtype.Text{String: in.GetName(), Valid: true}
+	}
+	if paths["description"] {
+		p.Description = pgtype.Text{String: in.GetDescription(), Valid: true}
+	}
 	var c productdb.Category
 	err = s.inTx(ctx, func(tx pgx.Tx, q *productdb.Queries) error {
-		old, err := q.LockCategory(ctx, id)
-		if err != nil {
-			return notFound(err, "category", id)
-		}
-		if err := checkVersion(req.Msg.ExpectedVersion, old.Version, "category"); err != nil {
+		row, err := q.UpdateCategory(ctx, p)
+		switch {
+		case pgdb.IsUniqueViolation(err, categoryNameIndex):
+			return shoperr.AlreadyExists("a category named %q already exists", p.Name.String)
+		case errors.Is(err, pgx.ErrNoRows):
+			// Either no such category, or another version.
+			cur, err := q.GetCategory(ctx, id)
+			if err != nil {
+				return notFound(err, "category", id)
+			}
+			if err := checkVersion(req.Msg.ExpectedVersion, cur.Version, "category"); err != nil {
+				return err
+			}
+			return shoperr.Aborted("category %s changed while it was being updated; re-read it and retry", id)
+		case err != nil:
 			return err
 		}
-		p := productdb.UpdateCategoryParams{ID: id, Name: old.Name, Description: old.Description, UpdateTime: s.timestamp()}
-		if paths["name"] {
-			p.Name = in.GetName()
-		}
-		if paths["description"] {
-			p.Description = in.GetDescription()
-		}
-		c, err = q.UpdateCategory(ctx, p)
-		if pgdb.IsUniqueViolation(err, categoryNameIndex) {
-			return shoperr.AlreadyExists("a category named %q already exists", p.Name)
-		}
-		if err != nil {
-			return err
+		c = productdb.Category{
+			ID: row.ID, Name: row.Name, Description: row.Description,
+			Version: row.Version, CreateTime: row.CreateTime, UpdateTime: row.UpdateTime,
 		}
 		if err := s.events.CategoryChanged(ctx, tx, c); err != nil {
 			return err
 		}
-		if c.Name == old.Name {
+		if c.Name == row.OldName {
 			return nil
 		}
 		products, err := q.RenameCategoryInProducts(ctx, productdb.RenameCategoryInProductsParams{
-			CategoryID: id, CategoryName: c.Name, UpdateTime: p.UpdateTime,
+			CategoryID: id, CategoryName: c.Name, UpdateTime: c.UpdateTime,
 		})
 		if err != nil {
 			return err

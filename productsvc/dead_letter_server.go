@@ -75,6 +75,9 @@ func (s *DeadLetterServer) ReplayDeadLetters(ctx context.Context, req *connect.R
 	if err != nil {
 		return nil, err
 	}
+	if n > 0 {
+		s.notifier.Notify()
+	}
 	return connect.NewResponse(&eventsv1.ReplayDeadLettersResponse{ReplayedCount: n}), nil
 }
 

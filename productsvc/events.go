@@ -67,6 +67,9 @@ func NewOutbox(subscribers []string, now func() time.Time, newID func() uuid.UUI
 	return &Outbox{subscribers: subscribers, now: now, newID: newID}
 }
 
+// Subscribers are the names the Outbox queues events for.
+func (o *Outbox) Subscribers() []string { return o.subscribers }
+
 // CategoryChanged records a CategoryChanged event.
 func (o *Outbox) CategoryChanged(ctx context.Context, tx pgx.Tx, c productdb.Category) error {
 	return o.insert(ctx, tx, []pending{{

@@ -46,7 +46,7 @@ type eventsBundle struct {
 	admin   string // an admin's access token
 }
 
-func eventsSetup(t *testing.T) *eventsBundle {
+func eventsSetup(t testing.TB) *eventsBundle {
 	t.Helper()
 	pool, dbURL := pgtest.NewPool(t, productSchema)
 	iss := shoptest.Issuer(t)
@@ -66,7 +66,7 @@ func eventsSetup(t *testing.T) *eventsBundle {
 
 // startRelay runs a relay like productsvc's (LISTEN/NOTIFY, client
 // credentials from the issuer) until the test ends.
-func (b *eventsBundle) startRelay(t *testing.T) {
+func (b *eventsBundle) startRelay(t testing.TB) {
 	t.Helper()
 	r, err := relay.New(b.pool, relay.Config{
 		Subscribers: []relay.Subscriber{{Name: "cartsvc", URL: b.sink.URL()}},

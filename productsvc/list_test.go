@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -263,59 +265,122 @@ func TestListCategoriesPages(t *testing.T) {
 	}
 }
 
-// TestSearchUsesTheIndex loads 100k products and checks with EXPLAIN that a
-// text query is answered through the GIN index, not a scan of every row.
-func TestSearchUsesTheIndex(t *testing.T) {
+// TestListPlansUseTheirIndexes loads 100k products and checks with EXPLAIN
+// that each ListProducts statement finds its rows through its index, under
+// custom plans (planned for the arguments) and generic ones (one plan for
+// all arguments, which prepared statements may switch to after five
+// executions) for the statements that run prepared. A text search is
+// planned for its arguments (the handler runs it through customPlans): a
+// rare word goes through the GIN index over the stored search vectors, a
+// word in most products walks product_search_list_idx, and neither computes
+// a tsvector. Its generic plan, which would have to pick one way for every
+// word, is logged.
+func TestListPlansUseTheirIndexes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("loads 100k rows")
 	}
 	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
-	cat := b.createCategory(t, "Bulk")
+	var cats []string
+	for i := range 20 {
+		cats = append(cats, b.createCategory(t, fmt.Sprintf("Bulk %d", i)).Id)
+	}
+	small := b.createCategory(t, "Small")
+	for i := range 3 {
+		b.createProduct(t, small.Id, fmt.Sprintf("SMALL-%d", i), "Small rare-widget", 100)
+	}
 	start := time.Now()
-	_, err := b.pool.Exec(ctx, `
-		INSERT INTO products (id, sku, name, description, category_id, category_name, price_minor, currency_code, version, create_time, update_time)
-		SELECT gen_random_uuid(), 'BULK-' || g, 'Product ' || g || CASE WHEN g % 1000 = 0 THEN ' rare-widget' ELSE ' common' END,
-		       'Bulk description ' || (g % 97), $1, 'Bulk', g, 'EUR', 1, now() - g * interval '1 second', now()
-		FROM generate_series(1, 100000) AS g`, cat.Id)
-	if err != nil {
-		t.Fatalf("load: %v", err)
-	}
-	if _, err := b.pool.Exec(ctx, "ANALYZE products"); err != nil {
-		t.Fatal(err)
-	}
+	loadProducts(t, b.pool, cats, 100000)
 	t.Logf("loaded 100k products in %v", time.Since(start).Round(time.Millisecond))
-	// Capture the exact SQL and arguments sqlc's ListProducts sends, then
-	// EXPLAIN them.
-	capture := &sqlCapture{}
-	_, _ = productdb.New(capture).ListProducts(ctx, productdb.ListProductsParams{
-		AfterTime: pagetoken.First.CreateTime, Query: pgtype.Text{String: "rare-widget", Valid: true}, PageLimit: 51,
-	})
-	rows, err := b.pool.Query(ctx, "EXPLAIN "+capture.sql, capture.args...)
-	if err != nil {
-		t.Fatal(err)
+	catID := pgtype.UUID{Bytes: [16]byte(uuid.MustParse(small.Id)), Valid: true}
+	after, price := pagetoken.First.CreateTime, pgtype.Int8{Int64: 500, Valid: true}
+	cases := []struct {
+		name    string
+		index   []string // acceptable indexes (one of them); none: any plan
+		generic bool     // whether the generic plan must use them too
+		run     func(q *productdb.Queries) error
+	}{
+		{"list", []string{"products_list_idx"}, true, func(q *productdb.Queries) error {
+			_, err := q.ListProducts(ctx, productdb.ListProductsParams{AfterTime: after, MinPriceMinor: price, PageLimit: 51})
+			return err
+		}},
+		{"list in a category", []string{"products_category_list_idx"}, true, func(q *productdb.Queries) error {
+			_, err := q.ListCategoryProducts(ctx, productdb.ListCategoryProductsParams{CategoryID: catID.Bytes, AfterTime: after, PageLimit: 51})
+			return err
+		}},
+		{"search a rare word", []string{"product_search_idx"}, false, func(q *productdb.Queries) error {
+			_, err := q.SearchProducts(ctx, productdb.SearchProductsParams{Query: "rare-widget", AfterTime: after, PageLimit: 51})
+			return err
+		}},
+		{"search a common word (96% of rows)", []string{"product_search_list_idx"}, false, func(q *productdb.Queries) error {
+			_, err := q.SearchProducts(ctx, productdb.SearchProductsParams{Query: "common", AfterTime: after, PageLimit: 51})
+			return err
+		}},
+		{"search in a small category and a price range", []string{"product_search_idx", "products_category_list_idx"}, false, func(q *productdb.Queries) error {
+			_, err := q.SearchProducts(ctx, productdb.SearchProductsParams{Query: "rare-widget", CategoryID: catID, MaxPriceMinor: price, AfterTime: after, PageLimit: 51})
+			return err
+		}},
 	}
-	var plan []string
-	for rows.Next() {
-		var line string
-		if err := rows.Scan(&line); err != nil {
-			t.Fatal(err)
+	for _, c := range cases {
+		// Capture the exact SQL and arguments sqlc sends, then EXPLAIN them.
+		capture := &sqlCapture{}
+		_ = c.run(productdb.New(capture))
+		for _, generic := range []bool{false, true} {
+			plan := explain(t, b, capture, generic)
+			t.Logf("%s, generic %v:\n%s", c.name, generic, plan)
+			if (!generic || c.generic) && !slices.ContainsFunc(c.index, func(index string) bool { return strings.Contains(plan, index) }) {
+				t.Errorf("%s (generic plan: %v) uses none of %v", c.name, generic, c.index)
+			}
 		}
-		plan = append(plan, line)
-	}
-	text := strings.Join(plan, "\n")
-	t.Logf("plan:\n%s", text)
-	if !strings.Contains(text, "products_search_idx") {
-		t.Fatalf("full-text query does not use products_search_idx")
 	}
 	resp, err := b.products("", shoptest.ConnectJSON()).ListProducts(ctx, connect.NewRequest(&productv1.ListProductsRequest{Query: ptr("rare-widget"), PageSize: 100}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(resp.Msg.Products) != 100 {
-		t.Fatalf("rare-widget matched %d products on the first page, want 100 (of 100 in all)", len(resp.Msg.Products))
+		t.Fatalf("rare-widget matched %d products on the first page, want 100 (of 103 in all)", len(resp.Msg.Products))
 	}
+}
+
+// explain returns EXPLAIN ANALYZE of the captured statement, prepared on a
+// connection of its own and run with its arguments, with a generic plan
+// when generic is set (plan_cache_mode = force_generic_plan), else a custom
+// plan.
+func explain(t *testing.T, b *testBundle, c *sqlCapture, generic bool) string {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := b.pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	mode := "force_custom_plan"
+	if generic {
+		mode = "force_generic_plan"
+	}
+	if _, err := conn.Exec(ctx, "SET plan_cache_mode = "+mode); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Exec(ctx, "RESET plan_cache_mode")
+	if _, err := conn.Conn().Prepare(ctx, "explained", c.sql); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Conn().Deallocate(ctx, "explained")
+	placeholders := make([]string, len(c.args))
+	for i := range placeholders {
+		placeholders[i] = fmt.Sprintf("$%d", i+1)
+	}
+	args := append([]any{pgx.QueryExecModeSimpleProtocol}, c.args...)
+	rows, err := conn.Query(ctx, "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) EXECUTE explained("+strings.Join(placeholders, ", ")+")", args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Join(lines, "\n")
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -2,6 +2,7 @@ package productsvc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -34,7 +35,7 @@ func skuTaken(sku string) error {
 }
 
 // CreateProduct creates a product in an existing category, locking the
-// category FOR SHARE until the product commits.
+// category FOR SHARE until the product commits (in the one INSERT).
 func (s *ProductServer) CreateProduct(ctx context.Context, req *connect.Request[productv1.CreateProductRequest]) (*connect.Response[productv1.CreateProductResponse], error) {
 	m := req.Msg
 	if err := checkSKU("sku", m.GetSku()); err != nil {
@@ -56,19 +57,18 @@ func (s *ProductServer) CreateProduct(ctx context.Context, req *connect.Request[
 	}
 	var p productdb.Product
 	err = s.inTx(ctx, func(tx pgx.Tx, q *productdb.Queries) error {
-		cat, err := shareLockCategory(ctx, q, "category_id", categoryID)
-		if err != nil {
-			return err
-		}
+		var err error
 		p, err = q.CreateProduct(ctx, productdb.CreateProductParams{
 			ID: s.newID(), Sku: m.GetSku(), Name: m.GetName(), Description: m.GetDescription(),
-			CategoryID: cat.ID, CategoryName: cat.Name, PriceMinor: price, CurrencyCode: string(s.currency),
+			CategoryID: categoryID, PriceMinor: price, CurrencyCode: string(s.currency),
 			CreateTime: s.timestamp(),
 		})
-		if pgdb.IsUniqueViolation(err, skuIndex) {
+		switch {
+		case pgdb.IsUniqueViolation(err, skuIndex):
 			return skuTaken(m.GetSku())
-		}
-		if err != nil {
+		case errors.Is(err, pgx.ErrNoRows):
+			return noCategory("category_id", categoryID)
+		case err != nil:
 			return err
 		}
 		return s.events.ProductsChanged(ctx, tx, []productdb.Product{p})
@@ -135,69 +135,95 @@ func (s *ProductServer) BatchGetProducts(ctx context.Context, req *connect.Reque
 }
 
 // ListProducts pages through products in (create_time desc, id) order with
-// optional filters; page tokens are bound to the filters.
+// optional filters; page tokens are bound to the filters. Each shape of
+// filter runs a statement of its own (see queries/product/products.sql).
 func (s *ProductServer) ListProducts(ctx context.Context, req *connect.Request[productv1.ListProductsRequest]) (*connect.Response[productv1.ListProductsResponse], error) {
 	m := req.Msg
 	size, err := pagetoken.Size(m.GetPageSize())
 	if err != nil {
 		return nil, err
 	}
-	params := productdb.ListProductsParams{PageLimit: size + 1}
-	var filters strings.Builder
-	if m.CategoryId != nil {
-		id, err := uuidarg.Parse("category_id", m.GetCategoryId())
-		if err != nil {
-			return nil, err
-		}
-		params.CategoryID = pgtype.UUID{Bytes: id, Valid: true}
-		fmt.Fprintf(&filters, "category=%s;", id)
-	}
-	if m.Query != nil {
-		q := strings.TrimSpace(m.GetQuery())
-		if q == "" {
-			return nil, shoperr.Invalid("query", "must not be empty when set")
-		}
-		if err := checkText("query", q, maxQuery); err != nil {
-			return nil, err
-		}
-		params.Query = pgtype.Text{String: q, Valid: true}
-		fmt.Fprintf(&filters, "query=%q;", q)
-	}
-	if m.MinPriceMinor != nil {
-		if m.GetMinPriceMinor() < 0 || m.GetMinPriceMinor() > money.MaxPriceMinor {
-			return nil, shoperr.Invalid("min_price_minor", "must be between 0 and %d", money.MaxPriceMinor)
-		}
-		params.MinPriceMinor = pgtype.Int8{Int64: m.GetMinPriceMinor(), Valid: true}
-		fmt.Fprintf(&filters, "min=%d;", m.GetMinPriceMinor())
-	}
-	if m.MaxPriceMinor != nil {
-		if m.GetMaxPriceMinor() < 0 || m.GetMaxPriceMinor() > money.MaxPriceMinor {
-			return nil, shoperr.Invalid("max_price_minor", "must be between 0 and %d", money.MaxPriceMinor)
-		}
-		if m.MinPriceMinor != nil && m.GetMaxPriceMinor() < m.GetMinPriceMinor() {
-			return nil, shoperr.Invalid("max_price_minor", "must not be below min_price_minor")
-		}
-		params.MaxPriceMinor = pgtype.Int8{Int64: m.GetMaxPriceMinor(), Valid: true}
-		fmt.Fprintf(&filters, "max=%d;", m.GetMaxPriceMinor())
-	}
-	cur, err := pagetoken.Decode(m.GetPageToken(), filters.String())
+	f, filters, err := listFilters(m)
 	if err != nil {
 		return nil, err
 	}
-	if params.AfterID, err = cur.KeyUUID(); err != nil {
-		return nil, err
-	}
-	params.AfterTime = cur.CreateTime
-	rows, err := s.q.ListProducts(ctx, params)
+	cur, err := pagetoken.Decode(m.GetPageToken(), filters)
 	if err != nil {
 		return nil, err
 	}
-	rows, next := pagetoken.Page(rows, size, filters.String(), productCursor)
+	if f.AfterID, err = cur.KeyUUID(); err != nil {
+		return nil, err
+	}
+	f.AfterTime, f.PageLimit = cur.CreateTime, size+1
+	var rows []productdb.Product
+	switch {
+	case f.Query != "":
+		rows, err = s.planned.SearchProducts(ctx, f)
+	case f.CategoryID.Valid:
+		rows, err = s.q.ListCategoryProducts(ctx, productdb.ListCategoryProductsParams{
+			CategoryID: f.CategoryID.Bytes, AfterTime: f.AfterTime, AfterID: f.AfterID,
+			MinPriceMinor: f.MinPriceMinor, MaxPriceMinor: f.MaxPriceMinor, PageLimit: f.PageLimit,
+		})
+	default:
+		rows, err = s.q.ListProducts(ctx, productdb.ListProductsParams{
+			AfterTime: f.AfterTime, AfterID: f.AfterID,
+			MinPriceMinor: f.MinPriceMinor, MaxPriceMinor: f.MaxPriceMinor, PageLimit: f.PageLimit,
+		})
+	}
+	if err != nil {
+		return nil, err
+	}
+	rows, next := pagetoken.Page(rows, size, filters, productCursor)
 	resp := &productv1.ListProductsResponse{Products: make([]*productv1.Product, 0, len(rows)), NextPageToken: next}
 	for _, p := range rows {
 		resp.Products = append(resp.Products, productProto(p))
 	}
 	return connect.NewResponse(resp), nil
+}
+
+// listFilters checks ListProducts' filters and returns them (an empty
+// Query: no text search; no cursor or limit yet) with the canonical string
+// a page token is bound to.
+func listFilters(m *productv1.ListProductsRequest) (productdb.SearchProductsParams, string, error) {
+	var f productdb.SearchProductsParams
+	var filters strings.Builder
+	if m.CategoryId != nil {
+		id, err := uuidarg.Parse("category_id", m.GetCategoryId())
+		if err != nil {
+			return f, "", err
+		}
+		f.CategoryID = pgtype.UUID{Bytes: id, Valid: true}
+		fmt.Fprintf(&filters, "category=%s;", id)
+	}
+	if m.Query != nil {
+		q := strings.TrimSpace(m.GetQuery())
+		if q == "" {
+			return f, "", shoperr.Invalid("query", "must not be empty when set")
+		}
+		if err := checkText("query", q, maxQuery); err != nil {
+			return f, "", err
+		}
+		f.Query = q
+		fmt.Fprintf(&filters, "query=%q;", q)
+	}
+	if m.MinPriceMinor != nil {
+		if m.GetMinPriceMinor() < 0 || m.GetMinPriceMinor() > money.MaxPriceMinor {
+			return f, "", shoperr.Invalid("min_price_minor", "must be between 0 and %d", money.MaxPriceMinor)
+		}
+		f.MinPriceMinor = pgtype.Int8{Int64: m.GetMinPriceMinor(), Valid: true}
+		fmt.Fprintf(&filters, "min=%d;", m.GetMinPriceMinor())
+	}
+	if m.MaxPriceMinor != nil {
+		if m.GetMaxPriceMinor() < 0 || m.GetMaxPriceMinor() > money.MaxPriceMinor {
+			return f, "", shoperr.Invalid("max_price_minor", "must be between 0 and %d", money.MaxPriceMinor)
+		}
+		if m.MinPriceMinor != nil && m.GetMaxPriceMinor() < m.GetMinPriceMinor() {
+			return f, "", shoperr.Invalid("max_price_minor", "must not be below min_price_minor")
+		}
+		f.MaxPriceMinor = pgtype.Int8{Int64: m.GetMaxPriceMinor(), Valid: true}
+		fmt.Fprintf(&filters, "max=%d;", m.GetMaxPriceMinor())
+	}
+	return f, filters.String(), nil
 }
 
 var (
@@ -258,44 +284,49 @@ func (s *ProductServer) UpdateProduct(ctx context.Context, req *connect.Request[
 			return nil, err
 		}
 	}
+	u := productdb.UpdateProductParams{ID: id, UpdateTime: s.timestamp()}
+	if v := req.Msg.ExpectedVersion; v != nil {
+		u.ExpectedVersion = pgtype.Int8{Int64: *v, Valid: true}
+	}
+	if paths["sku"] {
+		u.Sku = pgtype.Text{String: in.GetSku(), Valid: true}
+	}
+	if paths["name"] {
+		u.Name = pgtype.Text{String: in.GetName(), Valid: true}
+	}
+	if paths["description"] {
+		u.Description = pgtype.Text{String: in.GetDescription(), Valid: true}
+	}
+	if paths["price"] {
+		u.PriceMinor = pgtype.Int8{Int64: price, Valid: true}
+		u.CurrencyCode = pgtype.Text{String: string(s.currency), Valid: true}
+	}
 	var p productdb.Product
 	err = s.inTx(ctx, func(tx pgx.Tx, q *productdb.Queries) error {
-		old, err := q.LockProduct(ctx, id)
-		if err != nil {
-			return notFound(err, "product", id)
-		}
-		if err := checkVersion(req.Msg.ExpectedVersion, old.Version, "product"); err != nil {
-			return err
-		}
-		u := productdb.UpdateProductParams{
-			ID: id, Sku: old.Sku, Name: old.Name, Description: old.Description,
-			CategoryID: old.CategoryID, CategoryName: old.CategoryName,
-			PriceMinor: old.PriceMinor, CurrencyCode: old.CurrencyCode, UpdateTime: s.timestamp(),
-		}
-		if paths["sku"] {
-			u.Sku = in.GetSku()
-		}
-		if paths["name"] {
-			u.Name = in.GetName()
-		}
-		if paths["description"] {
-			u.Description = in.GetDescription()
-		}
-		if paths["price"] {
-			u.PriceMinor, u.CurrencyCode = price, string(s.currency)
-		}
-		if paths["category_id"] && categoryID != old.CategoryID {
+		if paths["category_id"] {
 			cat, err := shareLockCategory(ctx, q, "product.category_id", categoryID)
 			if err != nil {
 				return err
 			}
-			u.CategoryID, u.CategoryName = cat.ID, cat.Name
+			u.CategoryID = pgtype.UUID{Bytes: cat.ID, Valid: true}
+			u.CategoryName = pgtype.Text{String: cat.Name, Valid: true}
 		}
+		var err error
 		p, err = q.UpdateProduct(ctx, u)
-		if pgdb.IsUniqueViolation(err, skuIndex) {
-			return skuTaken(u.Sku)
-		}
-		if err != nil {
+		switch {
+		case pgdb.IsUniqueViolation(err, skuIndex):
+			return skuTaken(u.Sku.String)
+		case errors.Is(err, pgx.ErrNoRows):
+			// Either no such product, or another version.
+			cur, err := q.GetProduct(ctx, id)
+			if err != nil {
+				return notFound(err, "product", id)
+			}
+			if err := checkVersion(req.Msg.ExpectedVersion, cur.Version, "product"); err != nil {
+				return err
+			}
+			return shoperr.Aborted("product %s changed while it was being updated; re-read it and retry", id)
+		case err != nil:
 			return err
 		}
 		return s.events.ProductsChanged(ctx, tx, []productdb.Product{p})

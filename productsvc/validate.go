@@ -29,9 +29,14 @@ func checkName(field, s string, max int) error {
 	return checkText(field, s, max)
 }
 
-// checkText allows at most max characters and no control characters other
-// than newlines and tabs.
+// checkText requires valid UTF-8 (a request decoded from protobuf or JSON
+// always is; a caller in-process may not be, and PostgreSQL refuses it) and
+// allows at most max characters and no control characters other than
+// newlines and tabs.
 func checkText(field, s string, max int) error {
+	if !utf8.ValidString(s) {
+		return shoperr.Invalid(field, "must be valid UTF-8")
+	}
 	if n := utf8.RuneCountInString(s); n > max {
 		return shoperr.Invalid(field, "must be at most %d characters, got %d", max, n)
 	}

@@ -20,7 +20,7 @@ import (
 
 // item is a claimed outbox row, decoded for sending.
 type item struct {
-	row   productdb.ClaimDeliveriesRow
+	row   productdb.Outbox
 	event *eventsv1.Event
 	size  int // bytes the event adds to a DeliverEventsRequest
 }
@@ -49,7 +49,7 @@ func (r *Relay) round(ctx context.Context, s *sender) (int, error) {
 		r.afterClaim(ctx)
 	}
 	// Oldest change first, so that receivers see fewer stale events.
-	slices.SortFunc(rows, func(a, b productdb.ClaimDeliveriesRow) int {
+	slices.SortFunc(rows, func(a, b productdb.Outbox) int {
 		return cmp.Or(a.OccurredAt.Compare(b.OccurredAt), cmp.Compare(a.AggregateVersion, b.AggregateVersion),
 			slices.Compare(a.EventID[:], b.EventID[:]))
 	})
@@ -183,6 +183,17 @@ func (o *outcome) empty() bool {
 	return len(o.done)+len(o.retryIDs)+len(o.deadEventIDs) == 0
 }
 
+// kinds counts the kinds of outcome (delivered, retried, dead) o holds.
+func (o *outcome) kinds() int {
+	n := 0
+	for _, k := range []int{len(o.done), len(o.retryIDs), len(o.deadEventIDs)} {
+		if k > 0 {
+			n++
+		}
+	}
+	return n
+}
+
 // retry schedules the item's next attempt after a transient failure, or
 // dead-letters it when it has used its attempts or age.
 func (o *outcome) retry(r *Relay, it item, now time.Time, why string) {
@@ -209,7 +220,8 @@ func (o *outcome) dead(r *Relay, eventID uuid.UUID, why string) {
 // relay's context is cancelled.
 const finishTimeout = 10 * time.Second
 
-// finish records o in one transaction, touching only rows the claim still
+// finish records o atomically (one statement per kind of outcome, in one
+// transaction when there are several), touching only rows the claim still
 // holds (a row whose lease ran out may belong to another claim by now).
 func (r *Relay) finish(ctx context.Context, s *sender, claim uuid.UUID, o outcome) error {
 	if o.empty() {
@@ -218,9 +230,8 @@ func (r *Relay) finish(ctx context.Context, s *sender, claim uuid.UUID, o outcom
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
 	defer cancel()
 	var held int64
-	err := pgdb.InTx(ctx, r.db, func(tx pgx.Tx) error {
+	record := func(q *productdb.Queries) error {
 		held = 0
-		q := r.q.WithTx(tx)
 		if len(o.done) > 0 {
 			n, err := q.DeleteDeliveries(ctx, productdb.DeleteDeliveriesParams{
 				Subscriber: s.sub.Name, ClaimID: claim, EventIds: o.done,
@@ -251,7 +262,15 @@ func (r *Relay) finish(ctx context.Context, s *sender, claim uuid.UUID, o outcom
 			held += n
 		}
 		return nil
-	})
+	}
+	var err error
+	if o.kinds() == 1 {
+		// One statement is atomic on its own: no BEGIN and COMMIT round
+		// trips (the usual outcome, a batch all delivered).
+		err = record(r.q)
+	} else {
+		err = pgdb.InTx(ctx, r.db, func(tx pgx.Tx) error { return record(r.q.WithTx(tx)) })
+	}
 	if err != nil {
 		return err
 	}

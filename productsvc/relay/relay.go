@@ -24,9 +24,11 @@
 // and recorded). Claims go by due time, never by insertion or commit order,
 // so a transaction that commits late is delivered as soon as it is visible.
 //
-// Relays wake when events commit (LISTEN on the direct database URL; the
-// outbox's insert trigger NOTIFYs), when the next row falls due, and at
-// least every PollInterval.
+// Relays wake when events commit: a relay sharing the writer's Notifier at
+// once, in-process, and every relay on the Notifier's NOTIFY (at most one
+// per interval per process, outside business transactions; relays LISTEN on
+// the direct database URL). They also wake when the next row falls due, and
+// at least every PollInterval.
 package relay
 
 import (
@@ -55,7 +57,7 @@ import (
 	"github.com/decoupledshop/shop/internal/server"
 )
 
-// Channel is the notification channel the outbox's insert trigger signals.
+// Channel is the notification channel Notifier signals and relays LISTEN on.
 const Channel = "shop_outbox"
 
 // Defaults for Config.
@@ -127,8 +129,11 @@ type Config struct {
 	// events:write scope). Required.
 	Tokens *clientcreds.Source
 	// ListenURL is the direct database URL (no transaction-mode pooler) to
-	// LISTEN on; empty relies on polling alone.
+	// LISTEN on; empty relies on polling and Notifier alone.
 	ListenURL string
+	// Notifier, if set, wakes the relay in-process when this process
+	// commits events (the catalog's Notifier).
+	Notifier *Notifier
 	// MaxAttempts is how many attempts an event gets before it is
 	// dead-lettered; default DefaultMaxAttempts.
 	MaxAttempts int
@@ -238,12 +243,16 @@ func New(db *pgxpool.Pool, cfg Config) (*Relay, error) {
 	for _, sub := range cfg.Subscribers {
 		opts := append(server.ClientOptions(), connect.WithInterceptors(cfg.Tokens.Interceptor()))
 		opts = append(opts, cfg.ClientOptions...)
-		r.senders = append(r.senders, &sender{
+		s := &sender{
 			sub:    sub,
 			client: eventsv1connect.NewEventSinkServiceClient(cfg.HTTPClient, sub.URL, opts...),
 			wake:   make(chan struct{}, 1),
 			limit:  cfg.MaxBatch,
-		})
+		}
+		if cfg.Notifier != nil {
+			cfg.Notifier.subscribe(s.wake)
+		}
+		r.senders = append(r.senders, s)
 	}
 	return r, nil
 }

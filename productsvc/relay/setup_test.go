@@ -47,11 +47,13 @@ type testBundle struct {
 	sink   *sinktest.Sink
 	clock  *clock
 	outbox *productsvc.Outbox
+	// notifier wakes relays after publish commits, as the catalog's does.
+	notifier *relay.Notifier
 	// tokenFetches counts calls to the issuer's token endpoint.
 	tokenFetches atomic.Int64
 }
 
-func setup(t *testing.T) *testBundle {
+func setup(t testing.TB) *testBundle {
 	t.Helper()
 	pool, dbURL := pgtest.NewPool(t, productSchema)
 	iss := shoptest.Issuer(t)
@@ -63,6 +65,7 @@ func setup(t *testing.T) *testBundle {
 		clock: &clock{t: time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)},
 	}
 	b.outbox = productsvc.NewOutbox([]string{subscriber}, b.clock.Now, nil)
+	b.notifier = relay.NewNotifier(pool, 0, nil)
 	return b
 }
 
@@ -78,7 +81,7 @@ func (b *testBundle) tokens(now func() time.Time, secret string) *clientcreds.So
 
 // newRelay returns a relay delivering to the sink on the bundle's clock,
 // with cfg's other settings.
-func (b *testBundle) newRelay(t *testing.T, cfg relay.Config) *relay.Relay {
+func (b *testBundle) newRelay(t testing.TB, cfg relay.Config) *relay.Relay {
 	t.Helper()
 	if cfg.Subscribers == nil {
 		cfg.Subscribers = []relay.Subscriber{{Name: subscriber, URL: b.sink.URL()}}
@@ -97,7 +100,7 @@ func (b *testBundle) newRelay(t *testing.T, cfg relay.Config) *relay.Relay {
 }
 
 // run runs r until the test ends.
-func run(t *testing.T, r *relay.Relay) {
+func run(t testing.TB, r *relay.Relay) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -113,7 +116,8 @@ func run(t *testing.T, r *relay.Relay) {
 }
 
 // publish commits n ProductChanged events (one per new product) in one
-// transaction and returns their products' ids in order.
+// transaction, wakes the relays as the catalog does, and returns their
+// products' ids in order.
 func (b *testBundle) publish(t testing.TB, n int) []uuid.UUID {
 	t.Helper()
 	products := fakeProducts(n, b.clock.Now())
@@ -123,6 +127,7 @@ func (b *testBundle) publish(t testing.TB, n int) []uuid.UUID {
 	if err != nil {
 		t.Fatalf("publish %d events: %v", n, err)
 	}
+	b.notifier.Notify()
 	ids := make([]uuid.UUID, n)
 	for i, p := range products {
 		ids[i] = p.ID

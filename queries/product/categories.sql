@@ -28,12 +28,21 @@ WHERE create_time <= @after_time
 ORDER BY create_time DESC, id
 LIMIT @page_limit;
 
--- UpdateCategory writes new field values and bumps the version.
+-- UpdateCategory sets the fields given (a NULL leaves a field as it is),
+-- bumps the version and returns the new state with the name before, in one
+-- statement that locks the row, if the category exists and is at
+-- expected_version (when given). No row means it does not, or is at
+-- another version: GetCategory tells which. A duplicate name fails with
+-- unique_violation.
 -- name: UpdateCategory :one
-UPDATE categories
-SET name = @name, description = @description, version = version + 1, update_time = @update_time
-WHERE id = @id
-RETURNING *;
+UPDATE categories AS c
+SET name = coalesce(sqlc.narg(name), c.name),
+    description = coalesce(sqlc.narg(description), c.description),
+    version = c.version + 1, update_time = @update_time
+FROM (SELECT o.id, o.name FROM categories AS o WHERE o.id = @id FOR UPDATE) AS old
+WHERE c.id = old.id
+  AND (sqlc.narg(expected_version)::bigint IS NULL OR c.version = sqlc.narg(expected_version))
+RETURNING c.*, old.name AS old_name;
 
 -- CategoryHasProducts reports whether any product references the category.
 -- name: CategoryHasProducts :one

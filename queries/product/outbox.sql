@@ -21,21 +21,11 @@ CROSS JOIN (
 -- an attempt. Rows another relay is claiming right now are skipped, not
 -- waited for; leased rows are not due until their lease is over, so a
 -- relay that dies leaves its rows to be claimed again after the lease.
+-- The statement is the function claim_deliveries (migration 00005), which
+-- walks outbox_due_idx in due order and stops after the batch, whatever
+-- the statistics say.
 -- name: ClaimDeliveries :many
-UPDATE outbox AS o
-SET attempts = o.attempts + 1,
-    next_attempt_at = @lease_until,
-    locked_until = @lease_until,
-    locked_by = @claim_id::uuid
-FROM (
-    SELECT d.event_id FROM outbox AS d
-    WHERE d.subscriber = @subscriber AND d.next_attempt_at <= @now
-    ORDER BY d.next_attempt_at
-    LIMIT @max_rows
-    FOR UPDATE SKIP LOCKED
-) AS due
-WHERE o.subscriber = @subscriber AND o.event_id = due.event_id
-RETURNING o.event_id, o.occurred_at, o.aggregate_version, o.event, o.attempts, o.last_error, o.create_time;
+SELECT * FROM claim_deliveries(@subscriber, @now, @lease_until, @claim_id::uuid, @max_rows);
 
 -- DeleteDeliveries deletes the rows of a claim that reached a final state
 -- (retention: delivered rows are not kept). Rows whose lease passed to
@@ -85,3 +75,9 @@ SELECT next_attempt_at FROM outbox
 WHERE subscriber = @subscriber
 ORDER BY next_attempt_at
 LIMIT 1;
+
+-- NotifyOutbox wakes the relays that LISTEN on shop_outbox (relay.Channel).
+-- It runs on its own, never inside a business transaction: NOTIFY takes a
+-- cluster-wide lock at commit.
+-- name: NotifyOutbox :exec
+SELECT pg_notify('shop_outbox', '');

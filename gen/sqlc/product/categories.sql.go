@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 const categoryHasProducts = `-- name: CategoryHasProducts :one
@@ -220,28 +221,49 @@ func (q *Queries) ShareLockCategory(ctx context.Context, id uuid.UUID) (ShareLoc
 }
 
 const updateCategory = `-- name: UpdateCategory :one
-UPDATE categories
-SET name = $1, description = $2, version = version + 1, update_time = $3
-WHERE id = $4
-RETURNING id, name, description, version, create_time, update_time
+UPDATE categories AS c
+SET name = coalesce($1, c.name),
+    description = coalesce($2, c.description),
+    version = c.version + 1, update_time = $3
+FROM (SELECT o.id, o.name FROM categories AS o WHERE o.id = $5 FOR UPDATE) AS old
+WHERE c.id = old.id
+  AND ($4::bigint IS NULL OR c.version = $4)
+RETURNING c.id, c.name, c.description, c.version, c.create_time, c.update_time, old.name AS old_name
 `
 
 type UpdateCategoryParams struct {
-	Name        string
-	Description string
-	UpdateTime  time.Time
-	ID          uuid.UUID
+	Name            pgtype.Text
+	Description     pgtype.Text
+	UpdateTime      time.Time
+	ExpectedVersion pgtype.Int8
+	ID              uuid.UUID
 }
 
-// UpdateCategory writes new field values and bumps the version.
-func (q *Queries) UpdateCategory(ctx context.Context, arg UpdateCategoryParams) (Category, error) {
+type UpdateCategoryRow struct {
+	ID          uuid.UUID
+	Name        string
+	Description string
+	Version     int64
+	CreateTime  time.Time
+	UpdateTime  time.Time
+	OldName     string
+}
+
+// UpdateCategory sets the fields given (a NULL leaves a field as it is),
+// bumps the version and returns the new state with the name before, in one
+// statement that locks the row, if the category exists and is at
+// expected_version (when given). No row means it does not, or is at
+// another version: GetCategory tells which. A duplicate name fails with
+// unique_violation.
+func (q *Queries) UpdateCategory(ctx context.Context, arg UpdateCategoryParams) (UpdateCategoryRow, error) {
 	row := q.db.QueryRow(ctx, updateCategory,
 		arg.Name,
 		arg.Description,
 		arg.UpdateTime,
+		arg.ExpectedVersion,
 		arg.ID,
 	)
-	var i Category
+	var i UpdateCategoryRow
 	err := row.Scan(
 		&i.ID,
 		&i.Name,
@@ -249,6 +271,7 @@ func (q *Queries) UpdateCategory(ctx context.Context, arg UpdateCategoryParams) 
 		&i.Version,
 		&i.CreateTime,
 		&i.UpdateTime,
+		&i.OldName,
 	)
 	return i, err
 }

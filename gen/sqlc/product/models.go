@@ -63,3 +63,9 @@ type Product struct {
 	CreateTime   time.Time
 	UpdateTime   time.Time
 }
+
+type ProductSearch struct {
+	ID         uuid.UUID
+	CreateTime time.Time
+	Vector     interface{}
+}

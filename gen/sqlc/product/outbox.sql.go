@@ -13,38 +13,15 @@ import (
 )
 
 const claimDeliveries = `-- name: ClaimDeliveries :many
-UPDATE outbox AS o
-SET attempts = o.attempts + 1,
-    next_attempt_at = $1,
-    locked_until = $1,
-    locked_by = $2::uuid
-FROM (
-    SELECT d.event_id FROM outbox AS d
-    WHERE d.subscriber = $3 AND d.next_attempt_at <= $4
-    ORDER BY d.next_attempt_at
-    LIMIT $5
-    FOR UPDATE SKIP LOCKED
-) AS due
-WHERE o.subscriber = $3 AND o.event_id = due.event_id
-RETURNING o.event_id, o.occurred_at, o.aggregate_version, o.event, o.attempts, o.last_error, o.create_time
+SELECT subscriber, event_id, type, aggregate_id, aggregate_version, occurred_at, event, attempts, next_attempt_at, locked_until, locked_by, last_error, create_time FROM claim_deliveries($1, $2, $3, $4::uuid, $5)
 `
 
 type ClaimDeliveriesParams struct {
-	LeaseUntil time.Time
-	ClaimID    uuid.UUID
 	Subscriber string
 	Now        time.Time
+	LeaseUntil time.Time
+	ClaimID    uuid.UUID
 	MaxRows    int32
-}
-
-type ClaimDeliveriesRow struct {
-	EventID          uuid.UUID
-	OccurredAt       time.Time
-	AggregateVersion int64
-	Event            []byte
-	Attempts         int32
-	LastError        string
-	CreateTime       time.Time
 }
 
 // ClaimDeliveries leases up to max_rows of a subscriber's due rows (oldest
@@ -52,27 +29,36 @@ type ClaimDeliveriesRow struct {
 // an attempt. Rows another relay is claiming right now are skipped, not
 // waited for; leased rows are not due until their lease is over, so a
 // relay that dies leaves its rows to be claimed again after the lease.
-func (q *Queries) ClaimDeliveries(ctx context.Context, arg ClaimDeliveriesParams) ([]ClaimDeliveriesRow, error) {
+// The statement is the function claim_deliveries (migration 00005), which
+// walks outbox_due_idx in due order and stops after the batch, whatever
+// the statistics say.
+func (q *Queries) ClaimDeliveries(ctx context.Context, arg ClaimDeliveriesParams) ([]Outbox, error) {
 	rows, err := q.db.Query(ctx, claimDeliveries,
-		arg.LeaseUntil,
-		arg.ClaimID,
 		arg.Subscriber,
 		arg.Now,
+		arg.LeaseUntil,
+		arg.ClaimID,
 		arg.MaxRows,
 	)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	items := []ClaimDeliveriesRow{}
+	items := []Outbox{}
 	for rows.Next() {
-		var i ClaimDeliveriesRow
+		var i Outbox
 		if err := rows.Scan(
+			&i.Subscriber,
 			&i.EventID,
-			&i.OccurredAt,
+			&i.Type,
+			&i.AggregateID,
 			&i.AggregateVersion,
+			&i.OccurredAt,
 			&i.Event,
 			&i.Attempts,
+			&i.NextAttemptAt,
+			&i.LockedUntil,
+			&i.LockedBy,
 			&i.LastError,
 			&i.CreateTime,
 		); err != nil {
@@ -215,6 +201,18 @@ func (q *Queries) NextDelivery(ctx context.Context, subscriber string) (time.Tim
 	var next_attempt_at time.Time
 	err := row.Scan(&next_attempt_at)
 	return next_attempt_at, err
+}
+
+const notifyOutbox = `-- name: NotifyOutbox :exec
+SELECT pg_notify('shop_outbox', '')
+`
+
+// NotifyOutbox wakes the relays that LISTEN on shop_outbox (relay.Channel).
+// It runs on its own, never inside a business transaction: NOTIFY takes a
+// cluster-wide lock at commit.
+func (q *Queries) NotifyOutbox(ctx context.Context) error {
+	_, err := q.db.Exec(ctx, notifyOutbox)
+	return err
 }
 
 const rescheduleDeliveries = `-- name: RescheduleDeliveries :execrows

@@ -54,8 +54,11 @@ func (q *Queries) BatchGetProducts(ctx context.Context, ids []uuid.UUID) ([]Prod
 const createProduct = `-- name: CreateProduct :one
 INSERT INTO products (id, sku, name, description, category_id, category_name,
                       price_minor, currency_code, version, create_time, update_time)
-VALUES ($1, $2, $3, $4, $5, $6,
-        $7, $8, 1, $9, $9)
+SELECT $1, $2, $3, $4, c.id, c.name,
+       $5, $6, 1, $7, $7
+FROM categories AS c
+WHERE c.id = $8
+FOR SHARE OF c
 RETURNING id, sku, name, description, category_id, category_name, price_minor, currency_code, version, create_time, update_time
 `
 
@@ -64,26 +67,27 @@ type CreateProductParams struct {
 	Sku          string
 	Name         string
 	Description  string
-	CategoryID   uuid.UUID
-	CategoryName string
 	PriceMinor   int64
 	CurrencyCode string
 	CreateTime   time.Time
+	CategoryID   uuid.UUID
 }
 
-// CreateProduct inserts a product (the caller holds a FOR SHARE lock on its
-// category); a duplicate SKU fails with unique_violation.
+// CreateProduct inserts a product into the category category_id, taking
+// the category's name, and locks the category FOR SHARE in the same
+// statement, so that it cannot be deleted or renamed until the product
+// commits. No row means no such category; a duplicate SKU fails with
+// unique_violation.
 func (q *Queries) CreateProduct(ctx context.Context, arg CreateProductParams) (Product, error) {
 	row := q.db.QueryRow(ctx, createProduct,
 		arg.ID,
 		arg.Sku,
 		arg.Name,
 		arg.Description,
-		arg.CategoryID,
-		arg.CategoryName,
 		arg.PriceMinor,
 		arg.CurrencyCode,
 		arg.CreateTime,
+		arg.CategoryID,
 	)
 	var i Product
 	err := row.Scan(
@@ -141,37 +145,33 @@ func (q *Queries) GetProduct(ctx context.Context, id uuid.UUID) (Product, error)
 	return i, err
 }
 
-const listProducts = `-- name: ListProducts :many
+const listCategoryProducts = `-- name: ListCategoryProducts :many
 SELECT id, sku, name, description, category_id, category_name, price_minor, currency_code, version, create_time, update_time FROM products
-WHERE create_time <= $1
-  AND (create_time < $1 OR id > $2)
-  AND ($3::uuid IS NULL OR category_id = $3)
-  AND ($4::text IS NULL OR to_tsvector('simple', name || ' ' || description) @@ websearch_to_tsquery('simple', $4))
-  AND ($5::bigint IS NULL OR price_minor >= $5)
-  AND ($6::bigint IS NULL OR price_minor <= $6)
+WHERE category_id = $1
+  AND create_time <= $2
+  AND (create_time < $2 OR id > $3)
+  AND ($4::bigint IS NULL OR price_minor >= $4)
+  AND ($5::bigint IS NULL OR price_minor <= $5)
 ORDER BY create_time DESC, id
-LIMIT $7
+LIMIT $6
 `
 
-type ListProductsParams struct {
+type ListCategoryProductsParams struct {
+	CategoryID    uuid.UUID
 	AfterTime     time.Time
 	AfterID       uuid.UUID
-	CategoryID    pgtype.UUID
-	Query         pgtype.Text
 	MinPriceMinor pgtype.Int8
 	MaxPriceMinor pgtype.Int8
 	PageLimit     int32
 }
 
-// ListProducts returns the page after the cursor (after_time, after_id) in
-// (create_time desc, id) order, with optional filters. query is matched with
-// full-text search over the expression that products_search_idx indexes.
-func (q *Queries) ListProducts(ctx context.Context, arg ListProductsParams) ([]Product, error) {
-	rows, err := q.db.Query(ctx, listProducts,
+// ListCategoryProducts is ListProducts within one category; it walks
+// products_category_list_idx.
+func (q *Queries) ListCategoryProducts(ctx context.Context, arg ListCategoryProductsParams) ([]Product, error) {
+	rows, err := q.db.Query(ctx, listCategoryProducts,
+		arg.CategoryID,
 		arg.AfterTime,
 		arg.AfterID,
-		arg.CategoryID,
-		arg.Query,
 		arg.MinPriceMinor,
 		arg.MaxPriceMinor,
 		arg.PageLimit,
@@ -206,55 +206,171 @@ func (q *Queries) ListProducts(ctx context.Context, arg ListProductsParams) ([]P
 	return items, nil
 }
 
-const lockProduct = `-- name: LockProduct :one
+const listProducts = `-- name: ListProducts :many
+
 SELECT id, sku, name, description, category_id, category_name, price_minor, currency_code, version, create_time, update_time FROM products
-WHERE id = $1
-FOR UPDATE
+WHERE create_time <= $1
+  AND (create_time < $1 OR id > $2)
+  AND ($3::bigint IS NULL OR price_minor >= $3)
+  AND ($4::bigint IS NULL OR price_minor <= $4)
+ORDER BY create_time DESC, id
+LIMIT $5
 `
 
-// LockProduct returns a product locked FOR UPDATE for an update or delete.
-func (q *Queries) LockProduct(ctx context.Context, id uuid.UUID) (Product, error) {
-	row := q.db.QueryRow(ctx, lockProduct, id)
-	var i Product
-	err := row.Scan(
-		&i.ID,
-		&i.Sku,
-		&i.Name,
-		&i.Description,
-		&i.CategoryID,
-		&i.CategoryName,
-		&i.PriceMinor,
-		&i.CurrencyCode,
-		&i.Version,
-		&i.CreateTime,
-		&i.UpdateTime,
+type ListProductsParams struct {
+	AfterTime     time.Time
+	AfterID       uuid.UUID
+	MinPriceMinor pgtype.Int8
+	MaxPriceMinor pgtype.Int8
+	PageLimit     int32
+}
+
+// ListProducts, ListCategoryProducts and SearchProducts page through
+// products in (create_time desc, id) order after the cursor (after_time,
+// after_id); the first page passes a cursor after every row. Each shape of
+// filter has a statement of its own, so that its plan is good for every
+// argument: a prepared statement may be run with a generic plan (one plan
+// for all arguments), and an optional condition ("$1 IS NULL OR …") there
+// can use no index. The price range stays optional: no index serves it.
+// ListProducts walks products_list_idx.
+func (q *Queries) ListProducts(ctx context.Context, arg ListProductsParams) ([]Product, error) {
+	rows, err := q.db.Query(ctx, listProducts,
+		arg.AfterTime,
+		arg.AfterID,
+		arg.MinPriceMinor,
+		arg.MaxPriceMinor,
+		arg.PageLimit,
 	)
-	return i, err
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []Product{}
+	for rows.Next() {
+		var i Product
+		if err := rows.Scan(
+			&i.ID,
+			&i.Sku,
+			&i.Name,
+			&i.Description,
+			&i.CategoryID,
+			&i.CategoryName,
+			&i.PriceMinor,
+			&i.CurrencyCode,
+			&i.Version,
+			&i.CreateTime,
+			&i.UpdateTime,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const searchProducts = `-- name: SearchProducts :many
+SELECT products.id, products.sku, products.name, products.description, products.category_id, products.category_name, products.price_minor, products.currency_code, products.version, products.create_time, products.update_time FROM product_search AS s
+JOIN products ON products.id = s.id
+WHERE s.vector @@ websearch_to_tsquery('simple', $1)
+  AND s.create_time <= $2
+  AND (s.create_time < $2 OR s.id > $3)
+  AND ($4::uuid IS NULL OR products.category_id = $4)
+  AND ($5::bigint IS NULL OR products.price_minor >= $5)
+  AND ($6::bigint IS NULL OR products.price_minor <= $6)
+ORDER BY s.create_time DESC, s.id
+LIMIT $7
+`
+
+type SearchProductsParams struct {
+	Query         string
+	AfterTime     time.Time
+	AfterID       uuid.UUID
+	CategoryID    pgtype.UUID
+	MinPriceMinor pgtype.Int8
+	MaxPriceMinor pgtype.Int8
+	PageLimit     int32
+}
+
+// SearchProducts is ListProducts of the products whose stored search
+// vector (product_search) matches query (websearch syntax), optionally
+// within one category. The match is unconditional, so that even a generic
+// plan can find the matches through product_search_idx.
+func (q *Queries) SearchProducts(ctx context.Context, arg SearchProductsParams) ([]Product, error) {
+	rows, err := q.db.Query(ctx, searchProducts,
+		arg.Query,
+		arg.AfterTime,
+		arg.AfterID,
+		arg.CategoryID,
+		arg.MinPriceMinor,
+		arg.MaxPriceMinor,
+		arg.PageLimit,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []Product{}
+	for rows.Next() {
+		var i Product
+		if err := rows.Scan(
+			&i.ID,
+			&i.Sku,
+			&i.Name,
+			&i.Description,
+			&i.CategoryID,
+			&i.CategoryName,
+			&i.PriceMinor,
+			&i.CurrencyCode,
+			&i.Version,
+			&i.CreateTime,
+			&i.UpdateTime,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const updateProduct = `-- name: UpdateProduct :one
 UPDATE products
-SET sku = $1, name = $2, description = $3,
-    category_id = $4, category_name = $5,
-    price_minor = $6, currency_code = $7,
+SET sku = coalesce($1, sku),
+    name = coalesce($2, name),
+    description = coalesce($3, description),
+    category_id = coalesce($4, category_id),
+    category_name = coalesce($5, category_name),
+    price_minor = coalesce($6, price_minor),
+    currency_code = coalesce($7, currency_code),
     version = version + 1, update_time = $8
 WHERE id = $9
+  AND ($10::bigint IS NULL OR version = $10)
 RETURNING id, sku, name, description, category_id, category_name, price_minor, currency_code, version, create_time, update_time
 `
 
 type UpdateProductParams struct {
-	Sku          string
-	Name         string
-	Description  string
-	CategoryID   uuid.UUID
-	CategoryName string
-	PriceMinor   int64
-	CurrencyCode string
-	UpdateTime   time.Time
-	ID           uuid.UUID
+	Sku             pgtype.Text
+	Name            pgtype.Text
+	Description     pgtype.Text
+	CategoryID      pgtype.UUID
+	CategoryName    pgtype.Text
+	PriceMinor      pgtype.Int8
+	CurrencyCode    pgtype.Text
+	UpdateTime      time.Time
+	ID              uuid.UUID
+	ExpectedVersion pgtype.Int8
 }
 
-// UpdateProduct writes new field values and bumps the version.
+// UpdateProduct sets the fields given (a NULL leaves a field as it is; a
+// category is given with its name, read by ShareLockCategory), bumps the
+// version and returns the new state, in one statement, if the product
+// exists and is at expected_version (when given). No row means it does
+// not, or is at another version: GetProduct tells which.
 func (q *Queries) UpdateProduct(ctx context.Context, arg UpdateProductParams) (Product, error) {
 	row := q.db.QueryRow(ctx, updateProduct,
 		arg.Sku,
@@ -266,6 +382,7 @@ func (q *Queries) UpdateProduct(ctx context.Context, arg UpdateProductParams) (P
 		arg.CurrencyCode,
 		arg.UpdateTime,
 		arg.ID,
+		arg.ExpectedVersion,
 	)
 	var i Product
 	err := row.Scan(
