@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"github.com/jackc/pgx/v5/pgconn"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/emptypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -205,6 +206,8 @@ func (b *testBundle) failure(ctx context.Context, name string) error {
 		return err
 	case "permission":
 		return shoperr.PermissionDenied("only admins may do this")
+	case "database-down":
+		return fmt.Errorf("insert cart item: %w", &pgconn.PgError{Severity: "FATAL", Code: "57P01", Message: "terminating connection due to administrator command on db-7"})
 	case "panic":
 		panic("pq: secret internal detail")
 	}

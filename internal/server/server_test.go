@@ -247,6 +247,7 @@ func TestErrorsAreMappedWithoutLeakingInternals(t *testing.T) {
 			{"internal-code", connect.CodeInternal, "internal error", true},
 			{"upstream", connect.CodeInternal, "internal error", true},
 			{"panic", connect.CodeInternal, "internal error", true},
+			{"database-down", connect.CodeUnavailable, "database temporarily unavailable; retry later", true},
 		} {
 			t.Run(tr.name+"/"+tc.failure, func(t *testing.T) {
 				client := newTestClient[wrapperspb.StringValue, emptypb.Empty](b, tr, failProcedure)
@@ -270,6 +271,8 @@ func TestErrorsAreMappedWithoutLeakingInternals(t *testing.T) {
 		"pq: " + secret,
 		"rpc handler panicked",
 		"unexpected error",
+		`level=WARN msg="rpc failed: database unavailable"`,
+		"administrator command on db-7 (SQLSTATE 57P01)",
 	} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("logs lack %q; logs:\n%s", want, logs)
