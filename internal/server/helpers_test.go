@@ -196,7 +196,10 @@ func (b *testBundle) failure(ctx context.Context, name string) error {
 	case "connect":
 		return connect.NewError(connect.CodeFailedPrecondition, errors.New("category still has products"))
 	case "deadline":
-		return fmt.Errorf("query: %w", context.DeadlineExceeded)
+		return fmt.Errorf("query: %w", context.DeadlineExceeded) // a dependency's timeout, the request still live
+	case "own-deadline":
+		<-ctx.Done() // the request's own deadline
+		return fmt.Errorf("query: %w", ctx.Err())
 	case "canceled":
 		return fmt.Errorf("query: %w", context.Canceled)
 	case "upstream":
