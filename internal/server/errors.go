@@ -106,8 +106,9 @@ func connectError(err error) (*connect.Error, cause) {
 // errorMapper is the handler interceptor that runs every RPC error through
 // connectError and logs, with their procedure and underlying cause, the
 // unexpected ones (as errors) and database outages (as warnings). A
-// DeadlineExceeded while the request's context is still live is a
-// dependency's timeout (a starved pool, say), answered as Unavailable.
+// context.DeadlineExceeded while the request's context is still live is a
+// dependency's timeout (a starved pool, say), answered as Unavailable; a
+// *connect.Error with that code is answered as it is.
 type errorMapper struct {
 	log *slog.Logger
 }
@@ -117,7 +118,7 @@ func (m *errorMapper) mapError(ctx context.Context, procedure string, err error)
 		return nil
 	}
 	ce, c := connectError(err)
-	if ce.Code() == connect.CodeDeadlineExceeded && ctx.Err() == nil {
+	if _, own := errors.AsType[*connect.Error](err); !own && ce.Code() == connect.CodeDeadlineExceeded && ctx.Err() == nil {
 		// Not this request's deadline (which the handler's context carries,
 		// capped), so a dependency's: a starved database pool or a call
 		// with a shorter timeout. The client may retry.
