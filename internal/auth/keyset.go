@@ -61,6 +61,8 @@ type keySet struct {
 const (
 	minScheduledRefresh = time.Minute
 	maxScheduledRefresh = time.Hour
+	// scheduledWait bounds how long a request waits for a scheduled fetch.
+	scheduledWait = 2 * time.Second
 )
 
 // keyErrSlot lets Verify learn why the key set refused a token, since
@@ -134,15 +136,20 @@ func (k *keySet) cached() []jose.JSONWebKey {
 }
 
 // refreshIfDue refetches the key set if the scheduled refresh is due, and
-// returns the generation of the keys to verify with. A failed scheduled
-// fetch keeps the cached keys (the issuer being down must not stop
-// verification) and is retried after minInterval.
+// returns the generation of the keys to verify with. It waits for the fetch
+// at most scheduledWait, then goes on with the cached keys while the fetch
+// completes. A failed scheduled fetch keeps the cached keys (the issuer
+// being down must not stop verification) and is retried after minInterval.
 func (k *keySet) refreshIfDue(ctx context.Context) uint64 {
 	k.mu.RLock()
 	due, gen := !k.now().Before(k.due), k.generation
 	k.mu.RUnlock()
 	if due {
-		_, _ = k.fetchShared(ctx, true)
+		// Wait for the fetch only so long: an issuer that does not answer
+		// must not hold requests for fetchTimeout. The fetch goes on.
+		wctx, cancel := context.WithTimeout(ctx, scheduledWait)
+		_, _ = k.fetchShared(wctx, true)
+		cancel()
 		k.mu.RLock()
 		gen = k.generation
 		k.mu.RUnlock()

@@ -106,9 +106,10 @@ type Config struct {
 	// key the issuer stops publishing stops verifying within about this
 	// long; an issuer's "Cache-Control: max-age" shortens it. Between 1
 	// minute and 1 hour (max-age is clamped to the same bounds); default
-	// DefaultRefreshInterval. The refetch happens when the first token is
-	// verified after it is due; if it fails, the cached keys stay in use and
-	// it is retried after MinRefreshInterval.
+	// DefaultRefreshInterval. The refetch starts when the first token is
+	// verified after it is due, which waits for it at most 2 s; if it fails,
+	// the cached keys stay in use and it is retried after
+	// MinRefreshInterval.
 	RefreshInterval time.Duration
 	// CacheSize bounds how many verified tokens are remembered (by hash,
 	// until they expire, forgotten whenever the key set changes) so a token

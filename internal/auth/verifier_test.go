@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -535,5 +536,36 @@ func TestTokenCache(t *testing.T) {
 	off := setup(t, func(c *auth.Config) { c.CacheSize = -1 })
 	if _, err := off.verifier.Verify(ctx, issuertest.UserToken(t, off.iss, "alice")); err != nil || off.verifier.CachedTokens() != 0 {
 		t.Fatalf("cache off: %v, %d cached; want valid, 0", err, off.verifier.CachedTokens())
+	}
+}
+
+// hangingJWKS is a transport whose JWKS requests hang, once hang is set,
+// until the fetch gives up: an issuer that stopped answering.
+type hangingJWKS struct{ hang atomic.Bool }
+
+func (h *hangingJWKS) RoundTrip(r *http.Request) (*http.Response, error) {
+	if h.hang.Load() && r.URL.Path == devissuer.JWKSPath {
+		<-r.Context().Done()
+		return nil, r.Context().Err()
+	}
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// TestHangingIssuerDoesNotHoldRequests: when the scheduled refresh is due
+// and the issuer does not answer, Verify goes on with the cached keys after
+// a short wait instead of holding the request for the whole fetch timeout.
+func TestHangingIssuerDoesNotHoldRequests(t *testing.T) {
+	t.Parallel()
+	transport := &hangingJWKS{}
+	b := setup(t, func(c *auth.Config) { c.HTTPClient = &http.Client{Transport: transport} })
+	tok := issuertest.UserToken(t, b.iss, "alice")
+	transport.hang.Store(true)
+	b.clock.Advance(auth.DefaultRefreshInterval)
+	began := time.Now()
+	if _, err := b.verifier.Verify(t.Context(), tok); err != nil {
+		t.Fatalf("cached key while the issuer hangs: %v", err)
+	}
+	if waited := time.Since(began); waited > 8*time.Second {
+		t.Fatalf("Verify waited %v for a hanging issuer, want about 2s, well under the 10s fetch timeout", waited)
 	}
 }

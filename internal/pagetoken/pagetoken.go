@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -62,6 +63,9 @@ func (c Cursor) KeyUUID() (uuid.UUID, error) {
 // (create_time desc, key) order.
 var First = Cursor{CreateTime: time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)}
 
+// minMicros is the earliest cursor time Decode accepts: year 1.
+var minMicros = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC).UnixMicro()
+
 type wire struct {
 	T int64  `json:"t"`
 	K string `json:"k"`
@@ -87,7 +91,10 @@ func Decode(token, filters string) (Cursor, error) {
 		return Cursor{}, shoperr.Invalid("page_token", "is not a token this service issued")
 	}
 	var w wire
-	if err := json.Unmarshal(raw, &w); err != nil || w.K == "" {
+	if err := json.Unmarshal(raw, &w); err != nil || w.K == "" || strings.ContainsRune(w.K, 0) ||
+		w.T < minMicros || w.T > First.CreateTime.UnixMicro() {
+		// Only a forged token carries a key PostgreSQL cannot store (NUL) or
+		// a time outside what the lists hold.
 		return Cursor{}, shoperr.Invalid("page_token", "is not a token this service issued")
 	}
 	if w.F != fingerprint(filters) {

@@ -140,6 +140,32 @@ func TestStarvedPoolAnswersUnavailableBeforeTheDeadline(t *testing.T) {
 	}
 }
 
+// TestStarvedPoolFailsPlainQueriesBeforeTheDeadline: a query outside InTx
+// on a starved pool from Open gives up waiting for a connection after half
+// the request's remaining time with context.DeadlineExceeded while the
+// request's own context is still live (the server answers that as
+// Unavailable), instead of hanging to the request's deadline.
+func TestStarvedPoolFailsPlainQueriesBeforeTheDeadline(t *testing.T) {
+	t.Parallel()
+	_, dbURL := pgtest.NewPool(t, schema)
+	pool, err := pgdb.Open(t.Context(), dbURL, pgdb.Options{MaxConns: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	held, err := pool.Acquire(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Release()
+	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Second)
+	defer cancel()
+	_, err = pool.Exec(ctx, "SELECT 1")
+	if !errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
+		t.Fatalf("query on a starved pool: %v (request context: %v), want DeadlineExceeded with the request still live", err, ctx.Err())
+	}
+}
+
 // TestCommitWithoutAnswerIsOutcomeUnknown cuts the connection while
 // PostgreSQL is committing (a deferred trigger makes the commit take a
 // while): InTx reports ErrCommitOutcomeUnknown, which clients see as

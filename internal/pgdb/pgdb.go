@@ -76,6 +76,12 @@ type Options struct {
 // Open returns a connection pool for databaseURL and checks that the server
 // answers. It fails on an unknown Options.ExecMode.
 //
+// Every wait for a free connection of the pool is bounded like InTx's (see
+// AcquireTimeout): a starved pool fails a query with
+// context.DeadlineExceeded while the caller's own context still has time,
+// which the server answers as Unavailable. The pool's ConnConfig.Tracer
+// does this; replacing it removes the bound.
+//
 // Statements are prepared and cached per connection by default (see
 // ExecPrepared); Options.ExecMode chooses a mode for poolers that cannot
 // keep prepared statements. Parameters in the URL that pgx does not know are
@@ -91,6 +97,7 @@ func Open(ctx context.Context, databaseURL string, opts Options) (*pgxpool.Pool,
 		return nil, fmt.Errorf("parse database URL: %w", redact(err))
 	}
 	cfg.ConnConfig.DefaultQueryExecMode = mode
+	cfg.ConnConfig.Tracer = acquireDeadline{}
 	cfg.MaxConns = DefaultMaxConns()
 	if opts.MaxConns > 0 {
 		cfg.MaxConns = opts.MaxConns
@@ -249,18 +256,14 @@ func inTxOnce(ctx context.Context, db Beginner, fn func(tx pgx.Tx) error) (began
 	return true, nil
 }
 
-// acquire takes a connection from pool, waiting at most AcquireTimeout or
-// half of what is left of ctx's deadline, whichever is shorter.
+// acquire takes a connection from pool, waiting at most acquireWait(ctx).
 func acquire(ctx context.Context, pool *pgxpool.Pool) (*pgxpool.Conn, error) {
-	wait := AcquireTimeout
-	if deadline, ok := ctx.Deadline(); ok {
-		wait = min(wait, time.Until(deadline)/2)
-	}
+	wait := acquireWait(ctx)
 	actx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	conn, err := pool.Acquire(actx)
 	if err != nil {
-		if ctx.Err() == nil && actx.Err() != nil {
+		if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
 			return nil, fmt.Errorf("acquire connection: %w (waited %v, %d of %d in use)",
 				ErrPoolExhausted, wait, pool.Stat().AcquiredConns(), pool.Stat().MaxConns())
 		}
@@ -268,6 +271,39 @@ func acquire(ctx context.Context, pool *pgxpool.Pool) (*pgxpool.Conn, error) {
 	}
 	return conn, nil
 }
+
+// acquireWait is how long to wait for a pooled connection: AcquireTimeout
+// or half of what is left of ctx's deadline, whichever is shorter.
+func acquireWait(ctx context.Context) time.Duration {
+	wait := AcquireTimeout
+	if deadline, ok := ctx.Deadline(); ok {
+		wait = min(wait, time.Until(deadline)/2)
+	}
+	return wait
+}
+
+// acquireDeadline is the pools' tracer: it bounds each Acquire by
+// acquireWait (pgxpool.AcquireTracer) and traces nothing else.
+type acquireDeadline struct{}
+
+type acquireCancelKey struct{}
+
+func (acquireDeadline) TraceAcquireStart(ctx context.Context, _ *pgxpool.Pool, _ pgxpool.TraceAcquireStartData) context.Context {
+	ctx, cancel := context.WithTimeout(ctx, acquireWait(ctx))
+	return context.WithValue(ctx, acquireCancelKey{}, cancel)
+}
+
+func (acquireDeadline) TraceAcquireEnd(ctx context.Context, _ *pgxpool.Pool, _ pgxpool.TraceAcquireEndData) {
+	if cancel, ok := ctx.Value(acquireCancelKey{}).(context.CancelFunc); ok {
+		cancel()
+	}
+}
+
+func (acquireDeadline) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	return ctx
+}
+
+func (acquireDeadline) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
 
 // backoff returns a random delay below retryBaseDelay·2^(attempt-1).
 func backoff(attempt int) time.Duration {

@@ -19,6 +19,9 @@ var (
 	// errDatabaseUnavailable is what a client learns about a database that
 	// cannot serve now (down, restarting, out of connections, pool starved).
 	errDatabaseUnavailable = errors.New("database temporarily unavailable; retry later")
+	// errDependencyTimeout is what a client learns when a dependency timed
+	// out while its own request still had time.
+	errDependencyTimeout = errors.New("a dependency did not answer in time; retry later")
 	// errCommitOutcomeUnknown is what a client learns about a commit that
 	// got no answer.
 	errCommitOutcomeUnknown = errors.New("the database did not confirm the write, which may or may not have been applied; retry with the same request_id")
@@ -102,7 +105,10 @@ func connectError(err error) (*connect.Error, cause) {
 
 // errorMapper is the handler interceptor that runs every RPC error through
 // connectError and logs, with their procedure and underlying cause, the
-// unexpected ones (as errors) and database outages (as warnings).
+// unexpected ones (as errors) and database outages (as warnings). A
+// context.DeadlineExceeded while the request's context is still live is a
+// dependency's timeout (a starved pool, say), answered as Unavailable; a
+// *connect.Error with that code is answered as it is.
 type errorMapper struct {
 	log *slog.Logger
 }
@@ -112,11 +118,17 @@ func (m *errorMapper) mapError(ctx context.Context, procedure string, err error)
 		return nil
 	}
 	ce, c := connectError(err)
+	if _, own := errors.AsType[*connect.Error](err); !own && ce.Code() == connect.CodeDeadlineExceeded && ctx.Err() == nil {
+		// Not this request's deadline (which the handler's context carries,
+		// capped), so a dependency's: a starved database pool or a call
+		// with a shorter timeout. The client may retry.
+		ce, c = connect.NewError(connect.CodeUnavailable, errDependencyTimeout), causeUnavailable
+	}
 	switch c {
 	case causeUnexpected:
 		m.log.ErrorContext(ctx, "rpc failed with unexpected error", "procedure", procedure, "error", err)
 	case causeUnavailable:
-		m.log.WarnContext(ctx, "rpc failed: database unavailable", "procedure", procedure, "error", err)
+		m.log.WarnContext(ctx, "rpc failed: dependency unavailable", "procedure", procedure, "error", err)
 	}
 	return ce
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"github.com/jackc/pgx/v5/pgconn"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/emptypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -195,7 +196,10 @@ func (b *testBundle) failure(ctx context.Context, name string) error {
 	case "connect":
 		return connect.NewError(connect.CodeFailedPrecondition, errors.New("category still has products"))
 	case "deadline":
-		return fmt.Errorf("query: %w", context.DeadlineExceeded)
+		return fmt.Errorf("query: %w", context.DeadlineExceeded) // a dependency's timeout, the request still live
+	case "own-deadline":
+		<-ctx.Done() // the request's own deadline
+		return fmt.Errorf("query: %w", ctx.Err())
 	case "canceled":
 		return fmt.Errorf("query: %w", context.Canceled)
 	case "upstream":
@@ -205,6 +209,8 @@ func (b *testBundle) failure(ctx context.Context, name string) error {
 		return err
 	case "permission":
 		return shoperr.PermissionDenied("only admins may do this")
+	case "database-down":
+		return fmt.Errorf("insert cart item: %w", &pgconn.PgError{Severity: "FATAL", Code: "57P01", Message: "terminating connection due to administrator command on db-7"})
 	case "panic":
 		panic("pq: secret internal detail")
 	}

@@ -23,7 +23,8 @@ import (
 //   - every error goes through [ConnectError]; unexpected ones are logged to
 //     cfg.Logger with the procedure, and the client only sees "internal error";
 //     database outages are logged as warnings with their cause, and the client
-//     sees Unavailable;
+//     sees Unavailable, as for a DeadlineExceeded while the request's own
+//     (capped) deadline has not passed: a dependency's timeout;
 //   - a panic in a handler is logged with its stack and answered as Internal.
 //
 // Callers may append options; interceptors they add run inside these.
@@ -33,7 +34,8 @@ func HandlerOptions(cfg Config) []connect.HandlerOption {
 		connect.WithReadMaxBytes(cfg.ReadMaxBytes),
 		connect.WithCompressMinBytes(compressMinBytes),
 		connect.WithCompression("gzip", boundedGzip(cfg.ReadMaxBytes), gzipWriters(gzipLevel)),
-		connect.WithInterceptors(&errorMapper{log: cfg.Logger}, deadlineCap(cfg.MaxDeadline)),
+		// deadlineCap outermost, so errorMapper sees the capped context.
+		connect.WithInterceptors(deadlineCap(cfg.MaxDeadline), &errorMapper{log: cfg.Logger}),
 		connect.WithRecover(recoverPanic(cfg.Logger)),
 	}
 }

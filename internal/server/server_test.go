@@ -241,16 +241,23 @@ func TestErrorsAreMappedWithoutLeakingInternals(t *testing.T) {
 			{"invalid", connect.CodeInvalidArgument, "name: must not be empty", false},
 			{"wrapped-not-found", connect.CodeNotFound, "product not found", false},
 			{"connect", connect.CodeFailedPrecondition, "category still has products", false},
-			{"deadline", connect.CodeDeadlineExceeded, context.DeadlineExceeded.Error(), false},
+			{"own-deadline", connect.CodeDeadlineExceeded, context.DeadlineExceeded.Error(), false},
+			{"deadline", connect.CodeUnavailable, "a dependency did not answer in time; retry later", true}, // not the request's own
 			{"canceled", connect.CodeCanceled, context.Canceled.Error(), false},
 			{"secret", connect.CodeInternal, "internal error", true},
 			{"internal-code", connect.CodeInternal, "internal error", true},
 			{"upstream", connect.CodeInternal, "internal error", true},
 			{"panic", connect.CodeInternal, "internal error", true},
+			{"database-down", connect.CodeUnavailable, "database temporarily unavailable; retry later", true},
 		} {
 			t.Run(tr.name+"/"+tc.failure, func(t *testing.T) {
 				client := newTestClient[wrapperspb.StringValue, emptypb.Empty](b, tr, failProcedure)
-				_, err := client.CallUnary(context.Background(), connect.NewRequest(wrapperspb.String(tc.failure)))
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				if tc.failure == "own-deadline" {
+					ctx, cancel = context.WithTimeout(context.Background(), 300*time.Millisecond)
+				}
+				defer cancel()
+				_, err := client.CallUnary(ctx, connect.NewRequest(wrapperspb.String(tc.failure)))
 				ce, ok := errors.AsType[*connect.Error](err)
 				if !ok {
 					t.Fatalf("Fail(%s): got %v, want a *connect.Error", tc.failure, err)
@@ -270,6 +277,8 @@ func TestErrorsAreMappedWithoutLeakingInternals(t *testing.T) {
 		"pq: " + secret,
 		"rpc handler panicked",
 		"unexpected error",
+		`level=WARN msg="rpc failed: dependency unavailable"`,
+		"administrator command on db-7 (SQLSTATE 57P01)",
 	} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("logs lack %q; logs:\n%s", want, logs)
