@@ -10,7 +10,6 @@ import (
 	"github.com/decoupledshop/shop/gen/proto/shop/cart/v1/cartv1connect"
 	cartdb "github.com/decoupledshop/shop/gen/sqlc/cart"
 	"github.com/decoupledshop/shop/internal/shoperr"
-	"github.com/decoupledshop/shop/internal/uuidarg"
 )
 
 // CartServer implements shop.cart.v1.CartService on the caller's own cart.
@@ -53,20 +52,12 @@ func (s *CartServer) AddCartItem(ctx context.Context, req *connect.Request[cartv
 	if err != nil {
 		return nil, err
 	}
-	m := req.Msg
-	id, err := uuidarg.Parse("product_id", m.GetProductId())
+	c, err := checkWrite(cartv1connect.CartServiceAddCartItemProcedure, req.Msg)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkQuantity(m.GetQuantity(), 1); err != nil {
-		return nil, err
-	}
-	key, err := newRequestKey(cartv1connect.CartServiceAddCartItemProcedure, m.RequestId, m)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := writeCart(ctx, s.Service, user, key, []uuid.UUID{id}, func(w *cartWrite) (*cartv1.AddCartItemResponse, error) {
-		if err := w.addLine(id, m.GetQuantity()); err != nil {
+	resp, err := writeCart(ctx, s.Service, user, c.key, []uuid.UUID{c.product}, func(w *cartWrite) (*cartv1.AddCartItemResponse, error) {
+		if err := w.addLine(c.product, c.quantity); err != nil {
 			return nil, err
 		}
 		cart, err := w.cart()
@@ -87,25 +78,18 @@ func (s *CartServer) UpdateCartItem(ctx context.Context, req *connect.Request[ca
 	if err != nil {
 		return nil, err
 	}
-	m := req.Msg
-	id, err := uuidarg.Parse("product_id", m.GetProductId())
+	c, err := checkWrite(cartv1connect.CartServiceUpdateCartItemProcedure, req.Msg)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkQuantity(m.GetQuantity(), 0); err != nil {
-		return nil, err
-	}
-	key, err := newRequestKey(cartv1connect.CartServiceUpdateCartItemProcedure, m.RequestId, m)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := writeCart(ctx, s.Service, user, key, nil, func(w *cartWrite) (*cartv1.UpdateCartItemResponse, error) {
-		if m.GetQuantity() == 0 {
+	id := c.product
+	resp, err := writeCart(ctx, s.Service, user, c.key, nil, func(w *cartWrite) (*cartv1.UpdateCartItemResponse, error) {
+		if c.quantity == 0 {
 			if _, err := w.q.DeleteCartLine(ctx, cartdb.DeleteCartLineParams{UserID: user, ProductID: id}); err != nil {
 				return nil, err
 			}
 		} else {
-			n, err := w.q.SetCartLineQuantity(ctx, cartdb.SetCartLineQuantityParams{UserID: user, ProductID: id, Quantity: m.GetQuantity(), Now: w.now})
+			n, err := w.q.SetCartLineQuantity(ctx, cartdb.SetCartLineQuantityParams{UserID: user, ProductID: id, Quantity: c.quantity, Now: w.now})
 			if err != nil {
 				return nil, err
 			}
@@ -128,12 +112,12 @@ func (s *CartServer) RemoveCartItem(ctx context.Context, req *connect.Request[ca
 	if err != nil {
 		return nil, err
 	}
-	id, err := uuidarg.Parse("product_id", req.Msg.GetProductId())
+	c, err := checkWrite(cartv1connect.CartServiceRemoveCartItemProcedure, req.Msg)
 	if err != nil {
 		return nil, err
 	}
 	resp, err := writeCart(ctx, s.Service, user, nil, nil, func(w *cartWrite) (*cartv1.RemoveCartItemResponse, error) {
-		if _, err := w.q.DeleteCartLine(ctx, cartdb.DeleteCartLineParams{UserID: user, ProductID: id}); err != nil {
+		if _, err := w.q.DeleteCartLine(ctx, cartdb.DeleteCartLineParams{UserID: user, ProductID: c.product}); err != nil {
 			return nil, err
 		}
 		cart, err := w.cart()
@@ -178,12 +162,12 @@ func (s *CartServer) ApplyPromoCode(ctx context.Context, req *connect.Request[ca
 	if err != nil {
 		return nil, err
 	}
-	code, err := parseCode("code", req.Msg.GetCode())
+	c, err := checkWrite(cartv1connect.CartServiceApplyPromoCodeProcedure, req.Msg)
 	if err != nil {
 		return nil, err
 	}
 	resp, err := writeCart(ctx, s.Service, user, nil, nil, func(w *cartWrite) (*cartv1.ApplyPromoCodeResponse, error) {
-		if err := w.applyPromoCode(code); err != nil {
+		if err := w.applyPromoCode(c.code); err != nil {
 			return nil, err
 		}
 		cart, err := w.cart()
@@ -202,12 +186,12 @@ func (s *CartServer) RemovePromoCode(ctx context.Context, req *connect.Request[c
 	if err != nil {
 		return nil, err
 	}
-	code, err := parseCode("code", req.Msg.GetCode())
+	c, err := checkWrite(cartv1connect.CartServiceRemovePromoCodeProcedure, req.Msg)
 	if err != nil {
 		return nil, err
 	}
 	resp, err := writeCart(ctx, s.Service, user, nil, nil, func(w *cartWrite) (*cartv1.RemovePromoCodeResponse, error) {
-		if _, err := w.q.ReleaseHold(ctx, cartdb.ReleaseHoldParams{UserID: user, Code: code}); err != nil {
+		if _, err := w.q.ReleaseHold(ctx, cartdb.ReleaseHoldParams{UserID: user, Code: c.code}); err != nil {
 			return nil, err
 		}
 		cart, err := w.cart()

@@ -29,53 +29,11 @@ var _ cartv1connect.PromoCodeServiceHandler = (*PromoCodeServer)(nil)
 // in the future, after start_time). max_redemptions ≥ 0, 0 meaning
 // unlimited. AlreadyExists if the code is taken, whatever its case.
 func (s *PromoCodeServer) CreatePromoCode(ctx context.Context, req *connect.Request[cartv1.CreatePromoCodeRequest]) (*connect.Response[cartv1.CreatePromoCodeResponse], error) {
-	m := req.Msg
-	code, err := parseCode("code", m.GetCode())
+	params, err := s.checkPromoCode(req.Msg, s.timestamp())
 	if err != nil {
 		return nil, err
 	}
-	now := s.timestamp()
-	params := cartdb.CreatePromoCodeParams{Code: code, CurrencyCode: string(s.currency), CreateTime: now}
-	switch d := m.GetDiscount().(type) {
-	case *cartv1.CreatePromoCodeRequest_PercentOff:
-		if d.PercentOff < 1 || d.PercentOff > 100 {
-			return nil, shoperr.Invalid("percent_off", "must be between 1 and 100")
-		}
-		params.PercentOff = pgtype.Int4{Int32: d.PercentOff, Valid: true}
-	case *cartv1.CreatePromoCodeRequest_AmountOff:
-		amount, err := s.currency.CheckPrice("amount_off", d.AmountOff)
-		if err != nil {
-			return nil, err
-		}
-		if amount == 0 {
-			return nil, shoperr.Invalid("amount_off.amount_minor", "must be positive")
-		}
-		params.AmountOffMinor = pgtype.Int8{Int64: amount, Valid: true}
-	default:
-		return nil, shoperr.Invalid("discount", "set percent_off or amount_off")
-	}
-	if m.GetMaxRedemptions() < 0 {
-		return nil, shoperr.Invalid("max_redemptions", "must not be negative")
-	}
-	params.MaxRedemptions = m.GetMaxRedemptions()
-	params.StartTime = now
-	if m.StartTime != nil {
-		if params.StartTime, err = timestamp("start_time", m.StartTime); err != nil {
-			return nil, err
-		}
-	}
-	if m.EndTime == nil {
-		return nil, shoperr.Invalid("end_time", "is required")
-	}
-	if params.EndTime, err = timestamp("end_time", m.EndTime); err != nil {
-		return nil, err
-	}
-	switch {
-	case !params.EndTime.After(params.StartTime):
-		return nil, shoperr.Invalid("end_time", "must be after start_time")
-	case !params.EndTime.After(now):
-		return nil, shoperr.Invalid("end_time", "must be in the future")
-	}
+	code := params.Code
 	p, err := s.q.CreatePromoCode(ctx, params)
 	if pgdb.IsUniqueViolation(err, "promo_codes_pkey") {
 		return nil, shoperr.AlreadyExists("promo code %s already exists", code)
@@ -129,10 +87,11 @@ func (s *PromoCodeServer) ListPromoCodes(ctx context.Context, req *connect.Reque
 // hold of it, so carts holding it lose its discount. Deactivating it again
 // is a no-op. NotFound for an unknown code.
 func (s *PromoCodeServer) DeactivatePromoCode(ctx context.Context, req *connect.Request[cartv1.DeactivatePromoCodeRequest]) (*connect.Response[cartv1.DeactivatePromoCodeResponse], error) {
-	code, err := parseCode("code", req.Msg.GetCode())
+	c, err := checkWrite(cartv1connect.PromoCodeServiceDeactivatePromoCodeProcedure, req.Msg)
 	if err != nil {
 		return nil, err
 	}
+	code := c.code
 	var p cartdb.PromoCode
 	err = s.inTx(ctx, func(q *cartdb.Queries) error {
 		var err error
@@ -149,4 +108,57 @@ func (s *PromoCodeServer) DeactivatePromoCode(ctx context.Context, req *connect.
 		return nil, err
 	}
 	return connect.NewResponse(&cartv1.DeactivatePromoCodeResponse{PromoCode: promoView(p, 0)}), nil
+}
+
+// checkPromoCode checks a CreatePromoCode request at now (see
+// CreatePromoCode) and returns the row to insert, or InvalidArgument
+// naming the bad field.
+func (s *Service) checkPromoCode(m *cartv1.CreatePromoCodeRequest, now time.Time) (cartdb.CreatePromoCodeParams, error) {
+	var params cartdb.CreatePromoCodeParams
+	code, err := parseCode("code", m.GetCode())
+	if err != nil {
+		return params, err
+	}
+	params = cartdb.CreatePromoCodeParams{Code: code, CurrencyCode: string(s.currency), CreateTime: now}
+	switch d := m.GetDiscount().(type) {
+	case *cartv1.CreatePromoCodeRequest_PercentOff:
+		if d.PercentOff < 1 || d.PercentOff > 100 {
+			return params, shoperr.Invalid("percent_off", "must be between 1 and 100")
+		}
+		params.PercentOff = pgtype.Int4{Int32: d.PercentOff, Valid: true}
+	case *cartv1.CreatePromoCodeRequest_AmountOff:
+		amount, err := s.currency.CheckPrice("amount_off", d.AmountOff)
+		if err != nil {
+			return params, err
+		}
+		if amount == 0 {
+			return params, shoperr.Invalid("amount_off.amount_minor", "must be positive")
+		}
+		params.AmountOffMinor = pgtype.Int8{Int64: amount, Valid: true}
+	default:
+		return params, shoperr.Invalid("discount", "set percent_off or amount_off")
+	}
+	if m.GetMaxRedemptions() < 0 {
+		return params, shoperr.Invalid("max_redemptions", "must not be negative")
+	}
+	params.MaxRedemptions = m.GetMaxRedemptions()
+	params.StartTime = now
+	if m.StartTime != nil {
+		if params.StartTime, err = timestamp("start_time", m.StartTime); err != nil {
+			return params, err
+		}
+	}
+	if m.EndTime == nil {
+		return params, shoperr.Invalid("end_time", "is required")
+	}
+	if params.EndTime, err = timestamp("end_time", m.EndTime); err != nil {
+		return params, err
+	}
+	switch {
+	case !params.EndTime.After(params.StartTime):
+		return params, shoperr.Invalid("end_time", "must be after start_time")
+	case !params.EndTime.After(now):
+		return params, shoperr.Invalid("end_time", "must be in the future")
+	}
+	return params, nil
 }

@@ -1,10 +1,16 @@
 package cartsvc
 
 import (
+	"fmt"
 	"regexp"
 	"strings"
 
+	"github.com/google/uuid"
+	"google.golang.org/protobuf/proto"
+
+	cartv1 "github.com/decoupledshop/shop/gen/proto/shop/cart/v1"
 	"github.com/decoupledshop/shop/internal/shoperr"
+	"github.com/decoupledshop/shop/internal/uuidarg"
 )
 
 // checkQuantity requires min..MaxQuantity.
@@ -24,4 +30,78 @@ func parseCode(field, s string) (string, error) {
 		return "", shoperr.Invalid(field, "must be 3 to 32 characters of A-Z, 0-9, '-' or '_'")
 	}
 	return strings.ToUpper(s), nil
+}
+
+// checkedWrite is a cart or wishlist write request that passed checkWrite:
+// the fields its procedure has, parsed.
+type checkedWrite struct {
+	product  uuid.UUID // product_id
+	quantity int32
+	code     string      // a promo code, upper case
+	key      *requestKey // from request_id; nil without one
+}
+
+// checkWrite checks the fields of req, a request of a cart, wishlist or
+// promo code write procedure other than CreatePromoCode (see
+// checkPromoCode), before anything else is done: product_id must be a
+// UUID other than the nil one, quantity within range (0 removes, for UpdateCartItem only), a code
+// 3 to 32 characters of A-Z, 0-9, '-' or '_', request_id 1 to 64
+// characters without control characters. A bad field is InvalidArgument
+// naming it; a request of another type is an error of the caller.
+func checkWrite(procedure string, req proto.Message) (checkedWrite, error) {
+	var w checkedWrite
+	var err error
+	product := func(s string) {
+		if err == nil {
+			w.product, err = uuidarg.Parse("product_id", s)
+		}
+		if err == nil && w.product == uuid.Nil {
+			err = shoperr.Invalid("product_id", "must not be the nil UUID: no product has it")
+		}
+	}
+	quantity := func(q, min int32) {
+		if err == nil {
+			w.quantity, err = q, checkQuantity(q, min)
+		}
+	}
+	code := func(s string) {
+		if err == nil {
+			w.code, err = parseCode("code", s)
+		}
+	}
+	key := func(id *string) {
+		if err == nil {
+			w.key, err = newRequestKey(procedure, id, req)
+		}
+	}
+	switch m := req.(type) {
+	case *cartv1.AddCartItemRequest:
+		product(m.GetProductId())
+		quantity(m.GetQuantity(), 1)
+		key(m.RequestId)
+	case *cartv1.UpdateCartItemRequest:
+		product(m.GetProductId())
+		quantity(m.GetQuantity(), 0)
+		key(m.RequestId)
+	case *cartv1.MoveWishlistItemToCartRequest:
+		product(m.GetProductId())
+		quantity(m.GetQuantity(), 1)
+		key(m.RequestId)
+	case *cartv1.RemoveCartItemRequest:
+		product(m.GetProductId())
+	case *cartv1.AddWishlistItemRequest:
+		product(m.GetProductId())
+	case *cartv1.RemoveWishlistItemRequest:
+		product(m.GetProductId())
+	case *cartv1.ApplyPromoCodeRequest:
+		code(m.GetCode())
+	case *cartv1.RemovePromoCodeRequest:
+		code(m.GetCode())
+	case *cartv1.DeactivatePromoCodeRequest:
+		code(m.GetCode())
+	case *cartv1.ClearCartRequest:
+	default:
+		return w, fmt.Errorf("checkWrite: %T is not a write request", req)
+	}
+	return w, err
 }

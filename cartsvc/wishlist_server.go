@@ -10,7 +10,6 @@ import (
 	"github.com/decoupledshop/shop/gen/proto/shop/cart/v1/cartv1connect"
 	cartdb "github.com/decoupledshop/shop/gen/sqlc/cart"
 	"github.com/decoupledshop/shop/internal/shoperr"
-	"github.com/decoupledshop/shop/internal/uuidarg"
 )
 
 // WishlistServer implements shop.cart.v1.WishlistService on the caller's
@@ -45,10 +44,11 @@ func (s *WishlistServer) AddWishlistItem(ctx context.Context, req *connect.Reque
 	if err != nil {
 		return nil, err
 	}
-	id, err := uuidarg.Parse("product_id", req.Msg.GetProductId())
+	c, err := checkWrite(cartv1connect.WishlistServiceAddWishlistItemProcedure, req.Msg)
 	if err != nil {
 		return nil, err
 	}
+	id := c.product
 	marks, err := s.q.GetProductVersions(ctx, []uuid.UUID{id})
 	if err != nil {
 		return nil, err
@@ -102,13 +102,13 @@ func (s *WishlistServer) RemoveWishlistItem(ctx context.Context, req *connect.Re
 	if err != nil {
 		return nil, err
 	}
-	id, err := uuidarg.Parse("product_id", req.Msg.GetProductId())
+	c, err := checkWrite(cartv1connect.WishlistServiceRemoveWishlistItemProcedure, req.Msg)
 	if err != nil {
 		return nil, err
 	}
 	var wishlist *cartv1.Wishlist
 	err = s.inTx(ctx, func(q *cartdb.Queries) error {
-		if _, err := q.DeleteWishlistItem(ctx, cartdb.DeleteWishlistItemParams{UserID: user, ProductID: id}); err != nil {
+		if _, err := q.DeleteWishlistItem(ctx, cartdb.DeleteWishlistItemParams{UserID: user, ProductID: c.product}); err != nil {
 			return err
 		}
 		wishlist, err = listWishlist(ctx, q, user)
@@ -130,19 +130,12 @@ func (s *WishlistServer) MoveWishlistItemToCart(ctx context.Context, req *connec
 	if err != nil {
 		return nil, err
 	}
-	m := req.Msg
-	id, err := uuidarg.Parse("product_id", m.GetProductId())
+	c, err := checkWrite(cartv1connect.WishlistServiceMoveWishlistItemToCartProcedure, req.Msg)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkQuantity(m.GetQuantity(), 1); err != nil {
-		return nil, err
-	}
-	key, err := newRequestKey(cartv1connect.WishlistServiceMoveWishlistItemToCartProcedure, m.RequestId, m)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := writeCart(ctx, s.Service, user, key, []uuid.UUID{id}, func(w *cartWrite) (*cartv1.MoveWishlistItemToCartResponse, error) {
+	id := c.product
+	resp, err := writeCart(ctx, s.Service, user, c.key, []uuid.UUID{id}, func(w *cartWrite) (*cartv1.MoveWishlistItemToCartResponse, error) {
 		if err := w.q.LockWishlist(ctx, cartdb.LockWishlistParams{UserID: user, Now: w.now}); err != nil {
 			return nil, err
 		}
@@ -153,7 +146,7 @@ func (s *WishlistServer) MoveWishlistItemToCart(ctx context.Context, req *connec
 		if !has {
 			return nil, shoperr.NotFound("product %s is not on your wishlist", id)
 		}
-		if err := w.addLine(id, m.GetQuantity()); err != nil {
+		if err := w.addLine(id, c.quantity); err != nil {
 			return nil, err
 		}
 		if _, err := w.q.DeleteWishlistItem(ctx, cartdb.DeleteWishlistItemParams{UserID: user, ProductID: id}); err != nil {
