@@ -113,7 +113,9 @@ func (bundle *testBundle) countingCart(b *testing.B) (*atomic.Int64, string) {
 		b.Fatal(err)
 	}
 	b.Cleanup(pool.Close)
-	return &counter.n, bundle.serveCart(b, cartsvc.NewService(pool, bundle.catalog, cartsvc.Options{Currency: "EUR", Now: bundle.clock.Now}))
+	return &counter.n, bundle.serveCart(b, cartsvc.NewService(pool, bundle.catalog, cartsvc.Options{
+		Currency: "EUR", Now: bundle.clock.Now, Users: cartsvc.UserLimits{Rate: 1e9},
+	}))
 }
 
 // statementCounter is a pgx tracer counting statements sent.
