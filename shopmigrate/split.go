@@ -1,0 +1,420 @@
+package shopmigrate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// SplitConfig configures a split of the legacy database into productsvc's
+// and cartsvc's databases.
+type SplitConfig struct {
+	// LegacyURL is read only; ProductURL and CartURL are the services'
+	// migrated databases, reached as their owners.
+	LegacyURL, ProductURL, CartURL string
+	// Currency is the shop currency legacy NUMERIC amounts are in.
+	Currency string
+	// Users decides the users' OIDC subjects.
+	Users UserMapping
+	// RoundFractions accepts amounts with fractions of a minor unit,
+	// rounded half away from zero (each listed); without it they block.
+	RoundFractions bool
+	// BatchSize is the legacy rows per batch (one target transaction).
+	BatchSize int
+	// Overlap is how far before the previous pass's start a catch-up pass
+	// looks for changed rows, for legacy transactions that were running
+	// then and committed later.
+	Overlap time.Duration
+	// Throttle pauses after every batch, to spare a live legacy database.
+	Throttle time.Duration
+	// CompareCopy times a plain COPY of each first-pass table's rows into
+	// a scratch table, for the report's ratio.
+	CompareCopy bool
+	// DryRun plans and reports, writing nothing.
+	DryRun bool
+	// Progress receives progress bars (nil: none).
+	Progress io.Writer
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+
+	// failAfterBatches, when positive, makes the run fail after that many
+	// committed batches (tests).
+	failAfterBatches int
+}
+
+// splitter is one split run.
+type splitter struct {
+	cfg                   SplitConfig
+	legacy, product, cart *pgxpool.Pool
+	subjects              map[int64]string
+	batches               int
+}
+
+func (m *splitter) db(name string) *pgxpool.Pool {
+	if name == "product" {
+		return m.product
+	}
+	return m.cart
+}
+
+// Split runs one pass of the split (see the README): the first copy, the
+// rest of an interrupted pass, or a catch-up pass of the rows changed since
+// the last one; then it verifies every table. It always returns a report,
+// also with an error: blocking problems (nothing written), a failure
+// midway (rerun to resume), or a verification that found differences.
+func Split(ctx context.Context, cfg SplitConfig) (*Report, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = 5000
+	}
+	rep := &Report{Mode: "split", DryRun: cfg.DryRun, Started: cfg.Now()}
+	defer func() {
+		rep.Finished = cfg.Now()
+		rep.Seconds = rep.Finished.Sub(rep.Started).Seconds()
+	}()
+	m := &splitter{cfg: cfg}
+	var err error
+	for _, c := range []struct {
+		name, url string
+		pool      **pgxpool.Pool
+	}{{"legacy", cfg.LegacyURL, &m.legacy}, {"product", cfg.ProductURL, &m.product}, {"cart", cfg.CartURL, &m.cart}} {
+		if *c.pool, err = connect(ctx, c.name, c.url); err != nil {
+			rep.Outcome = err.Error()
+			return rep, err
+		}
+		defer (*c.pool).Close()
+	}
+
+	cps := map[string]*checkpoint{}
+	for _, db := range []*pgxpool.Pool{m.product, m.cart} {
+		got, err := checkpoints(ctx, db)
+		if err != nil {
+			return rep, m.fail(rep, fmt.Errorf("read checkpoints: %w", err))
+		}
+		for k, v := range got {
+			cps[k] = v
+		}
+	}
+	rep.Pass, rep.Resumed = decidePass(cps)
+	if rep.Problems, err = m.problems(ctx, len(cps) == 0); err != nil {
+		return rep, m.fail(rep, err)
+	}
+	stored, err := storedSubjects(ctx, m.cart)
+	if err != nil {
+		return rep, m.fail(rep, err)
+	}
+	subjects, fresh, userProblems, err := cfg.Users.users(ctx, m.legacy, stored)
+	if err != nil {
+		return rep, m.fail(rep, err)
+	}
+	m.subjects = subjects
+	rep.Problems = append(rep.Problems, userProblems...)
+
+	if cfg.DryRun {
+		return rep, m.plan(ctx, rep, cps)
+	}
+	if b := rep.blocking(); len(b) > 0 {
+		rep.Outcome = fmt.Sprintf("Refused: %d blocking problems (listed below); nothing was written.", len(b))
+		return rep, errors.New(rep.Outcome)
+	}
+	for _, db := range []struct {
+		name string
+		pool *pgxpool.Pool
+	}{{"product", m.product}, {"cart", m.cart}} {
+		if err := ensureState(ctx, db.pool, db.name); err != nil {
+			return rep, m.fail(rep, err)
+		}
+	}
+	n, err := storeUsers(ctx, m.cart, fresh)
+	if err != nil {
+		return rep, m.fail(rep, err)
+	}
+	rep.Changed += n
+	for _, st := range steps() {
+		tr, err := m.runStep(ctx, st, rep.Pass, cps[st.table])
+		rep.Tables = append(rep.Tables, tr)
+		rep.Changed += tr.Written
+		if err != nil {
+			rep.Outcome = fmt.Sprintf("Stopped in table %s: %v. Every committed batch is checkpointed: rerun the same command to resume.", st.table, err)
+			return rep, fmt.Errorf("%s: %w", st.table, err)
+		}
+	}
+	if err := m.verify(ctx, rep); err != nil {
+		return rep, m.fail(rep, err)
+	}
+	switch {
+	case !rep.Verified:
+		rep.Outcome = "Copied, but verification found differences (see the tables): were legacy writes still running? Freeze them and run again."
+		return rep, errors.New("verification found differences")
+	case rep.Changed == 0:
+		rep.Outcome = fmt.Sprintf("Nothing changed: the targets already held every legacy row (pass %d). Verified: counts and checksums match.", rep.Pass)
+	default:
+		rep.Outcome = fmt.Sprintf("Pass %d copied %d rows. Verified: counts and checksums match.", rep.Pass, rep.Changed)
+	}
+	return rep, nil
+}
+
+// fail records err as the outcome and returns it.
+func (m *splitter) fail(rep *Report, err error) error {
+	rep.Outcome = "Failed: " + err.Error()
+	return err
+}
+
+// connect opens a pool on url, failing with a message naming the database.
+func connect(ctx context.Context, name, url string) (*pgxpool.Pool, error) {
+	if url == "" {
+		return nil, fmt.Errorf("the %s database URL is required", name)
+	}
+	pool, err := pgxpool.New(ctx, url)
+	if err == nil {
+		if err = pool.Ping(ctx); err != nil {
+			pool.Close()
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s database: %w", name, err)
+	}
+	return pool, nil
+}
+
+// decidePass returns the pass to run: the first when there is no state,
+// the unfinished one (resumed), or the next catch-up pass when every table
+// finished the last.
+func decidePass(cps map[string]*checkpoint) (pass int, resumed bool) {
+	for _, c := range cps {
+		pass = max(pass, c.pass)
+	}
+	if pass == 0 {
+		return 1, false
+	}
+	for _, st := range steps() {
+		if c := cps[st.table]; c == nil || c.pass < pass || !c.done {
+			return pass, true
+		}
+	}
+	return pass + 1, false
+}
+
+// since returns where a pass of a table begins reading: nil (everything)
+// for the first, else the previous pass's start less the overlap.
+func (m *splitter) since(pass int, cp *checkpoint) *time.Time {
+	switch {
+	case cp != nil && cp.pass == pass:
+		return cp.since
+	case cp == nil || pass == 1:
+		return nil
+	}
+	s := cp.mark.Add(-m.cfg.Overlap)
+	return &s
+}
+
+// plan fills a dry run's report: the rows each table's pass would read.
+func (m *splitter) plan(ctx context.Context, rep *Report, cps map[string]*checkpoint) error {
+	var total int64
+	for _, st := range steps() {
+		var n int64
+		if err := m.legacy.QueryRow(ctx, st.countSQL, m.since(rep.Pass, cps[st.table])).Scan(&n); err != nil {
+			return m.fail(rep, fmt.Errorf("count %s: %w", st.table, err))
+		}
+		rep.Tables = append(rep.Tables, TableReport{Table: st.table, Database: st.db, LegacyRows: n})
+		total += n
+	}
+	if err := m.orphans(ctx, rep, false); err != nil {
+		return m.fail(rep, err)
+	}
+	rep.Outcome = fmt.Sprintf("Dry run of pass %d: it would read %d legacy rows; %d problems, %d of them blocking.",
+		rep.Pass, total, len(rep.Problems), len(rep.blocking()))
+	return nil
+}
+
+// runStep runs (or resumes) a pass over one table, batch by batch; each
+// batch commits with its checkpoint.
+func (m *splitter) runStep(ctx context.Context, st *step, pass int, cp *checkpoint) (TableReport, error) {
+	tr := TableReport{Table: st.table, Database: st.db}
+	if cp != nil && cp.pass == pass && cp.done {
+		return tr, nil
+	}
+	if cp == nil || cp.pass < pass {
+		next := &checkpoint{table: st.table, pass: pass, since: m.since(pass, cp)}
+		if err := m.legacy.QueryRow(ctx, `SELECT now()`).Scan(&next.mark); err != nil {
+			return tr, err
+		}
+		cp = next
+	}
+	var total int64
+	if err := m.legacy.QueryRow(ctx, st.countSQL, cp.since).Scan(&total); err != nil {
+		return tr, fmt.Errorf("count: %w", err)
+	}
+	bar := newBar(m.cfg.Progress, total, st.table)
+	defer bar.close()
+	bar.add(cp.read)
+	limit := m.cfg.BatchSize
+	if st.parentBatch > 0 {
+		limit = max(1, limit/st.parentBatch)
+	}
+	began := time.Now()
+	defer func() {
+		tr.Seconds = time.Since(began).Seconds()
+		if tr.Seconds > 0 {
+			tr.RowsPerSecond = float64(tr.Written) / tr.Seconds
+		}
+	}()
+	target := m.db(st.db)
+	for {
+		b, err := m.read(ctx, st, cp, limit)
+		if err != nil {
+			return tr, fmt.Errorf("read legacy: %w", err)
+		}
+		err = pgx.BeginFunc(ctx, target, func(tx pgx.Tx) error {
+			var n int64
+			if b.read > 0 {
+				if n, err = m.write(ctx, st, tx, b, pass); err != nil {
+					return err
+				}
+				cp.lastID, cp.read, cp.written, cp.batches = b.last, cp.read+b.read, cp.written+n, cp.batches+1
+			}
+			cp.done = b.read == 0
+			tr.Written += n
+			return saveCheckpoint(ctx, tx, cp, m.cfg.Now())
+		})
+		if err != nil {
+			return tr, fmt.Errorf("write batch after legacy id %d: %w", cp.lastID, err)
+		}
+		if cp.done {
+			break
+		}
+		tr.Read += b.read
+		tr.Batches++
+		bar.add(b.read)
+		m.batches++
+		if m.cfg.failAfterBatches > 0 && m.batches >= m.cfg.failAfterBatches {
+			return tr, errInjected
+		}
+		if m.cfg.Throttle > 0 {
+			select {
+			case <-ctx.Done():
+				return tr, ctx.Err()
+			case <-time.After(m.cfg.Throttle):
+			}
+		}
+	}
+	if m.cfg.CompareCopy && pass == 1 && tr.Written > 0 {
+		rate, err := plainCopyRate(ctx, target, st)
+		if err != nil {
+			return tr, fmt.Errorf("plain COPY baseline: %w", err)
+		}
+		tr.PlainCopyRowsPerSecond = rate
+	}
+	return tr, nil
+}
+
+// read reads the step's next batch from the legacy database.
+func (m *splitter) read(ctx context.Context, st *step, cp *checkpoint, limit int) (*batch, error) {
+	rows, err := m.legacy.Query(ctx, st.readSQL, cp.lastID, limit, cp.since)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	b := &batch{last: cp.lastID}
+	for rows.Next() {
+		if err := st.scan(m, rows, b); err != nil {
+			return nil, err
+		}
+		b.read++
+	}
+	return b, rows.Err()
+}
+
+// write writes a batch: the first pass COPYs it straight into the table
+// (its keys are new: the checkpoint says no earlier batch reached them);
+// a catch-up pass COPYs it into a staging table and upserts from there,
+// changing only rows that differ.
+func (m *splitter) write(ctx context.Context, st *step, tx pgx.Tx, b *batch, pass int) (int64, error) {
+	if pass == 1 {
+		n, err := tx.CopyFrom(ctx, pgx.Identifier{st.table}, st.columns, pgx.CopyFromRows(b.rows))
+		if err != nil {
+			return 0, err
+		}
+		if len(b.ids) > 0 {
+			_, err = tx.CopyFrom(ctx, pgx.Identifier{"shopmigrate", "legacy_ids"}, []string{"tbl", "legacy_id", "id"}, idRows(b.ids))
+		}
+		return n, err
+	}
+	if !st.ownStage {
+		if _, err := tx.Exec(ctx, `CREATE TEMP TABLE stage (LIKE `+pgx.Identifier{st.table}.Sanitize()+` INCLUDING DEFAULTS) ON COMMIT DROP`); err != nil {
+			return 0, err
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"stage"}, st.columns, pgx.CopyFromRows(b.rows)); err != nil {
+			return 0, err
+		}
+	}
+	n, err := st.upsert(ctx, m, tx, b)
+	if err != nil || len(b.ids) == 0 {
+		return n, err
+	}
+	if _, err := tx.Exec(ctx, `CREATE TEMP TABLE stage_ids (LIKE shopmigrate.legacy_ids) ON COMMIT DROP`); err != nil {
+		return 0, err
+	}
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"stage_ids"}, []string{"tbl", "legacy_id", "id"}, idRows(b.ids)); err != nil {
+		return 0, err
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO shopmigrate.legacy_ids SELECT * FROM stage_ids ON CONFLICT DO NOTHING`)
+	return n, err
+}
+
+func idRows(ids []legacyID) pgx.CopyFromSource {
+	return pgx.CopyFromSlice(len(ids), func(i int) ([]any, error) {
+		return []any{ids[i].table, ids[i].id, ids[i].uuid}, nil
+	})
+}
+
+// plainCopyRate times a plain COPY of the table's rows (COPY TO from the
+// table, piped into COPY FROM) into a scratch table like it, indexes
+// included, and returns its rows per second.
+func plainCopyRate(ctx context.Context, db *pgxpool.Pool, st *step) (float64, error) {
+	src, err := db.Acquire(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer src.Release()
+	dst, err := db.Acquire(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer dst.Release()
+	tx, err := dst.Begin(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	if _, err := tx.Exec(ctx, `CREATE TEMP TABLE scratch (LIKE `+pgx.Identifier{st.table}.Sanitize()+` INCLUDING ALL) ON COMMIT DROP`); err != nil {
+		return 0, err
+	}
+	cols := pgx.Identifier{st.columns[0]}.Sanitize()
+	for _, c := range st.columns[1:] {
+		cols += ", " + pgx.Identifier{c}.Sanitize()
+	}
+	pr, pw := io.Pipe()
+	began := time.Now()
+	go func() {
+		_, err := src.Conn().PgConn().CopyTo(ctx, pw, "COPY (SELECT "+cols+" FROM "+pgx.Identifier{st.table}.Sanitize()+") TO STDOUT")
+		pw.CloseWithError(err)
+	}()
+	tag, err := tx.Conn().PgConn().CopyFrom(ctx, pr, "COPY scratch ("+cols+") FROM STDIN")
+	pr.CloseWithError(err)
+	if err != nil {
+		return 0, err
+	}
+	secs := time.Since(began).Seconds()
+	if secs <= 0 {
+		return 0, nil
+	}
+	return float64(tag.RowsAffected()) / secs, nil
+}

@@ -1,0 +1,159 @@
+package shopmigrate
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// A table's checksum: its row count, and the sum of the first 60 bits of
+// the MD5 of each row's text form, rows being the same columns, of the same
+// types, in the same order on both sides (legacy ids on the target side
+// come from shopmigrate.legacy_ids and shopmigrate.users). A sum does not
+// depend on row order, so neither side sorts.
+const checksumSQL = `SELECT count(*), coalesce(sum(('x' || substr(md5(q::text), 1, 15))::bit(60)::bigint), 0)::text FROM (%s) AS q`
+
+// tableCheck is how one target table is compared with the legacy rows it
+// came from.
+type tableCheck struct {
+	table, db      string
+	legacy, target string
+}
+
+// tableChecks compare every target table with the legacy database.
+var tableChecks = []tableCheck{
+	{"categories", "product",
+		`SELECT c.id, ` + categoryNameSQL + `, c.description FROM categories c`,
+		`SELECT m.legacy_id, c.name, c.description FROM categories c
+		 LEFT JOIN shopmigrate.legacy_ids m ON m.tbl = 'categories' AND m.id = c.id`},
+	{"products", "product",
+		`SELECT p.id, ` + skuSQL + `, p.name, p.description, p.category_id, ` + categoryNameSQL + `, (p.price * 100)::bigint
+		 FROM products p JOIN categories c ON c.id = p.category_id WHERE p.deleted_at IS NULL`,
+		`SELECT m.legacy_id, p.sku, p.name, p.description, mc.legacy_id, p.category_name, p.price_minor FROM products p
+		 LEFT JOIN shopmigrate.legacy_ids m ON m.tbl = 'products' AND m.id = p.id
+		 LEFT JOIN shopmigrate.legacy_ids mc ON mc.tbl = 'categories' AND mc.id = p.category_id`},
+	{"product_versions", "cart",
+		`SELECT p.id, p.deleted_at IS NOT NULL FROM products p`,
+		`SELECT m.legacy_id, v.deleted FROM product_versions v
+		 LEFT JOIN shopmigrate.legacy_ids m ON m.tbl = 'products' AND m.id = v.product_id`},
+	{"promo_codes", "cart",
+		`SELECT upper(code), percent_off, (amount_off * 100)::bigint, max_redemptions,
+		     extract(epoch FROM starts_at), extract(epoch FROM ends_at), active FROM promo_codes`,
+		`SELECT code, percent_off, amount_off_minor, max_redemptions,
+		     extract(epoch FROM start_time), extract(epoch FROM end_time), active FROM promo_codes`},
+	{"carts", "cart",
+		`SELECT user_id, extract(epoch FROM created_at), extract(epoch FROM updated_at) FROM carts`,
+		`SELECT u.legacy_id, extract(epoch FROM c.create_time), extract(epoch FROM c.update_time) FROM carts c
+		 LEFT JOIN shopmigrate.users u ON u.subject = c.user_id`},
+	{"cart_items", "cart",
+		`SELECT c.user_id, i.product_id, i.quantity, p.name, (p.price * 100)::bigint, (i.unit_price * 100)::bigint, p.deleted_at IS NULL
+		 FROM cart_items i JOIN carts c ON c.id = i.cart_id JOIN products p ON p.id = i.product_id`,
+		`SELECT u.legacy_id, m.legacy_id, i.quantity, i.name, i.unit_price_minor, i.added_unit_price_minor, i.available FROM cart_items i
+		 LEFT JOIN shopmigrate.users u ON u.subject = i.user_id
+		 LEFT JOIN shopmigrate.legacy_ids m ON m.tbl = 'products' AND m.id = i.product_id`},
+	{"wishlists", "cart",
+		`SELECT user_id, extract(epoch FROM created_at), extract(epoch FROM updated_at) FROM wishlists`,
+		`SELECT u.legacy_id, extract(epoch FROM w.create_time), extract(epoch FROM w.update_time) FROM wishlists w
+		 LEFT JOIN shopmigrate.users u ON u.subject = w.user_id`},
+	{"wishlist_items", "cart",
+		`SELECT w.user_id, i.product_id, p.name, (p.price * 100)::bigint, p.deleted_at IS NULL
+		 FROM wishlist_items i JOIN wishlists w ON w.id = i.wishlist_id JOIN products p ON p.id = i.product_id`,
+		`SELECT u.legacy_id, m.legacy_id, i.name, i.price_minor, i.available FROM wishlist_items i
+		 LEFT JOIN shopmigrate.users u ON u.subject = i.user_id
+		 LEFT JOIN shopmigrate.legacy_ids m ON m.tbl = 'products' AND m.id = i.product_id`},
+	{"cart_promo_codes", "cart",
+		`SELECT c.user_id, upper(pc.code), extract(epoch FROM h.applied_at) FROM cart_promo_codes h
+		 JOIN carts c ON c.id = h.cart_id JOIN promo_codes pc ON pc.id = h.promo_code_id`,
+		`SELECT u.legacy_id, h.code, extract(epoch FROM h.apply_time) FROM cart_promo_codes h
+		 LEFT JOIN shopmigrate.users u ON u.subject = h.user_id`},
+}
+
+// querier runs a query returning one row: a pool, a connection or a
+// transaction.
+type querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// checksum returns a query's row count and checksum on db.
+func checksum(ctx context.Context, db querier, query string) (int64, string, error) {
+	var n int64
+	var sum string
+	err := db.QueryRow(ctx, fmt.Sprintf(checksumSQL, query)).Scan(&n, &sum)
+	return n, sum, err
+}
+
+// verify compares every table's count and checksum on both sides, fills
+// them into the report's tables and sets Verified; then counts orphans.
+func (m *splitter) verify(ctx context.Context, rep *Report) error {
+	rep.Verified = true
+	for _, c := range tableChecks {
+		tr := tableFor(rep, c.table, c.db)
+		var err error
+		if tr.LegacyRows, tr.LegacyChecksum, err = checksum(ctx, m.legacy, c.legacy); err != nil {
+			return fmt.Errorf("verify %s (legacy): %w", c.table, err)
+		}
+		if tr.TargetRows, tr.TargetChecksum, err = checksum(ctx, m.db(c.db), c.target); err != nil {
+			return fmt.Errorf("verify %s (%s): %w", c.table, c.db, err)
+		}
+		tr.Match = tr.LegacyRows == tr.TargetRows && tr.LegacyChecksum == tr.TargetChecksum
+		rep.Verified = rep.Verified && tr.Match
+		if tr.PlainCopyRowsPerSecond > 0 {
+			tr.Ratio = tr.RowsPerSecond / tr.PlainCopyRowsPerSecond
+		}
+	}
+	return m.orphans(ctx, rep, true)
+}
+
+// tableFor returns the report's entry for table, adding it if missing.
+func tableFor(rep *Report, table, db string) *TableReport {
+	for i := range rep.Tables {
+		if rep.Tables[i].Table == table {
+			return &rep.Tables[i]
+		}
+	}
+	rep.Tables = append(rep.Tables, TableReport{Table: table, Database: db})
+	return &rep.Tables[len(rep.Tables)-1]
+}
+
+// orphans counts the legacy rows whose parent is soft-deleted and says
+// where they went; with target, it counts them on the target side too and
+// says whether all arrived.
+func (m *splitter) orphans(ctx context.Context, rep *Report, target bool) error {
+	for _, o := range []struct {
+		kind, legacy, target, carried string
+	}{
+		{"carts of deleted users",
+			`SELECT count(*) FROM carts c JOIN users u ON u.id = c.user_id WHERE u.deleted_at IS NOT NULL`,
+			`SELECT count(*) FROM carts c JOIN shopmigrate.users u ON u.subject = c.user_id WHERE u.reason = 'deleted user'`,
+			"carts under the subject " + m.cfg.Users.UnmappedPrefix + "<legacy user id>, which no issuer hands out"},
+		{"cart lines of deleted products",
+			`SELECT count(*) FROM cart_items i JOIN products p ON p.id = i.product_id WHERE p.deleted_at IS NOT NULL`,
+			`SELECT count(*) FROM cart_items i JOIN product_versions v ON v.product_id = i.product_id WHERE v.deleted AND NOT i.available`,
+			"lines kept with their last snapshot, unavailable, the product tombstoned in product_versions"},
+		{"wishlist items of deleted products",
+			`SELECT count(*) FROM wishlist_items i JOIN products p ON p.id = i.product_id WHERE p.deleted_at IS NOT NULL`,
+			`SELECT count(*) FROM wishlist_items i JOIN product_versions v ON v.product_id = i.product_id WHERE v.deleted AND NOT i.available`,
+			"items kept with their last snapshot, unavailable"},
+	} {
+		var n int64
+		if err := m.legacy.QueryRow(ctx, o.legacy).Scan(&n); err != nil {
+			return fmt.Errorf("count %s: %w", o.kind, err)
+		}
+		carried := o.carried
+		if target {
+			var got int64
+			if err := m.cart.QueryRow(ctx, o.target).Scan(&got); err != nil {
+				return fmt.Errorf("count %s (cart): %w", o.kind, err)
+			}
+			if got == n {
+				carried += fmt.Sprintf(" (all %d found there)", got)
+			} else {
+				carried += fmt.Sprintf(" (ONLY %d found there)", got)
+				rep.Verified = false
+			}
+		}
+		rep.Orphans = append(rep.Orphans, Orphan{Kind: o.kind, Count: n, Carried: carried})
+	}
+	return nil
+}
