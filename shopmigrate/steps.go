@@ -68,7 +68,7 @@ type step struct {
 	parentBatch int
 	// ownStage: upsert creates and fills table stage itself.
 	ownStage bool
-	scan        func(m *splitter, rows pgx.Rows, b *batch) error
+	scan     func(m *splitter, rows pgx.Rows, b *batch) error
 	// upsert moves the catch-up batch in table stage into the table and
 	// returns the rows it changed.
 	upsert func(ctx context.Context, m *splitter, tx pgx.Tx, b *batch) (int64, error)
