@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // InplaceConfig configures an in-place migration of the legacy database.
@@ -234,18 +235,47 @@ func (ip *inplace) up(ctx context.Context) error {
 				return err
 			}
 		}
-		filled, err := ip.tx.Exec(ctx, col.backfill)
+		filled, err := ip.backfill(ctx, col)
 		if err != nil {
 			return err
 		}
 		if _, err := ip.tx.Exec(ctx, fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s SET NOT NULL", ident(col.table), ident(col.column))); err != nil {
 			return fmt.Errorf("%s.%s: rows left without a source: %w", col.table, col.column, err)
 		}
-		if err := ip.step(filled.RowsAffected(), "%s.%s %s: %d rows backfilled, NOT NULL", col.table, col.column, col.typ, filled.RowsAffected()); err != nil {
+		if err := ip.step(filled.RowsAffected(), "%s.%s: %d rows backfilled (user triggers off, so updated_at stays), NOT NULL", col.table, col.column, filled.RowsAffected()); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// backfill fills an added column with its user triggers disabled: it is a
+// change of shape, not a user's write, so updated_at (and whatever else
+// the legacy triggers do) must not move.
+func (ip *inplace) backfill(ctx context.Context, col addedColumn) (pgconn.CommandTag, error) {
+	rows, err := ip.tx.Query(ctx, `SELECT tgname FROM pg_trigger WHERE tgrelid = $1::regclass AND NOT tgisinternal AND tgenabled = 'O'`, col.table)
+	if err != nil {
+		return pgconn.CommandTag{}, err
+	}
+	triggers, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return pgconn.CommandTag{}, err
+	}
+	for _, tg := range triggers {
+		if _, err := ip.tx.Exec(ctx, "ALTER TABLE "+ident(col.table)+" DISABLE TRIGGER "+ident(tg)); err != nil {
+			return pgconn.CommandTag{}, err
+		}
+	}
+	tag, err := ip.tx.Exec(ctx, col.backfill)
+	if err != nil {
+		return tag, err
+	}
+	for _, tg := range triggers {
+		if _, err := ip.tx.Exec(ctx, "ALTER TABLE "+ident(col.table)+" ENABLE TRIGGER "+ident(tg)); err != nil {
+			return tag, err
+		}
+	}
+	return tag, nil
 }
 
 func (ip *inplace) down(ctx context.Context) error {

@@ -53,3 +53,70 @@ func TestSplitCopiesAndVerifies(t *testing.T) {
 		t.Errorf("the second run changed the targets: %s", firstDiff(before, after))
 	}
 }
+
+// TestSplitRefusesBlockingProblems: without --round-fractions the
+// fractions of a cent block the split, and nothing is written; a dry run
+// lists every problem and the rows each table would copy, writing nothing.
+func TestSplitRefusesBlockingProblems(t *testing.T) {
+	t.Parallel()
+	b := setup(t, SmallSize)
+	cfg := b.cfg
+	cfg.RoundFractions = false
+	cfg.DryRun = true
+	plan := split(t, cfg)
+	if !plan.DryRun || len(plan.blocking()) == 0 {
+		t.Fatalf("dry run: %d blocking problems; want the fractions of a cent", len(plan.blocking()))
+	}
+	for _, p := range plan.blocking() {
+		if p.Kind != "precision" || !strings.Contains(p.Resolution, "--round-fractions") {
+			t.Errorf("blocking problem %+v; want only precision ones, saying how to go on", p)
+		}
+	}
+	var md strings.Builder
+	plan.Markdown(&md)
+	for _, want := range []string{"| cart_items | cart | 1500 |", "precision", "duplicate-sku", "BLOCKING"} {
+		if !strings.Contains(md.String(), want) {
+			t.Errorf("dry-run report lacks %q:\n%s", want, md.String())
+		}
+	}
+
+	cfg.DryRun = false
+	rep, err := Split(t.Context(), cfg)
+	if err == nil || !strings.HasPrefix(rep.Outcome, "Refused") {
+		t.Fatalf("split with blocking problems: err %v, outcome %q; want refused", err, rep.Outcome)
+	}
+	if ok, _ := hasState(t.Context(), b.cart); ok {
+		t.Error("a refused split created its state in the cart database")
+	}
+	if n := count(t, b.product, `SELECT count(*) FROM products`); n != 0 {
+		t.Errorf("a refused split wrote %d products", n)
+	}
+}
+
+// TestSplitResumesAfterFailure fails a split after 5 batches, reruns it,
+// and gets exactly what a split that never failed gets.
+func TestSplitResumesAfterFailure(t *testing.T) {
+	t.Parallel()
+	b := setup(t, SmallSize)
+	b.cfg.BatchSize = 200
+	cfg := b.cfg
+	cfg.failAfterBatches = 5
+	rep, err := Split(t.Context(), cfg)
+	if err == nil || !strings.Contains(rep.Outcome, "rerun the same command to resume") {
+		t.Fatalf("split with a failure injected: err %v, outcome %q", err, rep.Outcome)
+	}
+	if n := count(t, b.product, `SELECT sum(batches) FROM shopmigrate.checkpoints`); n != 5 {
+		t.Errorf("checkpoints record %d batches; want the 5 committed", n)
+	}
+	resumed := split(t, b.cfg)
+	if !resumed.Resumed || resumed.Pass != 1 || !resumed.Verified {
+		t.Errorf("rerun: resumed %t, pass %d, verified %t; want the first pass resumed and verified", resumed.Resumed, resumed.Pass, resumed.Verified)
+	}
+	got := b.dump(t)
+
+	b.retarget(t)
+	split(t, b.cfg)
+	if want := b.dump(t); got != want {
+		t.Errorf("the resumed split differs from an uninterrupted one: %s", firstDiff(got, want))
+	}
+}
