@@ -85,7 +85,7 @@ func Split(ctx context.Context, cfg SplitConfig) (*Report, error) {
 		name, url string
 		pool      **pgxpool.Pool
 	}{{"legacy", cfg.LegacyURL, &m.legacy}, {"product", cfg.ProductURL, &m.product}, {"cart", cfg.CartURL, &m.cart}} {
-		if *c.pool, err = connect(ctx, c.name, c.url); err != nil {
+		if *c.pool, err = openPool(ctx, c.name, c.url); err != nil {
 			rep.Outcome = err.Error()
 			return rep, err
 		}
@@ -167,8 +167,8 @@ func (m *splitter) fail(rep *Report, err error) error {
 	return err
 }
 
-// connect opens a pool on url, failing with a message naming the database.
-func connect(ctx context.Context, name, url string) (*pgxpool.Pool, error) {
+// openPool opens a pool on url, failing with a message naming the database.
+func openPool(ctx context.Context, name, url string) (*pgxpool.Pool, error) {
 	if url == "" {
 		return nil, fmt.Errorf("the %s database URL is required", name)
 	}
