@@ -29,6 +29,11 @@ type Report struct {
 	// Seconds is how long the run took, all of it; for a catch-up pass run
 	// with legacy writes frozen, it is the freeze the cut-over needs.
 	Seconds float64 `json:"seconds"`
+	// ChecksSeconds, CopySeconds and VerifySeconds split Seconds into the
+	// checks for problems, the copy and the verification (split).
+	ChecksSeconds float64 `json:"checksSeconds,omitempty"`
+	CopySeconds   float64 `json:"copySeconds,omitempty"`
+	VerifySeconds float64 `json:"verifySeconds,omitempty"`
 	// Tables has one entry per table: rows and checksums on both sides,
 	// rows written, and speed.
 	Tables []TableReport `json:"tables"`
@@ -68,8 +73,10 @@ type TableReport struct {
 	Read    int64 `json:"read"`
 	Written int64 `json:"written"`
 	Batches int   `json:"batches"`
-	// Seconds is the time spent copying; RowsPerSecond = Read / Seconds.
+	// Seconds is the time spent copying, ReadSeconds the part of it spent
+	// reading the legacy database; RowsPerSecond = Written / Seconds.
 	Seconds       float64 `json:"seconds"`
+	ReadSeconds   float64 `json:"readSeconds"`
 	RowsPerSecond float64 `json:"rowsPerSecond"`
 	// PlainCopyRowsPerSecond is a plain COPY of the same rows into a
 	// scratch table like the target, measured in the same run
@@ -150,7 +157,11 @@ func (r *Report) Markdown(w io.Writer) {
 		title += " (dry run: nothing written)"
 	}
 	fmt.Fprintf(w, "# %s\n\n%s\n\n", title, r.Outcome)
-	fmt.Fprintf(w, "- started %s, took %.2f s\n", r.Started.UTC().Format(time.RFC3339), r.Seconds)
+	fmt.Fprintf(w, "- started %s, took %.2f s", r.Started.UTC().Format(time.RFC3339), r.Seconds)
+	if r.CopySeconds > 0 {
+		fmt.Fprintf(w, " (checks %.2f s, copy %.2f s, verification %.2f s)", r.ChecksSeconds, r.CopySeconds, r.VerifySeconds)
+	}
+	fmt.Fprintln(w)
 	if r.Pass > 0 {
 		kind := "first copy"
 		if r.Pass > 1 {

@@ -88,8 +88,8 @@ func split(t *testing.T, cfg SplitConfig) *Report {
 	return rep
 }
 
-// exec runs sql on db.
-func exec(t *testing.T, db *pgxpool.Pool, sql string, args ...any) {
+// execSQL runs sql on db.
+func execSQL(t *testing.T, db *pgxpool.Pool, sql string, args ...any) {
 	t.Helper()
 	if _, err := db.Exec(context.Background(), sql, args...); err != nil {
 		t.Fatalf("%s: %v", sql, err)

@@ -103,9 +103,11 @@ func Split(ctx context.Context, cfg SplitConfig) (*Report, error) {
 		}
 	}
 	rep.Pass, rep.Resumed = decidePass(cps)
+	phase := time.Now()
 	if rep.Problems, err = m.problems(ctx, len(cps) == 0); err != nil {
 		return rep, m.fail(rep, err)
 	}
+	rep.ChecksSeconds = time.Since(phase).Seconds()
 	stored, err := storedSubjects(ctx, m.cart)
 	if err != nil {
 		return rep, m.fail(rep, err)
@@ -137,6 +139,7 @@ func Split(ctx context.Context, cfg SplitConfig) (*Report, error) {
 		return rep, m.fail(rep, err)
 	}
 	rep.Changed += n
+	phase = time.Now()
 	for _, st := range steps() {
 		tr, err := m.runStep(ctx, st, rep.Pass, cps[st.table])
 		rep.Tables = append(rep.Tables, tr)
@@ -146,9 +149,12 @@ func Split(ctx context.Context, cfg SplitConfig) (*Report, error) {
 			return rep, fmt.Errorf("%s: %w", st.table, err)
 		}
 	}
+	rep.CopySeconds = time.Since(phase).Seconds()
+	phase = time.Now()
 	if err := m.verify(ctx, rep); err != nil {
 		return rep, m.fail(rep, err)
 	}
+	rep.VerifySeconds = time.Since(phase).Seconds()
 	switch {
 	case !rep.Verified:
 		rep.Outcome = "Copied, but verification found differences (see the tables): were legacy writes still running? Freeze them and run again."
@@ -172,7 +178,15 @@ func openPool(ctx context.Context, name, url string) (*pgxpool.Pool, error) {
 	if url == "" {
 		return nil, fmt.Errorf("the %s database URL is required", name)
 	}
-	pool, err := pgxpool.New(ctx, url)
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("%s database URL: %w", name, err)
+	}
+	// A shopmigrate query runs a few hundred times with other keyset
+	// positions and since times: plan each for its values (a generic plan
+	// cannot tell a first pass, reading every row, from a catch-up).
+	cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err == nil {
 		if err = pool.Ping(ctx); err != nil {
 			pool.Close()
@@ -236,8 +250,8 @@ func (m *splitter) plan(ctx context.Context, rep *Report, cps map[string]*checkp
 
 // runStep runs (or resumes) a pass over one table, batch by batch; each
 // batch commits with its checkpoint.
-func (m *splitter) runStep(ctx context.Context, st *step, pass int, cp *checkpoint) (TableReport, error) {
-	tr := TableReport{Table: st.table, Database: st.db}
+func (m *splitter) runStep(ctx context.Context, st *step, pass int, cp *checkpoint) (tr TableReport, err error) {
+	tr = TableReport{Table: st.table, Database: st.db}
 	if cp != nil && cp.pass == pass && cp.done {
 		return tr, nil
 	}
@@ -268,10 +282,12 @@ func (m *splitter) runStep(ctx context.Context, st *step, pass int, cp *checkpoi
 	}()
 	target := m.db(st.db)
 	for {
+		readBegan := time.Now()
 		b, err := m.read(ctx, st, cp, limit)
 		if err != nil {
 			return tr, fmt.Errorf("read legacy: %w", err)
 		}
+		tr.ReadSeconds += time.Since(readBegan).Seconds()
 		err = pgx.BeginFunc(ctx, target, func(tx pgx.Tx) error {
 			var n int64
 			if b.read > 0 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -22,6 +23,15 @@ const (
 	skuSQL = `CASE WHEN EXISTS (SELECT 1 FROM products q WHERE q.sku = p.sku AND q.id < p.id AND q.deleted_at IS NULL)
 	THEN p.sku || '-L' || p.id ELSE p.sku END`
 )
+
+// productsAfter selects the batch of products after $1: up to $2, live
+// ones in the first pass ($3 NULL), else those changed (or whose category
+// changed) since $3. The batch is chosen from products alone, so that the
+// primary key's order and the LIMIT bound the work.
+const productsAfter = `SELECT * FROM products WHERE id > $1
+	AND (($3::timestamptz IS NULL AND deleted_at IS NULL) OR updated_at >= $3
+		OR category_id IN (SELECT id FROM categories WHERE updated_at >= $3))
+	ORDER BY id LIMIT $2`
 
 // idNamespace is the UUIDv5 namespace of legacy ids: the UUID of legacy
 // row <table>:<id> is uuid.NewSHA1(idNamespace, "<table>:<id>").
@@ -123,9 +133,7 @@ WHERE (t.name, t.description) IS DISTINCT FROM (excluded.name, excluded.descript
 				WHERE ($1::timestamptz IS NULL AND p.deleted_at IS NULL) OR p.updated_at >= $1 OR c.updated_at >= $1`,
 			readSQL: `SELECT p.id, ` + skuSQL + `, p.name, p.description, p.category_id, ` + categoryNameSQL + `,
 					(p.price * 100)::bigint, p.created_at, p.updated_at, p.deleted_at IS NOT NULL
-				FROM products p JOIN categories c ON c.id = p.category_id
-				WHERE p.id > $1 AND (($3::timestamptz IS NULL AND p.deleted_at IS NULL) OR p.updated_at >= $3 OR c.updated_at >= $3)
-				ORDER BY p.id LIMIT $2`,
+				FROM (` + productsAfter + `) p JOIN categories c ON c.id = p.category_id ORDER BY p.id`,
 			scan: func(m *splitter, rows pgx.Rows, b *batch) error {
 				var id, categoryID, price int64
 				var sku, name, desc, categoryName string
@@ -152,9 +160,8 @@ WHERE (t.name, t.description) IS DISTINCT FROM (excluded.name, excluded.descript
 			countSQL: `SELECT count(*) FROM products p JOIN categories c ON c.id = p.category_id
 				WHERE $1::timestamptz IS NULL OR p.updated_at >= $1 OR c.updated_at >= $1`,
 			readSQL: `SELECT p.id, p.deleted_at IS NOT NULL, p.name, (p.price * 100)::bigint, p.updated_at
-				FROM products p JOIN categories c ON c.id = p.category_id
-				WHERE p.id > $1 AND ($3::timestamptz IS NULL OR p.updated_at >= $3 OR c.updated_at >= $3)
-				ORDER BY p.id LIMIT $2`,
+				FROM (` + strings.Replace(productsAfter, "($3::timestamptz IS NULL AND deleted_at IS NULL)", "$3::timestamptz IS NULL", 1) + `) p
+				ORDER BY p.id`,
 			scan: func(m *splitter, rows pgx.Rows, b *batch) error {
 				var id, price int64
 				var deleted bool
