@@ -14,6 +14,7 @@ func TestLongSplitLargeDataset(t *testing.T) {
 	long(t)
 	b := setup(t, LargeSize)
 	b.cfg.CompareCopy = true
+	b.cfg.BatchSize = 5000 // the command's default
 	rep := split(t, b.cfg)
 	t.Logf("first pass: %.1fs (checks %.1fs, copy %.1fs, verification %.1fs), %d rows, verified %t",
 		rep.Seconds, rep.ChecksSeconds, rep.CopySeconds, rep.VerifySeconds, rep.Changed, rep.Verified)

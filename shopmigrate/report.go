@@ -146,8 +146,9 @@ func (r *Report) write(dir string) ([]string, error) {
 	return []string{base + ".md", base + ".json"}, nil
 }
 
-// markdownProblemsPerKind bounds the problems listed per kind in Markdown;
-// the JSON file lists them all.
+// markdownProblemsPerKind bounds the problems listed per kind in the
+// Markdown of a run that wrote (a dry run lists them all, for review); the
+// JSON file lists them all.
 const markdownProblemsPerKind = 20
 
 // Markdown writes the report for people to w.
@@ -172,7 +173,11 @@ func (r *Report) Markdown(w io.Writer) {
 		}
 		fmt.Fprintf(w, "- pass %d: %s\n", r.Pass, kind)
 	}
-	fmt.Fprintf(w, "- rows changed: %d\n- verified: %t\n\n", r.Changed, r.Verified)
+	if r.DryRun && r.Mode == "split" {
+		fmt.Fprintf(w, "- nothing written; verification runs after a copy\n\n")
+	} else {
+		fmt.Fprintf(w, "- rows changed: %d\n- verified: %t\n\n", r.Changed, r.Verified)
+	}
 	if len(r.Steps) > 0 {
 		fmt.Fprintf(w, "## Steps\n\n")
 		for i, s := range r.Steps {
@@ -228,7 +233,7 @@ func (r *Report) Markdown(w io.Writer) {
 		}
 		fmt.Fprintf(w, "### %s (%d%s)\n\n| table | legacy id | detail | resolution |\n|---|---:|---|---|\n", k, len(ps), block)
 		for i, p := range ps {
-			if i == markdownProblemsPerKind {
+			if i == markdownProblemsPerKind && !r.DryRun {
 				fmt.Fprintf(w, "\n… and %d more, all listed in the JSON report.\n", len(ps)-i)
 				break
 			}

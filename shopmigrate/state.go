@@ -43,7 +43,6 @@ CREATE TABLE IF NOT EXISTS shopmigrate.legacy_ids (
     id        uuid   NOT NULL,
     PRIMARY KEY (tbl, legacy_id)
 );
-CREATE INDEX IF NOT EXISTS legacy_ids_id_idx ON shopmigrate.legacy_ids (id);
 -- Legacy users and the OIDC subjects their carts and wishlists went to
 -- (cart database only).
 CREATE TABLE IF NOT EXISTS shopmigrate.users (
