@@ -281,13 +281,16 @@ func (m *splitter) runStep(ctx context.Context, st *step, pass int, cp *checkpoi
 		}
 	}()
 	target := m.db(st.db)
-	for {
-		readBegan := time.Now()
-		b, err := m.read(ctx, st, cp, limit)
-		if err != nil {
-			return tr, fmt.Errorf("read legacy: %w", err)
+	// The next batch is read from the legacy database while this one is
+	// written: reading and writing overlap.
+	batches, stop := m.readAhead(ctx, st, cp.lastID, cp.since, limit)
+	defer stop()
+	for r := range batches {
+		if r.err != nil {
+			return tr, fmt.Errorf("read legacy: %w", r.err)
 		}
-		tr.ReadSeconds += time.Since(readBegan).Seconds()
+		b := r.b
+		tr.ReadSeconds += r.seconds
 		err = pgx.BeginFunc(ctx, target, func(tx pgx.Tx) error {
 			var n int64
 			if b.read > 0 {
@@ -321,6 +324,9 @@ func (m *splitter) runStep(ctx context.Context, st *step, pass int, cp *checkpoi
 			}
 		}
 	}
+	if !cp.done {
+		return tr, ctx.Err()
+	}
 	if m.cfg.CompareCopy && pass == 1 && tr.Written > 0 {
 		rate, err := plainCopyRate(ctx, target, st)
 		if err != nil {
@@ -331,14 +337,50 @@ func (m *splitter) runStep(ctx context.Context, st *step, pass int, cp *checkpoi
 	return tr, nil
 }
 
-// read reads the step's next batch from the legacy database.
-func (m *splitter) read(ctx context.Context, st *step, cp *checkpoint, limit int) (*batch, error) {
-	rows, err := m.legacy.Query(ctx, st.readSQL, cp.lastID, limit, cp.since)
+// readResult is a batch read ahead, or the error reading it.
+type readResult struct {
+	b       *batch
+	seconds float64
+	err     error
+}
+
+// readAhead reads the step's batches after keyset position after, one
+// ahead of the writer: the channel ends after the empty batch that means
+// done, or an error. stop ends the reading and waits for it.
+func (m *splitter) readAhead(ctx context.Context, st *step, after int64, since *time.Time, limit int) (<-chan readResult, func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	out := make(chan readResult, 1)
+	go func() {
+		defer close(out)
+		for {
+			began := time.Now()
+			b, err := m.read(ctx, st, after, since, limit)
+			select {
+			case out <- readResult{b, time.Since(began).Seconds(), err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil || b.read == 0 {
+				return
+			}
+			after = b.last
+		}
+	}()
+	return out, func() {
+		cancel()
+		for range out {
+		}
+	}
+}
+
+// read reads the step's batch after keyset position after.
+func (m *splitter) read(ctx context.Context, st *step, after int64, since *time.Time, limit int) (*batch, error) {
+	rows, err := m.legacy.Query(ctx, st.readSQL, after, limit, since)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	b := &batch{last: cp.lastID}
+	b := &batch{last: after}
 	for rows.Next() {
 		if err := st.scan(m, rows, b); err != nil {
 			return nil, err
@@ -391,10 +433,18 @@ func idRows(ids []legacyID) pgx.CopyFromSource {
 	})
 }
 
-// plainCopyRate times a plain COPY of the table's rows (COPY TO from the
-// table, piped into COPY FROM) into a scratch table like it, indexes
-// included, and returns its rows per second.
+// plainCopyRate times a plain COPY of the rows the step wrote into the
+// table itself (indexes, checks and foreign keys included): the rows are
+// set aside in an unlogged table, the table is emptied in a transaction,
+// the rows are COPYed back (COPY TO from one connection piped into COPY
+// FROM on the other), and the transaction rolls back. It returns the COPY's
+// rows per second.
 func plainCopyRate(ctx context.Context, db *pgxpool.Pool, st *step) (float64, error) {
+	table := pgx.Identifier{st.table}.Sanitize()
+	if _, err := db.Exec(ctx, `DROP TABLE IF EXISTS shopmigrate.baseline; CREATE UNLOGGED TABLE shopmigrate.baseline AS SELECT * FROM `+table); err != nil {
+		return 0, err
+	}
+	defer db.Exec(context.WithoutCancel(ctx), `DROP TABLE IF EXISTS shopmigrate.baseline`)
 	src, err := db.Acquire(ctx)
 	if err != nil {
 		return 0, err
@@ -410,20 +460,16 @@ func plainCopyRate(ctx context.Context, db *pgxpool.Pool, st *step) (float64, er
 		return 0, err
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
-	if _, err := tx.Exec(ctx, `CREATE TEMP TABLE scratch (LIKE `+pgx.Identifier{st.table}.Sanitize()+` INCLUDING ALL) ON COMMIT DROP`); err != nil {
+	if _, err := tx.Exec(ctx, `TRUNCATE `+table+` CASCADE`); err != nil {
 		return 0, err
-	}
-	cols := pgx.Identifier{st.columns[0]}.Sanitize()
-	for _, c := range st.columns[1:] {
-		cols += ", " + pgx.Identifier{c}.Sanitize()
 	}
 	pr, pw := io.Pipe()
 	began := time.Now()
 	go func() {
-		_, err := src.Conn().PgConn().CopyTo(ctx, pw, "COPY (SELECT "+cols+" FROM "+pgx.Identifier{st.table}.Sanitize()+") TO STDOUT")
+		_, err := src.Conn().PgConn().CopyTo(ctx, pw, "COPY shopmigrate.baseline TO STDOUT")
 		pw.CloseWithError(err)
 	}()
-	tag, err := tx.Conn().PgConn().CopyFrom(ctx, pr, "COPY scratch ("+cols+") FROM STDIN")
+	tag, err := tx.Conn().PgConn().CopyFrom(ctx, pr, "COPY "+table+" FROM STDIN")
 	pr.CloseWithError(err)
 	if err != nil {
 		return 0, err

@@ -37,3 +37,30 @@ func TestLoadUserMap(t *testing.T) {
 		}
 	}
 }
+
+// FuzzLoadUserMap: any file either fails or yields subjects of 1 to 255
+// characters under lower-case emails and ids, never panicking.
+func FuzzLoadUserMap(f *testing.F) {
+	f.Add("Alice@Example.com,sub-alice\n42,sub-42\n")
+	f.Add("# comment\n\"quoted, email\",x\n")
+	f.Fuzz(func(t *testing.T, content string) {
+		path := filepath.Join(t.TempDir(), "users.csv")
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		byEmail, byID, err := LoadUserMap(path)
+		if err != nil {
+			return
+		}
+		for k, sub := range byEmail {
+			if k != strings.ToLower(k) || sub == "" || len(sub) > 255 {
+				t.Errorf("email %q → subject %q", k, sub)
+			}
+		}
+		for id, sub := range byID {
+			if sub == "" || len(sub) > 255 {
+				t.Errorf("id %d → subject %q", id, sub)
+			}
+		}
+	})
+}
