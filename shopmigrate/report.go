@@ -73,14 +73,16 @@ type TableReport struct {
 	Read    int64 `json:"read"`
 	Written int64 `json:"written"`
 	Batches int   `json:"batches"`
-	// Seconds is the time spent copying, ReadSeconds the part of it spent
-	// reading the legacy database; RowsPerSecond = Written / Seconds.
+	// Seconds is the time spent copying; ReadSeconds the time spent
+	// reading the legacy database, overlapped with the writing;
+	// RowsPerSecond = Written / Seconds.
 	Seconds       float64 `json:"seconds"`
 	ReadSeconds   float64 `json:"readSeconds"`
 	RowsPerSecond float64 `json:"rowsPerSecond"`
-	// PlainCopyRowsPerSecond is a plain COPY of the same rows into a
-	// scratch table like the target, measured in the same run
-	// (--compare-copy), and Ratio is RowsPerSecond over it.
+	// PlainCopyRowsPerSecond is a plain COPY of the same rows into the
+	// same table, measured in the same run (--compare-copy) in a
+	// transaction rolled back afterwards, and Ratio is RowsPerSecond over
+	// it.
 	PlainCopyRowsPerSecond float64 `json:"plainCopyRowsPerSecond,omitempty"`
 	Ratio                  float64 `json:"ratio,omitempty"`
 }

@@ -33,7 +33,9 @@ type SplitConfig struct {
 	// Throttle pauses after every batch, to spare a live legacy database.
 	Throttle time.Duration
 	// CompareCopy times a plain COPY of each first-pass table's rows into
-	// a scratch table, for the report's ratio.
+	// the table itself (rolled back), for the report's ratio. It empties
+	// the table meanwhile inside its transaction: only while the services
+	// are not yet running on it.
 	CompareCopy bool
 	// DryRun plans and reports, writing nothing.
 	DryRun bool
