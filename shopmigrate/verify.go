@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+	"golang.org/x/sync/errgroup"
 )
 
 // A table's checksum: its row count, and the sum of the first 60 bits of
@@ -83,19 +84,42 @@ func checksum(ctx context.Context, db querier, query string) (int64, string, err
 	return n, sum, err
 }
 
+// verifyParallelism bounds the checksum queries running at once.
+const verifyParallelism = 4
+
 // verify compares every table's count and checksum on both sides, fills
 // them into the report's tables and sets Verified; then counts orphans.
+// The queries run a few at a time: both sides, and several tables, at once.
 func (m *splitter) verify(ctx context.Context, rep *Report) error {
-	rep.Verified = true
 	for _, c := range tableChecks {
-		tr := tableFor(rep, c.table, c.db)
-		var err error
-		if tr.LegacyRows, tr.LegacyChecksum, err = checksum(ctx, m.legacy, c.legacy); err != nil {
-			return fmt.Errorf("verify %s (legacy): %w", c.table, err)
-		}
-		if tr.TargetRows, tr.TargetChecksum, err = checksum(ctx, m.db(c.db), c.target); err != nil {
-			return fmt.Errorf("verify %s (%s): %w", c.table, c.db, err)
-		}
+		tableFor(rep, c.table, c.db) // every entry first: appending moves them
+	}
+	trs := make([]*TableReport, len(tableChecks))
+	for i, c := range tableChecks {
+		trs[i] = tableFor(rep, c.table, c.db)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(verifyParallelism)
+	for i, c := range tableChecks {
+		tr := trs[i]
+		g.Go(func() (err error) {
+			if tr.LegacyRows, tr.LegacyChecksum, err = checksum(gctx, m.legacy, c.legacy); err != nil {
+				return fmt.Errorf("verify %s (legacy): %w", c.table, err)
+			}
+			return nil
+		})
+		g.Go(func() (err error) {
+			if tr.TargetRows, tr.TargetChecksum, err = checksum(gctx, m.db(c.db), c.target); err != nil {
+				return fmt.Errorf("verify %s (%s): %w", c.table, c.db, err)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	rep.Verified = true
+	for _, tr := range trs {
 		tr.Match = tr.LegacyRows == tr.TargetRows && tr.LegacyChecksum == tr.TargetChecksum
 		rep.Verified = rep.Verified && tr.Match
 		if tr.PlainCopyRowsPerSecond > 0 {
