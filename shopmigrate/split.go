@@ -54,7 +54,10 @@ type splitter struct {
 	cfg                   SplitConfig
 	legacy, product, cart *pgxpool.Pool
 	subjects              map[int64]string
-	batches               int
+	// renamed lists, by legacy table, the rows the checks found a
+	// duplicate of (name or SKU), which are copied renamed.
+	renamed map[string][]int64
+	batches int
 }
 
 func (m *splitter) db(name string) *pgxpool.Pool {
@@ -110,6 +113,12 @@ func Split(ctx context.Context, cfg SplitConfig) (*Report, error) {
 		return rep, m.fail(rep, err)
 	}
 	rep.ChecksSeconds = time.Since(phase).Seconds()
+	m.renamed = map[string][]int64{"products": {}, "categories": {}}
+	for _, p := range rep.Problems {
+		if p.Kind == "duplicate-sku" || p.Kind == "duplicate-category-name" {
+			m.renamed[p.Table] = append(m.renamed[p.Table], p.LegacyID)
+		}
+	}
 	stored, err := storedSubjects(ctx, m.cart)
 	if err != nil {
 		return rep, m.fail(rep, err)
@@ -377,7 +386,11 @@ func (m *splitter) readAhead(ctx context.Context, st *step, after int64, since *
 
 // read reads the step's batch after keyset position after.
 func (m *splitter) read(ctx context.Context, st *step, after int64, since *time.Time, limit int) (*batch, error) {
-	rows, err := m.legacy.Query(ctx, st.readSQL, after, limit, since)
+	args := []any{after, limit, since}
+	if st.renames {
+		args = append(args, m.renamed["products"], m.renamed["categories"])
+	}
+	rows, err := m.legacy.Query(ctx, st.readSQL, args...)
 	if err != nil {
 		return nil, err
 	}

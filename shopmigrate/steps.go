@@ -76,6 +76,9 @@ type step struct {
 	readSQL string
 	// parentBatch divides the batch size for steps reading by parent.
 	parentBatch int
+	// renames: readSQL takes the ids of renamed products and categories
+	// as $4 and $5.
+	renames bool
 	// ownStage: upsert creates and fills table stage itself.
 	ownStage bool
 	scan     func(m *splitter, rows pgx.Rows, b *batch) error
@@ -131,7 +134,13 @@ WHERE (t.name, t.description) IS DISTINCT FROM (excluded.name, excluded.descript
 			table: "products", db: "product", columns: productColumns,
 			countSQL: `SELECT count(*) FROM products p JOIN categories c ON c.id = p.category_id
 				WHERE ($1::timestamptz IS NULL AND p.deleted_at IS NULL) OR p.updated_at >= $1 OR c.updated_at >= $1`,
-			readSQL: `SELECT p.id, ` + skuSQL + `, p.name, p.description, p.category_id, ` + categoryNameSQL + `,
+			renames: true,
+			// The renames are those the checks listed ($4: products, $5:
+			// categories), rather than each row looking for its duplicates
+			// again; the verification derives them on its own.
+			readSQL: `SELECT p.id, CASE WHEN p.id = ANY($4::bigint[]) THEN p.sku || '-L' || p.id ELSE p.sku END,
+					p.name, p.description, p.category_id,
+					CASE WHEN c.id = ANY($5::bigint[]) THEN c.name || ' (legacy ' || c.id || ')' ELSE c.name END,
 					(p.price * 100)::bigint, p.created_at, p.updated_at, p.deleted_at IS NOT NULL
 				FROM (` + productsAfter + `) p JOIN categories c ON c.id = p.category_id ORDER BY p.id`,
 			scan: func(m *splitter, rows pgx.Rows, b *batch) error {
