@@ -1,0 +1,133 @@
+package shopload
+
+import (
+	"context"
+	"time"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
+
+	cartv1 "github.com/decoupledshop/shop/gen/proto/shop/cart/v1"
+	"github.com/decoupledshop/shop/gen/proto/shop/cart/v1/cartv1connect"
+	productv1 "github.com/decoupledshop/shop/gen/proto/shop/product/v1"
+	typev1 "github.com/decoupledshop/shop/gen/proto/shop/type/v1"
+)
+
+// GetProduct reads a random product, anonymously (a public read), in
+// binary protobuf or Connect JSON.
+func (s *Shop) GetProduct(json bool) Op {
+	client := s.Clients.Products
+	if json {
+		client = s.Clients.ProductsJSON
+	}
+	reqs := make([]*productv1.GetProductRequest, len(s.ProductIDs))
+	for i, id := range s.ProductIDs {
+		reqs[i] = &productv1.GetProductRequest{Id: id}
+	}
+	return func(ctx context.Context, w *Worker) error {
+		_, err := client.GetProduct(ctx, connect.NewRequest(reqs[w.Rand.IntN(len(reqs))]))
+		return err
+	}
+}
+
+// GetCart reads a random user's cart through client. With onAnswer set,
+// it is told whether each cart came back stale.
+func (s *Shop) GetCart(client cartv1connect.CartServiceClient, onAnswer func(stale bool)) Op {
+	msg := &cartv1.GetCartRequest{}
+	return func(ctx context.Context, w *Worker) error {
+		resp, err := client.GetCart(ctx, authed(msg, s.Users[w.Rand.IntN(len(s.Users))].Auth))
+		if err == nil && onAnswer != nil {
+			onAnswer(resp.Msg.GetCart().GetStale())
+		}
+		return err
+	}
+}
+
+// ListProducts searches the catalog for a word about one product in ten
+// carries, first page of 20.
+func (s *Shop) ListProducts() Op {
+	q := s.SearchWord
+	msg := &productv1.ListProductsRequest{Query: &q, PageSize: 20}
+	return func(ctx context.Context, w *Worker) error {
+		_, err := s.Clients.Products.ListProducts(ctx, connect.NewRequest(msg))
+		return err
+	}
+}
+
+// AddedItem is an AddCartItem the service acknowledged.
+type AddedItem struct {
+	User      int
+	ProductID string
+	Quantity  int32
+}
+
+// AddCartItem adds one more of a random line to a random user's cart, with
+// a request_id. With retry, an Unavailable answer is retried with the same
+// request_id (so that it applies once) until the request's deadline.
+// onAck, if set, hears of every acknowledged add.
+func (s *Shop) AddCartItem(retry bool, onAck func(AddedItem)) Op {
+	return func(ctx context.Context, w *Worker) error {
+		u := w.Rand.IntN(len(s.Users))
+		user := s.Users[u]
+		msg := &cartv1.AddCartItemRequest{ProductId: user.Lines[w.Rand.IntN(len(user.Lines))], Quantity: 1, RequestId: new(string)}
+		*msg.RequestId = w.RequestID()
+		for {
+			_, err := s.Clients.Cart.AddCartItem(ctx, authed(msg, user.Auth))
+			if err == nil {
+				if onAck != nil {
+					onAck(AddedItem{User: u, ProductID: msg.ProductId, Quantity: msg.Quantity})
+				}
+				return nil
+			}
+			if !retry || connect.CodeOf(err) != connect.CodeUnavailable {
+				return err
+			}
+			select {
+			case <-ctx.Done():
+				return err
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
+}
+
+// Ack is an acknowledged catalog write: the product's new version.
+type Ack struct {
+	ProductID string
+	Version   int64
+	At        time.Time
+}
+
+// UpdateProduct sets a random price on a random product of ids, as admin;
+// its event goes through the outbox. onAck, if set, hears of every
+// acknowledged update. With retry, Unavailable is retried until the
+// request's deadline.
+func (s *Shop) UpdateProduct(ids []string, retry bool, onAck func(Ack)) Op {
+	mask := &fieldmaskpb.FieldMask{Paths: []string{"price"}}
+	return func(ctx context.Context, w *Worker) error {
+		msg := &productv1.UpdateProductRequest{
+			Product: &productv1.Product{
+				Id:    ids[w.Rand.IntN(len(ids))],
+				Price: &typev1.Money{CurrencyCode: "EUR", AmountMinor: 100 + w.Rand.Int64N(100_000)},
+			},
+			UpdateMask: mask,
+		}
+		for {
+			resp, err := s.Clients.Products.UpdateProduct(ctx, authed(msg, s.AdminAuth))
+			if err == nil {
+				if onAck != nil {
+					onAck(Ack{ProductID: msg.Product.Id, Version: resp.Msg.Product.GetVersion(), At: time.Now()})
+				}
+				return nil
+			}
+			if !retry || connect.CodeOf(err) != connect.CodeUnavailable {
+				return err
+			}
+			select {
+			case <-ctx.Done():
+				return err
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
+}
