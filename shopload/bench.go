@@ -19,8 +19,10 @@ import (
 
 // BenchConfig is a benchmark run's size.
 type BenchConfig struct {
-	// Duration of each scenario in each repetition.
-	Duration time.Duration
+	// Duration of each scenario in each repetition; StormDuration that of
+	// the price-change storm (longer: its rate is meaningful only once
+	// delivery has caught up with the writes).
+	Duration, StormDuration time.Duration
 	// Reps is how many times the baselines and scenarios run, interleaved.
 	Reps int
 	// Concurrency is the number of clients of each service scenario and
@@ -272,7 +274,7 @@ func (b *bench) storm(ctx context.Context) (RepResult, error) {
 		return RepResult{}, err
 	}
 	before := b.observe(ctx)
-	st := Closed(ctx, b.cfg.Concurrency, b.cfg.Duration, b.cfg.MaxRequests, b.cfg.Timeout,
+	st := Closed(ctx, b.cfg.Concurrency, b.cfg.StormDuration, b.cfg.MaxRequests, b.cfg.Timeout,
 		b.shop.UpdateProduct(b.shop.CartProductIDs, false, lag.Track))
 	queued1, err := outboxCount(ctx, b.productPool)
 	r := b.result(ctx, before, st, st.OK+st.Failed)

@@ -93,7 +93,7 @@ func spreadOf(vals []float64) Spread {
 
 func (s Spread) String() string {
 	if s.N == 0 {
-		return "n/a"
+		return "–"
 	}
 	return fmt.Sprintf("%s [%s–%s]", num(s.Median), num(s.Min), num(s.Max))
 }

@@ -35,6 +35,7 @@ type config struct {
 
 func (c *config) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.bench.Duration, "duration", 10*time.Second, "how long each scenario runs in each repetition")
+	fs.DurationVar(&c.bench.StormDuration, "storm-duration", 20*time.Second, "how long the price-change storm runs in each repetition")
 	fs.IntVar(&c.bench.Reps, "reps", 5, "repetitions of all baselines and scenarios, interleaved (at least 3 for a spread)")
 	fs.IntVar(&c.bench.Concurrency, "concurrency", 32, "concurrent clients of each service scenario and of the plain handler")
 	fs.IntVar(&c.bench.DBWorkers, "db-workers", 8, "workers of the raw pgx INSERT and SELECT baselines")
@@ -56,8 +57,8 @@ func (c *config) register(fs *flag.FlagSet) {
 func (c *config) validate() error {
 	b := c.bench
 	switch {
-	case b.Duration <= 0 || b.Timeout <= 0 || b.BacklogTimeout <= 0 || b.SettleTimeout <= 0:
-		return errors.New("--duration, --timeout, --backlog-timeout and --settle-timeout must be positive")
+	case b.Duration <= 0 || b.StormDuration <= 0 || b.Timeout <= 0 || b.BacklogTimeout <= 0 || b.SettleTimeout <= 0:
+		return errors.New("--duration, --storm-duration, --timeout, --backlog-timeout and --settle-timeout must be positive")
 	case b.Reps < 1 || b.Concurrency < 1 || b.DBWorkers < 1 || b.MaxRequests < 1:
 		return errors.New("--reps, --concurrency, --db-workers and --max-requests must be at least 1")
 	case c.products < 10 || c.users < 1 || c.lines < 1 || c.lines > c.products:
@@ -107,7 +108,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	rep := &Report{Command: commandLine(args), Started: time.Now(), Config: map[string]any{
-		"duration": cfg.bench.Duration.String(), "reps": cfg.bench.Reps, "concurrency": cfg.bench.Concurrency,
+		"duration": cfg.bench.Duration.String(), "storm_duration": cfg.bench.StormDuration.String(), "reps": cfg.bench.Reps, "concurrency": cfg.bench.Concurrency,
 		"db_workers": cfg.bench.DBWorkers, "products": cfg.products, "users": cfg.users, "lines": cfg.lines,
 		"backlog": cfg.bench.Backlog, "backlog_timeout": cfg.bench.BacklogTimeout.String(), "timeout": cfg.bench.Timeout.String(),
 		"productsvc_args": cfg.productArgs, "cartsvc_args": cfg.cartArgs,

@@ -26,7 +26,7 @@ func TestRun(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "tiny")
 	var stdout, stderr bytes.Buffer
 	err := shopload.Run(context.Background(), []string{
-		"--duration", "300ms", "--reps", "1", "--concurrency", "4", "--db-workers", "2",
+		"--duration", "300ms", "--storm-duration", "300ms", "--reps", "1", "--concurrency", "4", "--db-workers", "2",
 		"--products", "60", "--users", "3", "--lines", "5", "--backlog", "30",
 		"--backlog-timeout", "30s", "--settle-timeout", "30s", "--out", out,
 	}, noEnv, &stdout, &stderr)

@@ -277,6 +277,22 @@ func (s *Stack) PostgresVersion(ctx context.Context) string {
 	return v
 }
 
+// Analyze updates the planner's statistics of both services' databases.
+func (s *Stack) Analyze(ctx context.Context) error {
+	for _, url := range []string{s.ProductDB, s.CartDB} {
+		conn, err := pgx.Connect(ctx, url)
+		if err != nil {
+			return err
+		}
+		_, err = conn.Exec(ctx, "ANALYZE")
+		conn.Close(ctx)
+		if err != nil {
+			return fmt.Errorf("analyze: %w", err)
+		}
+	}
+	return nil
+}
+
 // LogDir holds the services' logs.
 func (s *Stack) LogDir() string { return filepath.Join(s.dir, "logs") }
 
