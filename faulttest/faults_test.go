@@ -112,7 +112,7 @@ func TestLongFaultPostgresRestart(t *testing.T) {
 		t.Errorf("%d requests answered internal during the restart, want 0 (a database outage must be Unavailable): failures by code %v", n, byCode)
 	}
 	if other := len(failed) - byCode["unavailable"]; other > 0 {
-		t.Errorf("%d failures were not Unavailable (by code: %v); a database outage must answer only Unavailable, so clients retry", other, byCode)
+		t.Errorf("%d failures were not Unavailable (by code: %v; deadline_exceeded: the service held the request past the client's 10 s deadline instead of answering); a database outage must answer only Unavailable, promptly, so clients retry", other, byCode)
 	}
 	late := tl.matching("", func(o outcome) bool { return o.code != "" && o.start.After(ready.Add(5*time.Second)) })
 	if len(failed) > 0 {

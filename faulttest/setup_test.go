@@ -14,6 +14,12 @@ import (
 	"github.com/decoupledshop/shop/shopload"
 )
 
+func TestMain(m *testing.M) {
+	code := m.Run()
+	shopload.RemoveBuilt()
+	os.Exit(code)
+}
+
 // long skips t unless SHOP_LONG=1 asks for the long tests.
 func long(t *testing.T) {
 	t.Helper()
@@ -51,7 +57,7 @@ func setup(t *testing.T, cfg shopload.StackConfig) *bundle {
 	}
 	t.Cleanup(st.Close)
 	clients := shopload.NewClients(64, st.Products.URL(), st.Cart.URL(), "")
-	shop, err := shopload.Seed(ctx, st, shopload.SeedConfig{Products: products, Users: users, Lines: lines}, clients, log)
+	shop, err := shopload.Seed(ctx, st.Target(), shopload.SeedConfig{Products: products, Users: users, Lines: lines}, clients, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -85,7 +85,7 @@ func Scenarios() []string {
 // bench is a benchmark run in progress.
 type bench struct {
 	cfg         BenchConfig
-	st          *Stack
+	tg          *Target
 	shop        *Shop
 	plain       *PlainServer
 	plainClient *http.Client
@@ -99,34 +99,30 @@ type bench struct {
 
 // RunBench runs cfg.Reps repetitions of every baseline and scenario
 // against a started, seeded stack and returns the results by scenario.
-func RunBench(ctx context.Context, cfg BenchConfig, st *Stack, shop *Shop, log io.Writer) (map[string][]RepResult, error) {
-	b := &bench{cfg: cfg, st: st, shop: shop, log: log, plainClient: NewHTTPClient(cfg.Concurrency)}
+func RunBench(ctx context.Context, cfg BenchConfig, tg *Target, shop *Shop, log io.Writer) (map[string][]RepResult, error) {
+	b := &bench{cfg: cfg, tg: tg, shop: shop, log: log, plainClient: NewHTTPClient(cfg.Concurrency)}
 	var err error
 	if b.plain, err = StartPlainServer(len(shop.ProductIDs)); err != nil {
 		return nil, err
 	}
 	defer b.plain.Close()
-	if b.raw, err = OpenRawDB(ctx, st.BenchDB, cfg.DBWorkers); err != nil {
-		return nil, err
+	if tg.BenchDB != "" {
+		if b.raw, err = OpenRawDB(ctx, tg.BenchDB, cfg.DBWorkers); err != nil {
+			return nil, err
+		}
+		defer b.raw.Close()
 	}
-	defer b.raw.Close()
-	if b.productPool, err = pgxpool.New(ctx, st.ProductDB+"&pool_max_conns=2"); err != nil {
-		return nil, err
+	if tg.ProductDB != "" && tg.CartDB != "" {
+		if b.productPool, err = pgxpool.New(ctx, tg.ProductDB); err != nil {
+			return nil, err
+		}
+		defer b.productPool.Close()
+		if b.cartPool, err = pgxpool.New(ctx, tg.CartDB); err != nil {
+			return nil, err
+		}
+		defer b.cartPool.Close()
 	}
-	defer b.productPool.Close()
-	if b.cartPool, err = pgxpool.New(ctx, st.CartDB+"&pool_max_conns=2"); err != nil {
-		return nil, err
-	}
-	defer b.cartPool.Close()
-	b.watched = []watched{
-		{name: "productsvc", pid: func() int { return st.Products.Pid() }},
-		{name: "cartsvc", pid: st.Cart.Pid},
-		{name: "postgres", pid: st.PostmasterPid, tree: true},
-		{name: "shopload", pid: func() int { return syscall.Getpid() }},
-	}
-	if st.CartNoCache != nil {
-		b.watched = append(b.watched, watched{name: "cartsvc-nocache", pid: st.CartNoCache.Pid})
-	}
+	b.watched = append(slices.Clone(tg.watched), watched{name: "shopload", pid: syscall.Getpid})
 	results := map[string][]RepResult{}
 	for rep := 1; rep <= cfg.Reps; rep++ {
 		for _, name := range Scenarios() {
@@ -156,6 +152,9 @@ func (b *bench) wanted(name string) bool {
 func (b *bench) run(ctx context.Context, name string) (RepResult, error) {
 	s := b.shop
 	c := b.cfg.Concurrency
+	if skip := b.missing(name); skip != "" {
+		return RepResult{Note: "skipped: " + skip}, nil
+	}
 	switch name {
 	case ScenarioPlain:
 		return b.closed(ctx, c, b.plain.Op(b.plainClient)), nil
@@ -171,9 +170,6 @@ func (b *bench) run(ctx context.Context, name string) (RepResult, error) {
 		b.warmCarts(ctx)
 		return b.closed(ctx, c, s.GetCart(s.Clients.Cart, nil)), nil
 	case ScenarioGetCartCold:
-		if s.Clients.CartNoCache == nil {
-			return RepResult{Note: "no cache-off replica"}, nil
-		}
 		return b.closed(ctx, c, s.GetCart(s.Clients.CartNoCache, nil)), nil
 	case ScenarioListProducts:
 		return b.closed(ctx, c, s.ListProducts()), nil
@@ -189,6 +185,28 @@ func (b *bench) run(ctx context.Context, name string) (RepResult, error) {
 		return b.backlog(ctx)
 	}
 	return RepResult{}, fmt.Errorf("unknown scenario %q", name)
+}
+
+// missing says what a scenario needs that the target lacks ("" if nothing).
+func (b *bench) missing(name string) string {
+	switch name {
+	case ScenarioPGInsert, ScenarioPGSelect:
+		if b.raw == nil {
+			return "no database for the raw baselines"
+		}
+	case ScenarioGetCartCold:
+		if b.shop.Clients.CartNoCache == nil {
+			return "no cache-off cartsvc"
+		}
+	case ScenarioPriceStorm, ScenarioBacklog:
+		if b.productPool == nil {
+			return "the services' databases are unknown"
+		}
+		if name == ScenarioBacklog && b.tg.FreezeCart == nil {
+			return "cartsvc cannot be frozen"
+		}
+	}
+	return ""
 }
 
 // warmCarts reads every cart once, so the product cache holds them all.
@@ -208,7 +226,9 @@ type observation struct {
 
 func (b *bench) observe(ctx context.Context) observation {
 	o := b.observeCPU()
-	o.cart = Scrape(ctx, b.plainClient, b.st.Cart.URL()+"/metrics")
+	if b.tg.CartMetricsURL != "" {
+		o.cart = Scrape(ctx, b.plainClient, b.tg.CartMetricsURL)
+	}
 	return o
 }
 
@@ -228,9 +248,9 @@ func (b *bench) result(ctx context.Context, before observation, st *Stats, cost 
 		CPUPerRequestUs: perRequest(before.cpu, after.cpu, cost),
 		RSSMB:           map[string]float64{},
 	}
-	for _, p := range b.st.Procs() {
-		if pid := p.Pid(); pid != 0 {
-			r.RSSMB[p.Name] = float64(rss(pid)) / (1 << 20)
+	for _, w := range b.tg.watched {
+		if pid := w.pid(); pid != 0 && !w.tree {
+			r.RSSMB[w.name] = float64(rss(pid)) / (1 << 20)
 		}
 	}
 	if ratio, ok := cacheHitRatio(before.cart, after.cart); ok {
@@ -289,7 +309,7 @@ func (b *bench) storm(ctx context.Context) (RepResult, error) {
 	}
 	r.EventsPerSec, r.AppliedPerAck = &perSec, &perAck
 	if a0, ok := before.cart.appliedEvents(); ok {
-		if a1, ok := Scrape(ctx, b.plainClient, b.st.Cart.URL()+"/metrics").appliedEvents(); ok {
+		if a1, ok := Scrape(ctx, b.plainClient, b.tg.CartMetricsURL).appliedEvents(); ok {
 			applied := (a1 - a0) / st.Elapsed.Seconds()
 			r.AppliedMetricPerSec = &applied
 		}
@@ -311,14 +331,14 @@ func (b *bench) storm(ctx context.Context) (RepResult, error) {
 // thaws cartsvc and measures how fast the outbox drains. CPU is per event.
 func (b *bench) backlog(ctx context.Context) (RepResult, error) {
 	b.settle(ctx, &RepResult{})
-	if err := b.st.Cart.Signal(syscall.SIGSTOP); err != nil {
+	if err := b.tg.FreezeCart(true); err != nil {
 		return RepResult{}, err
 	}
 	thawed := false
 	thaw := func() {
 		if !thawed {
 			thawed = true
-			_ = b.st.Cart.Signal(syscall.SIGCONT)
+			_ = b.tg.FreezeCart(false)
 		}
 	}
 	defer thaw()

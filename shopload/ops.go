@@ -71,23 +71,14 @@ func (s *Shop) AddCartItem(retry bool, onAck func(AddedItem)) Op {
 		user := s.Users[u]
 		msg := &cartv1.AddCartItemRequest{ProductId: user.Lines[w.Rand.IntN(len(user.Lines))], Quantity: 1, RequestId: new(string)}
 		*msg.RequestId = w.RequestID()
-		for {
+		err := call(ctx, retry, func() error {
 			_, err := s.Clients.Cart.AddCartItem(ctx, authed(msg, user.Auth))
-			if err == nil {
-				if onAck != nil {
-					onAck(AddedItem{User: u, ProductID: msg.ProductId, Quantity: msg.Quantity})
-				}
-				return nil
-			}
-			if !retry || connect.CodeOf(err) != connect.CodeUnavailable {
-				return err
-			}
-			select {
-			case <-ctx.Done():
-				return err
-			case <-time.After(100 * time.Millisecond):
-			}
+			return err
+		})
+		if err == nil && onAck != nil {
+			onAck(AddedItem{User: u, ProductID: msg.ProductId, Quantity: msg.Quantity})
 		}
+		return err
 	}
 }
 
@@ -112,22 +103,42 @@ func (s *Shop) UpdateProduct(ids []string, retry bool, onAck func(Ack)) Op {
 			},
 			UpdateMask: mask,
 		}
-		for {
+		var version int64
+		err := call(ctx, retry, func() error {
 			resp, err := s.Clients.Products.UpdateProduct(ctx, authed(msg, s.AdminAuth))
-			if err == nil {
-				if onAck != nil {
-					onAck(Ack{ProductID: msg.Product.Id, Version: resp.Msg.Product.GetVersion(), At: time.Now()})
-				}
-				return nil
-			}
-			if !retry || connect.CodeOf(err) != connect.CodeUnavailable {
-				return err
-			}
-			select {
-			case <-ctx.Done():
-				return err
-			case <-time.After(100 * time.Millisecond):
-			}
+			version = resp.Msg.GetProduct().GetVersion()
+			return err
+		})
+		if err == nil && onAck != nil {
+			onAck(Ack{ProductID: msg.Product.Id, Version: version, At: time.Now()})
+		}
+		return err
+	}
+}
+
+// call runs f once, or with retry until it answers anything but
+// Unavailable or ctx ends, 100 ms between attempts. When ctx ends during
+// an attempt after an Unavailable answer, that answer is returned: the
+// client gave up on a service that kept saying "retry", which is not the
+// service failing to answer.
+func call(ctx context.Context, retry bool, f func() error) error {
+	var unavailable error
+	for {
+		err := f()
+		switch {
+		case err == nil || !retry:
+			return err
+		case connect.CodeOf(err) == connect.CodeUnavailable:
+			unavailable = err
+		case ctx.Err() != nil && unavailable != nil:
+			return unavailable
+		default:
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return unavailable
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }

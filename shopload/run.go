@@ -31,6 +31,14 @@ type config struct {
 	only        string
 	productArgs string
 	cartArgs    string
+	target      targetFlags
+}
+
+// targetFlags point shopload at a running stack instead of starting one.
+type targetFlags struct {
+	productURL, cartURL, issuerURL, noCacheURL, cartMetricsURL string
+	users, admin, password                                     string
+	productDB, cartDB, benchDB                                 string
 }
 
 func (c *config) register(fs *flag.FlagSet) {
@@ -52,6 +60,53 @@ func (c *config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.only, "scenarios", "", "comma-separated scenarios to run besides the baselines (default all: "+strings.Join(Scenarios()[3:], ",")+")")
 	fs.StringVar(&c.productArgs, "productsvc-args", "", "extra flags for productsvc, space-separated (e.g. \"--admin-addr 127.0.0.1:9081\")")
 	fs.StringVar(&c.cartArgs, "cartsvc-args", "", "extra flags for cartsvc, space-separated")
+	t := &c.target
+	fs.StringVar(&t.productURL, "product-url", "", "target a running productsvc (loopback) instead of starting the stack; needs --cart-url and --issuer-url")
+	fs.StringVar(&t.cartURL, "cart-url", "", "the running cartsvc (loopback)")
+	fs.StringVar(&t.issuerURL, "issuer-url", "", "the running stack's issuer; tokens come from its password grant")
+	fs.StringVar(&t.noCacheURL, "cart-nocache-url", "", "a running cartsvc replica with its product cache off (default: GetCart with the cache off is skipped)")
+	fs.StringVar(&t.cartMetricsURL, "cart-metrics-url", "", "the running cartsvc's Prometheus endpoint (default: --cart-url + /metrics)")
+	fs.StringVar(&t.users, "target-users", "alice,bob", "shoppers the running issuer knows, comma-separated (their carts get --lines lines)")
+	fs.StringVar(&t.admin, "target-admin", "admin", "a user of the running issuer with role admin")
+	fs.StringVar(&t.password, "target-password", "", "the users' password (default: each user's name, as the dev issuer's demo users)")
+	fs.StringVar(&t.productDB, "target-product-database-url", "", "productsvc's database, to watch its outbox (default: the storm and the backlog are skipped)")
+	fs.StringVar(&t.cartDB, "target-cart-database-url", "", "cartsvc's database, to measure delivery lag")
+	fs.StringVar(&t.benchDB, "baseline-database-url", "", "a database on the same PostgreSQL where the raw pgx baselines may create tables (default: they are skipped)")
+}
+
+// build returns the running stack as a target, or nil when none is named.
+func (t *targetFlags) build() (*Target, error) {
+	if t.productURL == "" && t.cartURL == "" {
+		return nil, nil
+	}
+	if t.productURL == "" || t.cartURL == "" || t.issuerURL == "" {
+		return nil, errors.New("--product-url, --cart-url and --issuer-url go together")
+	}
+	for flagName, u := range map[string]string{"--product-url": t.productURL, "--cart-url": t.cartURL, "--issuer-url": t.issuerURL, "--cart-nocache-url": t.noCacheURL, "--cart-metrics-url": t.cartMetricsURL} {
+		if u == "" {
+			continue
+		}
+		if err := checkLoopback(flagName, u); err != nil {
+			return nil, err
+		}
+	}
+	if (t.productDB == "") != (t.cartDB == "") {
+		return nil, errors.New("--target-product-database-url and --target-cart-database-url go together")
+	}
+	tg := &Target{
+		ProductURL: t.productURL, CartURL: t.cartURL, NoCacheURL: t.noCacheURL, CartMetricsURL: t.cartMetricsURL,
+		ProductDB: t.productDB, CartDB: t.cartDB, BenchDB: t.benchDB,
+		Token: passwordTokens(t.issuerURL, t.password), Admin: t.admin,
+	}
+	if tg.CartMetricsURL == "" {
+		tg.CartMetricsURL = strings.TrimRight(t.cartURL, "/") + "/metrics"
+	}
+	for _, u := range strings.Split(t.users, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			tg.Users = append(tg.Users, u)
+		}
+	}
+	return tg, nil
 }
 
 func (c *config) validate() error {
@@ -113,35 +168,43 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		"backlog": cfg.bench.Backlog, "backlog_timeout": cfg.bench.BacklogTimeout.String(), "timeout": cfg.bench.Timeout.String(),
 		"productsvc_args": cfg.productArgs, "cartsvc_args": cfg.cartArgs,
 	}}
-	st, err := StartStack(ctx, StackConfig{
-		BinDir: cfg.binDir, Users: cfg.users, NoCacheReplica: true, Log: stderr,
-		ProductArgs: strings.Fields(cfg.productArgs), CartArgs: strings.Fields(cfg.cartArgs),
-	})
+	tg, err := cfg.target.build()
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	clients := NewClients(cfg.bench.Concurrency, st.Products.URL(), st.Cart.URL(), st.CartNoCache.URL())
-	shop, err := Seed(ctx, st, SeedConfig{Products: cfg.products, Users: cfg.users, Lines: cfg.lines}, clients, stderr)
-	if err != nil {
-		return fmt.Errorf("%w (logs in %s)", err, st.LogDir())
+	var st *Stack
+	defer RemoveBuilt()
+	if tg == nil {
+		st, err = StartStack(ctx, StackConfig{
+			BinDir: cfg.binDir, Users: cfg.users, NoCacheReplica: true, Log: stderr,
+			ProductArgs: strings.Fields(cfg.productArgs), CartArgs: strings.Fields(cfg.cartArgs),
+		})
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		tg = st.Target()
+		rep.Setup = stackSetup
+	} else {
+		cfg.users = min(cfg.users, len(tg.Users))
+		rep.Config["target"] = cfg.target.productURL + " " + cfg.target.cartURL
+		rep.Setup = []string{"A running stack named by --product-url and --cart-url; CPU and RSS of its processes are not known to shopload."}
 	}
-	if err := st.EnableEvents(); err != nil {
-		return err
+	clients := NewClients(cfg.bench.Concurrency, tg.ProductURL, tg.CartURL, tg.NoCacheURL)
+	shop, err := Seed(ctx, tg, SeedConfig{Products: cfg.products, Users: cfg.users, Lines: cfg.lines}, clients, stderr)
+	if err != nil {
+		return fmt.Errorf("seed: %w%s", err, logHint(st))
+	}
+	if st != nil {
+		if err := st.EnableEvents(); err != nil {
+			return err
+		}
 	}
 	rep.Machine = Machine{CPUModel: cpuModel(), Cores: runtime.NumCPU(), GoVersion: runtime.Version(),
-		Postgres: st.PostgresVersion(ctx), OS: runtime.GOOS + "/" + runtime.GOARCH}
-	rep.Setup = []string{
-		"Everything on loopback on this machine: load generator, plain handler, productsvc, cartsvc (and a cache-off cartsvc replica on the same database), PostgreSQL (fsync on, one cluster for both services and the baselines).",
-		"productsvc and cartsvc are the binaries of ./cmd/productsvc and ./cmd/cartsvc, run as separate processes with their default flags plus --log-level warn (productsvc with cartsvc as its subscriber and --relay-lease 5m); CPU per request is from /proc/<pid>/stat (postgres: the postmaster and all its children).",
-		"Clients are the generated Connect clients over HTTP/1.1 (binary protobuf unless named JSON), closed loop: each client sends its next request when the last one answered.",
-		"The plain handler runs in the load generator's process (its CPU is in the shopload column).",
-		"Storm: UpdateProduct on products held in carts; events/s = (acks − growth of the outbox) ÷ window; lag = time from an UpdateProduct's answer until cartsvc's product_versions holds that version (polled every 5 ms).",
-		"Backlog: cartsvc is frozen (SIGSTOP) while category renames queue the events (one per product), then thawed; events/s = events drained ÷ time to an empty outbox.",
-	}
-	results, err := RunBench(ctx, cfg.bench, st, shop, stderr)
+		Postgres: postgresVersion(ctx, tg.BenchDB), OS: runtime.GOOS + "/" + runtime.GOARCH}
+	results, err := RunBench(ctx, cfg.bench, tg, shop, stderr)
 	if err != nil {
-		return fmt.Errorf("%w (logs in %s)", err, st.LogDir())
+		return fmt.Errorf("%w%s", err, logHint(st))
 	}
 	rep.Finished = time.Now()
 	rep.build(results)
@@ -151,6 +214,24 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	rep.Markdown(stdout)
 	fmt.Fprintf(stderr, "wrote %s.json and %s.md\n", cfg.out, cfg.out)
 	return nil
+}
+
+// stackSetup describes how a run that starts its own stack measures.
+var stackSetup = []string{
+	"Everything on loopback on this machine: load generator, plain handler, productsvc, cartsvc (and a cache-off cartsvc replica on the same database), PostgreSQL (fsync on, one cluster for both services and the baselines).",
+	"productsvc and cartsvc are the binaries of ./cmd/productsvc and ./cmd/cartsvc, run as separate processes with their default flags plus --log-level warn (productsvc with cartsvc as its subscriber and --relay-lease 5m); CPU per request is from /proc/<pid>/stat (postgres: the postmaster and all its children).",
+	"Clients are the generated Connect clients over HTTP/1.1 (binary protobuf unless named JSON), closed loop: each client sends its next request when the last one answered.",
+	"The plain handler runs in the load generator's process (its CPU is in the shopload column).",
+	"Storm: UpdateProduct on products held in carts; events/s = (acks − growth of the outbox) ÷ window; lag = time from an UpdateProduct's answer until cartsvc's product_versions holds that version (polled every 5 ms).",
+	"Backlog: cartsvc is frozen (SIGSTOP) while category renames queue the events (one per product), then thawed; events/s = events drained ÷ time to an empty outbox.",
+}
+
+// logHint points at the services' logs when shopload started them.
+func logHint(st *Stack) string {
+	if st == nil {
+		return ""
+	}
+	return " (logs in " + st.LogDir() + ")"
 }
 
 // parseFlags parses args into fs, each flag falling back to SHOPLOAD_<NAME>

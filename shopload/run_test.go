@@ -15,6 +15,12 @@ import (
 
 func noEnv(string) string { return "" }
 
+func TestMain(m *testing.M) {
+	code := m.Run()
+	shopload.RemoveBuilt()
+	os.Exit(code)
+}
+
 // TestRun runs the whole tool at a tiny scale: it starts the stack, seeds
 // it, runs every baseline and scenario once and writes both reports. No
 // figure is asserted, only that every scenario measured something and
@@ -33,14 +39,7 @@ func TestRun(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Run: %v\n%s", err, stderr.String())
 	}
-	raw, err := os.ReadFile(out + ".json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rep shopload.Report
-	if err := json.Unmarshal(raw, &rep); err != nil {
-		t.Fatalf("the JSON report does not parse: %v", err)
-	}
+	rep := readReport(t, out+".json")
 	if len(rep.Scenarios) != len(shopload.Scenarios()) {
 		t.Errorf("report has %d scenarios, want %d", len(rep.Scenarios), len(shopload.Scenarios()))
 	}
@@ -78,6 +77,77 @@ func TestRun(t *testing.T) {
 	t.Logf("tiny run's table:\n%s", stdout.String())
 }
 
+// TestLongRunTarget points the tool at a running stack (started here, as
+// shopdev would run it): it seeds and measures through the given URLs,
+// gets tokens with the issuer's password grant, and skips what needs the
+// unknown processes (the backlog freezes cartsvc; no cache-off replica).
+// Long mode only: TestRun covers the tool's measuring at less cost.
+func TestLongRunTarget(t *testing.T) {
+	long(t)
+	ctx := context.Background()
+	st, err := shopload.StartStack(ctx, shopload.StackConfig{Users: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.EnableEvents(); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "target")
+	var stdout, stderr bytes.Buffer
+	err = shopload.Run(ctx, []string{
+		"--product-url", st.Products.URL(), "--cart-url", st.Cart.URL(), "--issuer-url", st.Issuer.URL(),
+		"--target-users", "load00000,load00001", "--target-product-database-url", st.ProductDB,
+		"--target-cart-database-url", st.CartDB, "--baseline-database-url", st.BenchDB,
+		"--duration", "300ms", "--storm-duration", "300ms", "--reps", "1", "--concurrency", "4", "--db-workers", "2",
+		"--products", "40", "--lines", "5", "--out", out,
+	}, noEnv, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("Run: %v\n%s", err, stderr.String())
+	}
+	rep := readReport(t, out+".json")
+	for _, s := range rep.Scenarios {
+		r := s.Reps[0]
+		switch s.Name {
+		case shopload.ScenarioBacklog, shopload.ScenarioGetCartCold:
+			if !strings.HasPrefix(r.Note, "skipped") {
+				t.Errorf("%s against a running stack: %+v, want it skipped", s.Name, r)
+			}
+		default:
+			if r.Requests == 0 {
+				t.Errorf("%s: no successful request (errors %v, note %q)", s.Name, r.Errors, r.Note)
+			}
+		}
+	}
+	err = shopload.Run(ctx, []string{"--product-url", "http://example.com:8081", "--cart-url", st.Cart.URL(), "--issuer-url", st.Issuer.URL()},
+		noEnv, &bytes.Buffer{}, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "loopback") {
+		t.Errorf("a target off loopback: %v, want an error saying loopback only", err)
+	}
+}
+
+// readReport reads a JSON report.
+func readReport(t *testing.T, path string) shopload.Report {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep shopload.Report
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		t.Fatalf("the JSON report does not parse: %v", err)
+	}
+	return rep
+}
+
+// long skips t unless SHOP_LONG=1 asks for the long tests.
+func long(t *testing.T) {
+	t.Helper()
+	if os.Getenv("SHOP_LONG") != "1" {
+		t.Skip("a long test: set SHOP_LONG=1 to run it")
+	}
+}
+
 func TestHelp(t *testing.T) {
 	t.Parallel()
 	for _, args := range [][]string{{"--help"}, {"soak", "--help"}} {
@@ -109,9 +179,7 @@ func TestBadFlags(t *testing.T) {
 // event storm; it fails on any failed request, on growth of either
 // service's RSS or goroutines, or on undelivered events.
 func TestLongSoak(t *testing.T) {
-	if os.Getenv("SHOP_LONG") != "1" {
-		t.Skip("a long test: set SHOP_LONG=1 to run it")
-	}
+	long(t)
 	var log bytes.Buffer
 	res, err := shopload.Soak(context.Background(), shopload.SoakConfig{
 		Duration: 2 * time.Minute, SampleEvery: 5 * time.Second, Rate: 100,
@@ -121,6 +189,7 @@ func TestLongSoak(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("events drained %s after the traffic", res.Drained.Round(time.Millisecond))
 	for _, f := range res.Failures {
 		t.Error(f)
 	}

@@ -111,16 +111,16 @@ var (
 const searchWord = "runner"
 
 // Seed creates the catalog through productsvc's API as admin and fills
-// each user's cart through cartsvc's API. Tokens come from the stack's
-// dev issuer.
-func Seed(ctx context.Context, st *Stack, cfg SeedConfig, clients *Clients, log io.Writer) (*Shop, error) {
+// each user's cart through cartsvc's API, with tokens from the target's
+// issuer.
+func Seed(ctx context.Context, tg *Target, cfg SeedConfig, clients *Clients, log io.Writer) (*Shop, error) {
 	if cfg.Concurrency == 0 {
 		cfg.Concurrency = 16
 	}
 	if cfg.Categories == 0 {
 		cfg.Categories = 10
 	}
-	admin, err := st.Issuer.UserToken(AdminUser)
+	admin, err := tg.Token(tg.Admin)
 	if err != nil {
 		return nil, err
 	}
@@ -159,9 +159,12 @@ func Seed(ctx context.Context, st *Stack, cfg SeedConfig, clients *Clients, log 
 	began = time.Now()
 	inCart := map[string]bool{}
 	rng := rand.New(rand.NewPCG(1, 2))
+	if len(tg.Users) < cfg.Users {
+		return nil, fmt.Errorf("%d users wanted, the issuer knows %d", cfg.Users, len(tg.Users))
+	}
 	shop.Users = make([]User, cfg.Users)
 	for u := range shop.Users {
-		token, err := st.Issuer.UserToken(UserName(u))
+		token, err := tg.Token(tg.Users[u])
 		if err != nil {
 			return nil, err
 		}
@@ -174,7 +177,7 @@ func Seed(ctx context.Context, st *Stack, cfg SeedConfig, clients *Clients, log 
 				inCart[shop.ProductIDs[i]] = true
 			}
 		}
-		shop.Users[u] = User{Name: UserName(u), Auth: "Bearer " + token, Lines: lines}
+		shop.Users[u] = User{Name: tg.Users[u], Auth: "Bearer " + token, Lines: lines}
 	}
 	for id := range inCart {
 		shop.CartProductIDs = append(shop.CartProductIDs, id)
@@ -194,8 +197,10 @@ func Seed(ctx context.Context, st *Stack, cfg SeedConfig, clients *Clients, log 
 	fmt.Fprintf(log, "seeded %d carts of %d lines in %s\n", cfg.Users, cfg.Lines, time.Since(began).Round(time.Millisecond))
 	// As autovacuum would soon: the planner should see the seeded tables
 	// as they are, not as the empty tables they were.
-	if err := st.Analyze(ctx); err != nil {
-		return nil, err
+	if tg.Analyze != nil {
+		if err := tg.Analyze(ctx); err != nil {
+			return nil, err
+		}
 	}
 	return shop, nil
 }

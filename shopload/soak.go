@@ -61,7 +61,7 @@ func Soak(ctx context.Context, cfg SoakConfig, log io.Writer) (*SoakResult, erro
 	}
 	defer st.Close()
 	clients := NewClients(64, st.Products.URL(), st.Cart.URL(), "")
-	shop, err := Seed(ctx, st, SeedConfig{Products: cfg.Products, Users: cfg.Users, Lines: cfg.Lines}, clients, log)
+	shop, err := Seed(ctx, st.Target(), SeedConfig{Products: cfg.Products, Users: cfg.Users, Lines: cfg.Lines}, clients, log)
 	if err != nil {
 		return nil, err
 	}
@@ -221,6 +221,7 @@ func RunSoak(ctx context.Context, args []string, getenv func(string) string, std
 		return errors.New("--duration, --sample-every and --rate must be positive, --products at least 10, --users and --lines at least 1, --lines at most --products")
 	}
 	cfg.Stack.ProductArgs, cfg.Stack.CartArgs = strings.Fields(productArgs), strings.Fields(cartArgs)
+	defer RemoveBuilt()
 	res, err := Soak(ctx, cfg, stderr)
 	if err != nil {
 		return err

@@ -115,9 +115,7 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 	}
 	binDir := cfg.BinDir
 	if binDir == "" {
-		binDir = filepath.Join(s.dir, "bin")
-		fmt.Fprintln(cfg.Log, "building productsvc and cartsvc …")
-		if err := Build(ctx, binDir); err != nil {
+		if binDir, err = builtBinaries(ctx, cfg.Log); err != nil {
 			return nil, err
 		}
 	}
@@ -146,7 +144,8 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 	issCfg.Logger = discardLogger()
 	issCfg.Users[AdminUser] = devissuer.User{Password: AdminUser, Roles: []string{"admin"}}
 	for i := range cfg.Users {
-		issCfg.Users[UserName(i)] = devissuer.User{Password: "pw"}
+		// The demo convention: the password is the name.
+		issCfg.Users[UserName(i)] = devissuer.User{Password: UserName(i)}
 	}
 	if s.Issuer, err = devissuer.Start(issCfg, "127.0.0.1:0"); err != nil {
 		return nil, err
@@ -263,9 +262,12 @@ func (s *Stack) RestartPostgres(ctx context.Context) (ready time.Time, err error
 	return time.Now(), nil
 }
 
-// PostgresVersion is the server's version string.
-func (s *Stack) PostgresVersion(ctx context.Context) string {
-	conn, err := pgx.Connect(ctx, s.BenchDB)
+// postgresVersion is the server's version string, or "unknown".
+func postgresVersion(ctx context.Context, url string) string {
+	if url == "" {
+		return "unknown"
+	}
+	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
 		return "unknown"
 	}
@@ -370,6 +372,31 @@ func Build(ctx context.Context, dir string) error {
 		}
 	}
 	return nil
+}
+
+// built holds the binaries StartStack builds, once per process.
+var built struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
+func builtBinaries(ctx context.Context, log io.Writer) (string, error) {
+	built.once.Do(func() {
+		fmt.Fprintln(log, "building productsvc and cartsvc …")
+		if built.dir, built.err = os.MkdirTemp("", "shopload-bin-"); built.err == nil {
+			built.err = Build(ctx, built.dir)
+		}
+	})
+	return built.dir, built.err
+}
+
+// RemoveBuilt removes the binaries StartStack built for this process;
+// stacks started afterwards fail.
+func RemoveBuilt() {
+	if built.dir != "" {
+		os.RemoveAll(built.dir)
+	}
 }
 
 // handedOut holds the ports FreeAddr has returned in this process.
