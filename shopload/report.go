@@ -210,7 +210,9 @@ type Machine struct {
 
 // Report is a benchmark run's results.
 type Report struct {
-	Command   string           `json:"command"`
+	Command string `json:"command"`
+	// Commit is the source's git commit ("+dirty" with uncommitted changes).
+	Commit    string           `json:"commit,omitempty"`
 	Started   time.Time        `json:"started"`
 	Finished  time.Time        `json:"finished"`
 	Machine   Machine          `json:"machine"`
@@ -298,6 +300,9 @@ func (rep *Report) Write(prefix string) error {
 func (rep *Report) Markdown(w io.Writer) {
 	fmt.Fprintf(w, "# shopload results\n\n")
 	fmt.Fprintf(w, "Command: `%s`  \n", rep.Command)
+	if rep.Commit != "" {
+		fmt.Fprintf(w, "Commit: %s  \n", rep.Commit)
+	}
 	fmt.Fprintf(w, "Run: %s, %s  \n", rep.Started.UTC().Format(time.RFC3339), rep.Finished.Sub(rep.Started).Round(time.Second))
 	m := rep.Machine
 	fmt.Fprintf(w, "Machine: %s, %d cores, %s, PostgreSQL %s, %s  \n", m.CPUModel, m.Cores, m.GoVersion, m.Postgres, m.OS)

@@ -13,6 +13,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os/exec"
 	"runtime"
 	"strings"
 	"time"
@@ -162,7 +163,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := cfg.validate(); err != nil {
 		return err
 	}
-	rep := &Report{Command: commandLine(args), Started: time.Now(), Config: map[string]any{
+	rep := &Report{Command: commandLine(args), Commit: gitCommit(ctx), Started: time.Now(), Config: map[string]any{
 		"duration": cfg.bench.Duration.String(), "storm_duration": cfg.bench.StormDuration.String(), "reps": cfg.bench.Reps, "concurrency": cfg.bench.Concurrency,
 		"db_workers": cfg.bench.DBWorkers, "products": cfg.products, "users": cfg.users, "lines": cfg.lines,
 		"backlog": cfg.bench.Backlog, "backlog_timeout": cfg.bench.BacklogTimeout.String(), "timeout": cfg.bench.Timeout.String(),
@@ -224,6 +225,20 @@ var stackSetup = []string{
 	"The plain handler runs in the load generator's process (its CPU is in the shopload column).",
 	"Storm: UpdateProduct on products held in carts; events/s = (acks − growth of the outbox) ÷ window; lag = time from an UpdateProduct's answer until cartsvc's product_versions holds that version (polled every 5 ms).",
 	"Backlog: cartsvc is frozen (SIGSTOP) while category renames queue the events (one per product), then thawed; events/s = events drained ÷ time to an empty outbox.",
+}
+
+// gitCommit is the working directory's git commit, "+dirty" when it has
+// uncommitted changes to tracked files, or "" outside a git checkout.
+func gitCommit(ctx context.Context) string {
+	out, err := exec.CommandContext(ctx, "git", "rev-parse", "--short", "HEAD").Output()
+	if err != nil {
+		return ""
+	}
+	commit := strings.TrimSpace(string(out))
+	if status, err := exec.CommandContext(ctx, "git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(status) > 0 {
+		commit += "+dirty"
+	}
+	return commit
 }
 
 // logHint points at the services' logs when shopload started them.
