@@ -174,7 +174,7 @@ func waitOutboxEmpty(ctx context.Context, pool *pgxpool.Pool, timeout time.Durat
 // lagSampler measures delivery lag: from a catalog write's acknowledgement
 // until cartsvc's database holds the product at that version. It tracks
 // at most maxPending writes at a time (one per product) and polls their
-// versions every 5 ms with one query.
+// versions every 10 ms with one query (lightly: it shares the machine).
 type lagSampler struct {
 	pool *pgxpool.Pool
 	mu   sync.Mutex
@@ -182,7 +182,7 @@ type lagSampler struct {
 	lags []time.Duration
 }
 
-const maxPending = 128
+const maxPending = 64
 
 func newLagSampler(pool *pgxpool.Pool) *lagSampler {
 	return &lagSampler{pool: pool, want: map[string]Ack{}}
@@ -199,7 +199,7 @@ func (l *lagSampler) Track(a Ack) {
 
 // run polls until ctx is done.
 func (l *lagSampler) run(ctx context.Context) {
-	tick := time.NewTicker(5 * time.Millisecond)
+	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		select {

@@ -223,7 +223,7 @@ var stackSetup = []string{
 	"productsvc and cartsvc are the binaries of ./cmd/productsvc and ./cmd/cartsvc, run as separate processes with their default flags plus --log-level warn (productsvc with cartsvc as its subscriber and --relay-lease 5m); CPU per request is from /proc/<pid>/stat (postgres: the postmaster and all its children).",
 	"Clients are the generated Connect clients over HTTP/1.1 (binary protobuf unless named JSON), closed loop: each client sends its next request when the last one answered.",
 	"The plain handler runs in the load generator's process (its CPU is in the shopload column).",
-	"Storm: UpdateProduct on products held in carts; events/s = (acks − growth of the outbox) ÷ window; lag = time from an UpdateProduct's answer until cartsvc's product_versions holds that version (polled every 5 ms).",
+	"Storm: UpdateProduct on products held in carts; events/s = (acks − growth of the outbox) ÷ window; lag = time from an UpdateProduct's answer until cartsvc's product_versions holds that version (polled every 10 ms, at most 64 writes followed at a time).",
 	"Backlog: cartsvc is frozen (SIGSTOP) while category renames queue the events (one per product), then thawed; events/s = events drained ÷ time to an empty outbox.",
 }
 
