@@ -174,9 +174,9 @@ func (b *bench) run(ctx context.Context, name string) (RepResult, error) {
 	case ScenarioListProducts:
 		return b.closed(ctx, c, s.ListProducts()), nil
 	case ScenarioAddCartItem:
-		return b.closed(ctx, c, s.AddCartItem(false, nil)), nil
+		return b.closed(ctx, c, s.AddCartItem(NoRetry, nil)), nil
 	case ScenarioUpdateProduct:
-		r := b.closed(ctx, c, s.UpdateProduct(s.ProductIDs, false, nil))
+		r := b.closed(ctx, c, s.UpdateProduct(s.ProductIDs, NoRetry, nil))
 		b.settle(ctx, &r)
 		return r, nil
 	case ScenarioPriceStorm:
@@ -295,7 +295,7 @@ func (b *bench) storm(ctx context.Context) (RepResult, error) {
 	}
 	before := b.observe(ctx)
 	st := Closed(ctx, b.cfg.Concurrency, b.cfg.StormDuration, b.cfg.MaxRequests, b.cfg.Timeout,
-		b.shop.UpdateProduct(b.shop.CartProductIDs, false, lag.Track))
+		b.shop.UpdateProduct(b.shop.CartProductIDs, NoRetry, lag.Track))
 	queued1, err := outboxCount(ctx, b.productPool)
 	r := b.result(ctx, before, st, st.OK+st.Failed)
 	if err != nil {

@@ -22,8 +22,25 @@ type Op func(ctx context.Context, w *Worker) error
 type Worker struct {
 	ID   int
 	Rand *rand.Rand
-	seq  uint64
-	run  string
+	// Slot of Slots: a closed load's worker i of n, so that workers can
+	// keep to their own share of the users (Slots is 0 in an open load).
+	Slot, Slots int
+	seq         uint64
+	run         string
+}
+
+// Pick returns a random index below n, from the worker's share (the
+// indexes equal to Slot modulo Slots) when n allows every worker one.
+func (w *Worker) Pick(n int) int {
+	k := w.Rand.IntN(n)
+	if w.Slots == 0 || n < w.Slots {
+		return k
+	}
+	k = k - k%w.Slots + w.Slot
+	if k >= n {
+		k -= w.Slots
+	}
+	return k
 }
 
 // RequestID returns an id no other request of this process has.
@@ -132,6 +149,7 @@ func Closed(ctx context.Context, conc int, dur time.Duration, max int, timeout t
 		parts[i] = newStats()
 		wg.Go(func() {
 			w, st := newWorker(), parts[i]
+			w.Slot, w.Slots = i, conc
 			for ctx.Err() == nil && time.Now().Before(end) && sent.Add(1) <= int64(max) {
 				rctx, rcancel := context.WithTimeout(ctx, timeout)
 				start := time.Now()

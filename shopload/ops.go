@@ -35,7 +35,7 @@ func (s *Shop) GetProduct(json bool) Op {
 func (s *Shop) GetCart(client cartv1connect.CartServiceClient, onAnswer func(stale bool)) Op {
 	msg := &cartv1.GetCartRequest{}
 	return func(ctx context.Context, w *Worker) error {
-		resp, err := client.GetCart(ctx, authed(msg, s.Users[w.Rand.IntN(len(s.Users))].Auth))
+		resp, err := client.GetCart(ctx, authed(msg, s.Users[w.Pick(len(s.Users))].Auth))
 		if err == nil && onAnswer != nil {
 			onAnswer(resp.Msg.GetCart().GetStale())
 		}
@@ -62,12 +62,14 @@ type AddedItem struct {
 }
 
 // AddCartItem adds one more of a random line to a random user's cart, with
-// a request_id. With retry, an Unavailable answer is retried with the same
-// request_id (so that it applies once) until the request's deadline.
+// a request_id. Answers retry says are retried with the same request_id
+// (so that it applies once) until the request's deadline. In a closed load each worker keeps to its own users,
+// so no two of its writes wait for each other (cartsvc runs one write per
+// user at a time).
 // onAck, if set, hears of every acknowledged add.
-func (s *Shop) AddCartItem(retry bool, onAck func(AddedItem)) Op {
+func (s *Shop) AddCartItem(retry Retry, onAck func(AddedItem)) Op {
 	return func(ctx context.Context, w *Worker) error {
-		u := w.Rand.IntN(len(s.Users))
+		u := w.Pick(len(s.Users))
 		user := s.Users[u]
 		msg := &cartv1.AddCartItemRequest{ProductId: user.Lines[w.Rand.IntN(len(user.Lines))], Quantity: 1, RequestId: new(string)}
 		*msg.RequestId = w.RequestID()
@@ -91,9 +93,9 @@ type Ack struct {
 
 // UpdateProduct sets a random price on a random product of ids, as admin;
 // its event goes through the outbox. onAck, if set, hears of every
-// acknowledged update. With retry, Unavailable is retried until the
-// request's deadline.
-func (s *Shop) UpdateProduct(ids []string, retry bool, onAck func(Ack)) Op {
+// acknowledged update. Answers retry says are retried until the request's
+// deadline.
+func (s *Shop) UpdateProduct(ids []string, retry Retry, onAck func(Ack)) Op {
 	mask := &fieldmaskpb.FieldMask{Paths: []string{"price"}}
 	return func(ctx context.Context, w *Worker) error {
 		msg := &productv1.UpdateProductRequest{
@@ -116,28 +118,43 @@ func (s *Shop) UpdateProduct(ids []string, retry bool, onAck func(Ack)) Op {
 	}
 }
 
-// call runs f once, or with retry until it answers anything but
-// Unavailable or ctx ends, 100 ms between attempts. When ctx ends during
-// an attempt after an Unavailable answer, that answer is returned: the
-// client gave up on a service that kept saying "retry", which is not the
-// service failing to answer.
-func call(ctx context.Context, retry bool, f func() error) error {
-	var unavailable error
+// Retry says which answers a write retries.
+type Retry int
+
+const (
+	// NoRetry takes every answer as final.
+	NoRetry Retry = iota
+	// RetryBusy retries ResourceExhausted (a per-user limit: try later).
+	RetryBusy
+	// RetryTransient retries Unavailable and ResourceExhausted.
+	RetryTransient
+)
+
+func (r Retry) retries(code connect.Code) bool {
+	return (r >= RetryBusy && code == connect.CodeResourceExhausted) || (r == RetryTransient && code == connect.CodeUnavailable)
+}
+
+// call runs f until it answers something retry does not retry or ctx
+// ends, 100 ms between attempts. When ctx ends during an attempt after a
+// retried answer, that answer is returned: the client gave up on a service
+// that kept saying "retry", which is not the service failing to answer.
+func call(ctx context.Context, retry Retry, f func() error) error {
+	var retried error
 	for {
 		err := f()
 		switch {
-		case err == nil || !retry:
-			return err
-		case connect.CodeOf(err) == connect.CodeUnavailable:
-			unavailable = err
-		case ctx.Err() != nil && unavailable != nil:
-			return unavailable
+		case err == nil:
+			return nil
+		case retry.retries(connect.CodeOf(err)):
+			retried = err
+		case ctx.Err() != nil && retried != nil:
+			return retried
 		default:
 			return err
 		}
 		select {
 		case <-ctx.Done():
-			return unavailable
+			return retried
 		case <-time.After(100 * time.Millisecond):
 		}
 	}

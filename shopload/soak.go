@@ -101,7 +101,7 @@ func Soak(ctx context.Context, cfg SoakConfig, log io.Writer) (*SoakResult, erro
 			}
 		}
 	}()
-	res.Traffic = Open(ctx, OpenConfig{Rate: cfg.Rate, Duration: cfg.Duration, MaxInFlight: 256, Timeout: 10 * time.Second}, shop.Mix(false, nil, nil))
+	res.Traffic = Open(ctx, OpenConfig{Rate: cfg.Rate, Duration: cfg.Duration, MaxInFlight: 256, Timeout: 10 * time.Second}, shop.Mix(RetryBusy, nil, nil))
 	stopSampling()
 	<-sampled
 	sample()
@@ -135,10 +135,10 @@ func Soak(ctx context.Context, cfg SoakConfig, log io.Writer) (*SoakResult, erro
 
 // Mix is the soak's and the fault tests' mixed traffic: GetProduct 35,
 // GetCart 30, ListProducts 10, AddCartItem 15 and UpdateProduct on carted
-// products 10 (the event storm). With retry, writes retry Unavailable
-// (cart writes with the same request_id); onAdd and onUpdate hear of
+// products 10 (the event storm). Writes retry what retry says (cart
+// writes with the same request_id); onAdd and onUpdate hear of
 // acknowledged writes.
-func (s *Shop) Mix(retry bool, onAdd func(AddedItem), onUpdate func(Ack)) []MixOp {
+func (s *Shop) Mix(retry Retry, onAdd func(AddedItem), onUpdate func(Ack)) []MixOp {
 	return []MixOp{
 		{Name: "GetProduct", Weight: 35, Op: s.GetProduct(false)},
 		{Name: "GetCart", Weight: 30, Op: s.GetCart(s.Clients.Cart, nil)},
