@@ -108,7 +108,9 @@ func (s *Shop) UpdateProduct(ids []string, retry Retry, onAck func(Ack)) Op {
 		var version int64
 		err := call(ctx, retry, func() error {
 			resp, err := s.Clients.Products.UpdateProduct(ctx, authed(msg, s.AdminAuth))
-			version = resp.Msg.GetProduct().GetVersion()
+			if err == nil {
+				version = resp.Msg.GetProduct().GetVersion()
+			}
 			return err
 		})
 		if err == nil && onAck != nil {
