@@ -4,7 +4,7 @@
 // lookup of the same product (singleflight), retries idempotent reads with
 // exponential backoff inside the caller's deadline, and stops calling a
 // failing productsvc with a circuit breaker that probes again after 500 ms,
-// doubling the wait after each failed probe up to 30 s (see breaker).
+// doubling the wait after each failed probe up to 1 s (see breaker).
 //
 // Cached entries carry the product version. A per-product high-water mark
 // (fed by ObserveVersion, and by the minimum versions callers pass in each
@@ -44,7 +44,10 @@ const (
 	DefaultMaxEntries      = 100_000
 	DefaultBreakerFailures = 5
 	DefaultBreakerOpen     = 500 * time.Millisecond
-	DefaultBreakerOpenMax  = 30 * time.Second
+	// DefaultBreakerOpenMax keeps probes at least once a second: one call a
+	// second per replica costs productsvc nothing, and a longer wait would
+	// keep cart writes failing for that long after productsvc is back.
+	DefaultBreakerOpenMax = time.Second
 )
 
 // maxBatch is BatchGetProducts' limit on ids per call.
@@ -86,7 +89,7 @@ type Config struct {
 	// probe call through (half-open); each failed probe doubles it, up to
 	// BreakerOpenMax, and a successful one resets it. Default 500 ms.
 	BreakerOpen time.Duration
-	// BreakerOpenMax bounds the open period. Default 30 s.
+	// BreakerOpenMax bounds the open period. Default 1 s.
 	BreakerOpenMax time.Duration
 	// BreakerNow is the breaker's clock; default time.Now.
 	BreakerNow func() time.Time
