@@ -71,7 +71,9 @@ func (s *EventSinkServer) DeliverEvents(ctx context.Context, req *connect.Reques
 			todo = append(todo, ev)
 		}
 	}
-	got, err := s.receiveAll(ctx, todo, peer)
+	actx, span := s.applySpan(ctx, todo)
+	got, err := s.receiveAll(actx, todo, peer)
+	endApplySpan(span, got, err)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()

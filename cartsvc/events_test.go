@@ -3,8 +3,6 @@ package cartsvc_test
 import (
 	"context"
 	"errors"
-	"io"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -25,6 +23,7 @@ import (
 	typev1 "github.com/decoupledshop/shop/gen/proto/shop/type/v1"
 	"github.com/decoupledshop/shop/internal/devissuer"
 	"github.com/decoupledshop/shop/internal/shoptest"
+	"github.com/decoupledshop/shop/internal/telemetry"
 )
 
 const (
@@ -161,22 +160,11 @@ func (b *testBundle) addToWishlist(t *testing.T, who, productID string) {
 	}
 }
 
-// metric returns the value of a sample line of cartsvc's /metrics, "" if
-// absent.
+// metric returns the value of a sample line of cartsvc's metrics (what
+// the admin listener's /metrics serves), "" if absent.
 func (b *testBundle) metric(t *testing.T, sample string) string {
 	t.Helper()
-	resp, err := http.Get(b.cartURL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	for line := range strings.SplitSeq(string(body), "\n") {
-		if v, ok := strings.CutPrefix(line, sample+" "); ok {
-			return v
-		}
-	}
-	return ""
+	return telemetry.Sample(b.registry, sample)
 }
 
 // TestProductChangedRefreshesEveryCopyOnce: a price change reaches every

@@ -78,7 +78,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer env.Close()
-	pcfg.Logger = env.Logger
+	pcfg.Logger, pcfg.ClientOptions = env.Logger, env.Telemetry.ClientOptions()
 	products, err := catalog.New(pcfg)
 	if err != nil {
 		return err
@@ -87,6 +87,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	svc := NewService(env.Pool, products, Options{
 		Currency: cur, HoldIdle: *holdIdle, Logger: env.Logger,
 		EventRate: *eventRate / float64(*replicas), InboxRetention: *inboxRetention, Users: users,
+		Tracer: env.Telemetry.Tracer("github.com/decoupledshop/shop/cartsvc"),
 	})
 	Mount(env.Server, env.HandlerOptions, env.Verifier, svc)
 

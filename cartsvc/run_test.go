@@ -76,11 +76,11 @@ func TestBothServicesOverJSON(t *testing.T) {
 	productAddr, cartAddr := shoptest.FreeAddr(t), shoptest.FreeAddr(t)
 	productEnv := map[string]string{
 		"ADDR": productAddr, "DATABASE_URL": pgtest.NewDatabase(t, productSchema),
-		"OIDC_ISSUER_URL": iss.URL(), "DRAIN_DELAY": "-1s",
+		"OIDC_ISSUER_URL": iss.URL(), "DRAIN_DELAY": "-1s", "ADMIN_ADDR": "127.0.0.1:0",
 	}
 	cartEnv := map[string]string{
 		"ADDR": cartAddr, "DATABASE_URL": pgtest.NewDatabase(t, cartSchema),
-		"OIDC_ISSUER_URL": iss.URL(), "DRAIN_DELAY": "-1s", "PRODUCT_URL": "http://" + productAddr,
+		"OIDC_ISSUER_URL": iss.URL(), "DRAIN_DELAY": "-1s", "ADMIN_ADDR": "127.0.0.1:0", "PRODUCT_URL": "http://" + productAddr,
 		// Every GetCart asks productsvc (within the TTL the cache answers
 		// without asking, and is not stale).
 		"PRODUCT_CACHE_TTL": "1ns",

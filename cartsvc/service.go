@@ -15,7 +15,6 @@ import (
 	"github.com/decoupledshop/shop/gen/proto/shop/events/v1/eventsv1connect"
 	"github.com/decoupledshop/shop/internal/auth"
 	"github.com/decoupledshop/shop/internal/server"
-	"github.com/decoupledshop/shop/internal/traceparent"
 )
 
 // Rules classifies every procedure cartsvc serves: carts and wishlists are
@@ -52,11 +51,10 @@ var Rules = auth.Rules{
 // EventSinkService and the inbox's DeadLetterService on srv, behind token
 // verification with Rules, with the hardened handler options opts (and
 // for carts and wishlists the per-user limits of Options.Users), and the
-// event counters on srv's metrics registry. A request's W3C traceparent is
-// passed on to productsvc.
+// event counters on srv's metrics registry.
 func Mount(srv *server.Server, opts []connect.HandlerOption, verifier *auth.Verifier, svc *Service) {
 	guard := func(path string, h http.Handler) {
-		srv.Handle(path, auth.Middleware(verifier, Rules, traceparent.Middleware(h)))
+		srv.Handle(path, auth.Middleware(verifier, Rules, h))
 	}
 	userOpts := append(slices.Clip(opts), connect.WithInterceptors(svc.fairness.interceptor()))
 	guard(cartv1connect.NewCartServiceHandler(&CartServer{svc}, userOpts...))

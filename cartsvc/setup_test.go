@@ -23,6 +23,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -42,6 +43,7 @@ import (
 	"github.com/decoupledshop/shop/internal/pgtest"
 	"github.com/decoupledshop/shop/internal/server"
 	"github.com/decoupledshop/shop/internal/shoptest"
+	"github.com/decoupledshop/shop/internal/telemetry"
 	"github.com/decoupledshop/shop/productsvc"
 	productmigrations "github.com/decoupledshop/shop/productsvc/migrations"
 )
@@ -77,6 +79,8 @@ var start = time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC)
 type testBundle struct {
 	cartURL      string
 	cartPool     *pgxpool.Pool
+	registry     *prometheus.Registry // the first cart server's metrics
+	telemetry    *telemetry.Telemetry
 	cartDBURL    string
 	ccfg         server.Config
 	verifier     *auth.Verifier
@@ -180,6 +184,9 @@ func setup(t testing.TB, opts ...option) *testBundle {
 	b.cartPool, b.cartDBURL = pgtest.NewPool(t, cartSchema)
 	cfg.catalog.BaseURL = b.front.url
 	cfg.catalog.Now = b.clock.Now
+	// Telemetry as Run wires it (tracing off, logs discarded).
+	b.telemetry = telemetry.ForTest("cartsvc", nil, nil)
+	cfg.catalog.ClientOptions = b.telemetry.ClientOptions()
 	var err error
 	if b.catalog, err = catalog.New(cfg.catalog); err != nil {
 		t.Fatal(err)
@@ -211,7 +218,10 @@ const (
 func (b *testBundle) serveCart(t testing.TB, svc *cartsvc.Service) string {
 	t.Helper()
 	srv := server.New(b.ccfg)
-	cartsvc.Mount(srv, server.HandlerOptions(b.ccfg), b.verifier, svc)
+	cartsvc.Mount(srv, append(b.telemetry.HandlerOptions(), server.HandlerOptions(b.ccfg)...), b.verifier, svc)
+	if b.registry == nil {
+		b.registry = srv.Registry()
+	}
 	return shoptest.Serve(t, srv)
 }
 

@@ -11,6 +11,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/decoupledshop/shop/cartsvc/catalog"
 	cartdb "github.com/decoupledshop/shop/gen/sqlc/cart"
@@ -69,6 +71,8 @@ type Options struct {
 	// redeliveries DUPLICATE; default DefaultInboxRetention. Older
 	// redeliveries are answered STALE by the version gate.
 	InboxRetention time.Duration
+	// Tracer makes the spans of applying events; default records none.
+	Tracer trace.Tracer
 }
 
 // Service holds what the cart, wishlist, promo code and event handlers
@@ -87,6 +91,7 @@ type Service struct {
 	fairness       *fairness
 	inboxRetention time.Duration
 	metrics        *eventMetrics
+	tracer         trace.Tracer
 }
 
 // NewService returns a Service over db that reads products through
@@ -113,6 +118,9 @@ func NewService(db *pgxpool.Pool, products *catalog.Client, opts Options) *Servi
 	if opts.InboxRetention <= 0 {
 		opts.InboxRetention = DefaultInboxRetention
 	}
+	if opts.Tracer == nil {
+		opts.Tracer = noop.NewTracerProvider().Tracer("")
+	}
 	return &Service{
 		db: db, q: cartdb.New(db), products: products,
 		currency: opts.Currency, holdIdle: opts.HoldIdle, now: opts.Now, newID: opts.NewID, log: opts.Logger,
@@ -120,6 +128,7 @@ func NewService(db *pgxpool.Pool, products *catalog.Client, opts Options) *Servi
 		fairness:       newFairness(opts.Users.withDefaults()),
 		inboxRetention: opts.InboxRetention,
 		metrics:        newEventMetrics(),
+		tracer:         opts.Tracer,
 	}
 }
 

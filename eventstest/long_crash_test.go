@@ -83,7 +83,7 @@ func TestLongCrash(t *testing.T) {
 	productDone := make(chan error, 1)
 	go func() {
 		env := map[string]string{
-			"ADDR": productAddr, "DATABASE_URL": productDB, "OIDC_ISSUER_URL": iss.URL(), "DRAIN_DELAY": "-1s", "LOG_LEVEL": "warn",
+			"ADDR": productAddr, "DATABASE_URL": productDB, "OIDC_ISSUER_URL": iss.URL(), "DRAIN_DELAY": "-1s", "ADMIN_ADDR": "127.0.0.1:0", "LOG_LEVEL": "warn",
 			"SUBSCRIBERS":     "cartsvc=http://" + cartAddr,
 			"RELAY_CLIENT_ID": devissuer.DemoRelayClient, "RELAY_CLIENT_SECRET": devissuer.DemoRelaySecret,
 		}

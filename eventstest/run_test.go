@@ -62,12 +62,12 @@ func TestRunDeliversCatalogChangesToCarts(t *testing.T) {
 	productAddr, cartAddr := shoptest.FreeAddr(t), shoptest.FreeAddr(t)
 	cartDB, productDB := pgtest.NewDatabase(t, cartSchema), pgtest.NewDatabase(t, productSchema)
 	productEnv := map[string]string{
-		"ADDR": productAddr, "DATABASE_URL": productDB, "OIDC_ISSUER_URL": iss.URL(), "DRAIN_DELAY": "-1s",
+		"ADDR": productAddr, "DATABASE_URL": productDB, "OIDC_ISSUER_URL": iss.URL(), "DRAIN_DELAY": "-1s", "ADMIN_ADDR": "127.0.0.1:0",
 		"SUBSCRIBERS":     "cartsvc=http://" + cartAddr,
 		"RELAY_CLIENT_ID": devissuer.DemoRelayClient, "RELAY_CLIENT_SECRET": devissuer.DemoRelaySecret,
 	}
 	cartEnv := map[string]string{
-		"ADDR": cartAddr, "DATABASE_URL": cartDB, "OIDC_ISSUER_URL": iss.URL(), "DRAIN_DELAY": "-1s",
+		"ADDR": cartAddr, "DATABASE_URL": cartDB, "OIDC_ISSUER_URL": iss.URL(), "DRAIN_DELAY": "-1s", "ADMIN_ADDR": "127.0.0.1:0",
 		"PRODUCT_URL": "http://" + productAddr,
 	}
 	runMain(t, productsvc.Run, productEnv)

@@ -3,8 +3,6 @@ package eventstest_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -15,6 +13,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -38,6 +37,7 @@ import (
 	"github.com/decoupledshop/shop/internal/pgtest"
 	"github.com/decoupledshop/shop/internal/server"
 	"github.com/decoupledshop/shop/internal/shoptest"
+	"github.com/decoupledshop/shop/internal/telemetry"
 	"github.com/decoupledshop/shop/productsvc"
 	productmigrations "github.com/decoupledshop/shop/productsvc/migrations"
 	"github.com/decoupledshop/shop/productsvc/relay"
@@ -120,6 +120,8 @@ type cart struct {
 	dbURL   string
 	svc     *cartsvc.Service
 	catalog *catalog.Client
+	// registry holds the replica's metrics.
+	registry *prometheus.Registry
 }
 
 // newCart starts a cartsvc replica, wired as Run wires it (listening for
@@ -144,6 +146,7 @@ func (s *shop) newCart(t *testing.T, dbURL string, opts cartsvc.Options) *cart {
 	cfg := shoptest.ServerConfig(t, c.pool.Ping)
 	srv := server.New(cfg)
 	cartsvc.Mount(srv, server.HandlerOptions(cfg), s.verifier, c.svc)
+	c.registry = srv.Registry()
 	c.url = shoptest.Serve(t, srv)
 	background(t, func(ctx context.Context) { c.svc.ListenForVersions(ctx, c.dbURL) })
 	return c
@@ -360,22 +363,11 @@ func (c *cart) state(t *testing.T) string {
 	return strings.Join(out, "\n")
 }
 
-// metric returns a sample's value from the replica's /metrics ("" if
-// absent).
+// metric returns a sample's value from the replica's metrics (what its
+// admin listener's /metrics serves; "" if absent).
 func (c *cart) metric(t *testing.T, sample string) string {
 	t.Helper()
-	resp, err := http.Get(c.url + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	for line := range strings.SplitSeq(string(body), "\n") {
-		if v, ok := strings.CutPrefix(line, sample+" "); ok {
-			return v
-		}
-	}
-	return ""
+	return telemetry.Sample(c.registry, sample)
 }
 
 // outboxEvents returns the subscriber's queued events in the order they

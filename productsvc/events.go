@@ -13,7 +13,7 @@ import (
 	eventsv1 "github.com/decoupledshop/shop/gen/proto/shop/events/v1"
 	typev1 "github.com/decoupledshop/shop/gen/proto/shop/type/v1"
 	productdb "github.com/decoupledshop/shop/gen/sqlc/product"
-	"github.com/decoupledshop/shop/internal/traceparent"
+	"github.com/decoupledshop/shop/internal/telemetry"
 )
 
 // Publisher records the events of a catalog change inside the transaction
@@ -46,7 +46,7 @@ func typeName(m proto.Message) string { return string(m.ProtoReflect().Descripto
 // Each event gets a fresh UUID, its type name, the aggregate's id and
 // version after the change, the time of the change (the aggregate's
 // update_time; the outbox clock for a deletion) and the W3C traceparent of
-// the request, if it carried a valid one (see traceparent.Middleware).
+// the span in ctx (the request's, see telemetry.Traceparent), if any.
 type Outbox struct {
 	subscribers []string
 	now         func() time.Time
@@ -129,7 +129,7 @@ func (o *Outbox) insert(ctx context.Context, tx pgx.Tx, events []pending) error 
 	if len(o.subscribers) == 0 || len(events) == 0 {
 		return nil
 	}
-	trace := traceparent.FromContext(ctx)
+	trace := telemetry.Traceparent(ctx)
 	p := productdb.InsertOutboxEventsParams{
 		Now:               o.now(),
 		Subscribers:       o.subscribers,

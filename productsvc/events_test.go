@@ -28,7 +28,7 @@ import (
 	"github.com/decoupledshop/shop/internal/pgtest"
 	"github.com/decoupledshop/shop/internal/server"
 	"github.com/decoupledshop/shop/internal/shoptest"
-	"github.com/decoupledshop/shop/internal/traceparent"
+	"github.com/decoupledshop/shop/internal/telemetry"
 	"github.com/decoupledshop/shop/productsvc"
 	"github.com/decoupledshop/shop/productsvc/relay"
 	"github.com/decoupledshop/shop/productsvc/relay/sinktest"
@@ -59,7 +59,8 @@ func eventsSetup(t testing.TB) *eventsBundle {
 	b.catalog = productsvc.NewCatalog(pool, failingPublisher{outbox}, "EUR", nil, nil)
 	cfg := shoptest.ServerConfig(t, pool.Ping)
 	srv := server.New(cfg)
-	productsvc.Mount(srv, server.HandlerOptions(cfg), shoptest.Verifier(t, iss), b.catalog)
+	opts := append(telemetry.ForTest("productsvc", nil, nil).HandlerOptions(), server.HandlerOptions(cfg)...)
+	productsvc.Mount(srv, opts, shoptest.Verifier(t, iss), b.catalog)
 	b.url = shoptest.Serve(t, srv)
 	return b
 }
@@ -164,12 +165,12 @@ func TestEveryChangeQueuesItsEventsWithTheRequestTrace(t *testing.T) {
 	t.Parallel()
 	b := eventsSetup(t)
 	ctx := context.Background()
-	const trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	const trace, traceID = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "4bf92f3577b34da6a3ce929d0e0e4736"
 	p := shoptest.ConnectJSON()
 	opts := append(p.ClientOptions(b.admin), connect.WithInterceptors(connect.UnaryInterceptorFunc(
 		func(next connect.UnaryFunc) connect.UnaryFunc {
 			return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-				req.Header().Set(traceparent.Header, trace)
+				req.Header().Set("traceparent", trace)
 				return next(ctx, req)
 			}
 		})))
@@ -214,8 +215,9 @@ func TestEveryChangeQueuesItsEventsWithTheRequestTrace(t *testing.T) {
 
 	var got []string
 	for _, ev := range b.queued(t) {
-		if ev.GetTraceparent() != trace {
-			t.Errorf("event %s has traceparent %q, want the request's %q", ev.GetType(), ev.GetTraceparent(), trace)
+		// The request's server span is the stored parent: same trace id.
+		if got := telemetry.SpanContextOf(ev.GetTraceparent()).TraceID().String(); got != traceID {
+			t.Errorf("event %s has traceparent %q, want one in the request's trace %s", ev.GetType(), ev.GetTraceparent(), traceID)
 		}
 		got = append(got, fmt.Sprintf("%s %s v%d", strings.TrimPrefix(ev.GetType(), "shop.events.v1."), short(ev.GetAggregateId(), cat.Msg.Category.Id, ids), ev.GetAggregateVersion()))
 	}

@@ -92,6 +92,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			rc.ListenURL = cfg.DatabaseURL
 		}
 		rc.Logger = env.Logger
+		rc.ClientOptions, rc.TracerProvider = env.Telemetry.ClientOptions(), env.Telemetry.TracerProvider
 		rc.Notifier = catalog.Notifier()
 		if rel, err = relay.New(env.Pool, rc); err != nil {
 			return err

@@ -59,6 +59,7 @@ func TestRunDeliversEventsToTheSubscribers(t *testing.T) {
 		"DATABASE_URL":        pgtest.NewDatabase(t, productSchema),
 		"OIDC_ISSUER_URL":     iss.URL(),
 		"DRAIN_DELAY":         "-1s", // 0 would mean the default
+		"ADMIN_ADDR":          "127.0.0.1:0",
 		"SUBSCRIBERS":         "cartsvc=" + sink.URL(),
 		"RELAY_CLIENT_ID":     devissuer.DemoRelayClient,
 		"RELAY_CLIENT_SECRET": devissuer.DemoRelaySecret,

@@ -52,6 +52,7 @@ func TestREADMECatalogCurl(t *testing.T) {
 		"DATABASE_URL":    dbURL,
 		"OIDC_ISSUER_URL": iss.URL(),
 		"DRAIN_DELAY":     "0s",
+		"ADMIN_ADDR":      "127.0.0.1:0",
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

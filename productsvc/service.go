@@ -11,7 +11,6 @@ import (
 	"github.com/decoupledshop/shop/gen/proto/shop/product/v1/productv1connect"
 	"github.com/decoupledshop/shop/internal/auth"
 	"github.com/decoupledshop/shop/internal/server"
-	"github.com/decoupledshop/shop/internal/traceparent"
 )
 
 // Rules classifies every procedure productsvc serves; anything else is
@@ -37,11 +36,11 @@ var Rules = auth.Rules{
 
 // Mount registers CategoryService, ProductService and the outbox's
 // DeadLetterService on srv, behind token verification with Rules, with the
-// hardened handler options opts. A request's valid W3C traceparent header
-// goes into its context, and from there into the events it causes.
+// handler options opts. With telemetry among opts (see boot.Env), the
+// trace of each write is stored with the events it causes.
 func Mount(srv *server.Server, opts []connect.HandlerOption, verifier *auth.Verifier, catalog *Catalog) {
 	guard := func(path string, h http.Handler) {
-		srv.Handle(path, auth.Middleware(verifier, Rules, traceparent.Middleware(h)))
+		srv.Handle(path, auth.Middleware(verifier, Rules, h))
 	}
 	guard(productv1connect.NewCategoryServiceHandler(&CategoryServer{catalog}, opts...))
 	guard(productv1connect.NewProductServiceHandler(&ProductServer{catalog}, opts...))

@@ -32,7 +32,6 @@ import (
 	productv1 "github.com/decoupledshop/shop/gen/proto/shop/product/v1"
 	"github.com/decoupledshop/shop/gen/proto/shop/product/v1/productv1connect"
 	"github.com/decoupledshop/shop/internal/server"
-	"github.com/decoupledshop/shop/internal/traceparent"
 )
 
 // Defaults for the zero fields of Config.
@@ -98,6 +97,9 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives breaker state changes; default discard.
 	Logger *slog.Logger
+	// ClientOptions are added to the Connect client's options (telemetry:
+	// traces, which pass the request's traceparent on, and call metrics).
+	ClientOptions []connect.ClientOption
 }
 
 // Product is what a cart needs of a catalog product.
@@ -250,7 +252,7 @@ func New(cfg Config) (*Client, error) {
 	}
 	log := cfg.Logger
 	c := &Client{
-		rpc:         productv1connect.NewProductServiceClient(cfg.HTTPClient, cfg.BaseURL, server.ClientOptions()...),
+		rpc:         productv1connect.NewProductServiceClient(cfg.HTTPClient, cfg.BaseURL, append(server.ClientOptions(), cfg.ClientOptions...)...),
 		cache:       cache,
 		callTimeout: cfg.CallTimeout,
 		retries:     cfg.Retries,
@@ -510,8 +512,8 @@ func (c *Client) batchGet(ctx context.Context, ids []uuid.UUID) ([]Product, erro
 }
 
 // call makes one BatchGetProducts call through the breaker, retrying
-// failures that count against productsvc while ctx allows. It passes on
-// the traceparent of the request that started the fetch.
+// failures that count against productsvc while ctx allows. The client's
+// telemetry passes on the trace of the request that started the fetch.
 func (c *Client) call(ctx context.Context, ids []uuid.UUID) (*productv1.BatchGetProductsResponse, error) {
 	req := &productv1.BatchGetProductsRequest{Ids: make([]string, len(ids))}
 	for i, id := range ids {
@@ -536,11 +538,7 @@ func (c *Client) through(ctx context.Context, req *productv1.BatchGetProductsReq
 	c.calls.Add(1)
 	actx, cancel := context.WithTimeout(ctx, c.callTimeout)
 	defer cancel()
-	creq := connect.NewRequest(req)
-	if tp := traceparent.FromContext(ctx); tp != "" {
-		creq.Header().Set(traceparent.Header, tp)
-	}
-	resp, err := c.rpc.BatchGetProducts(actx, creq)
+	resp, err := c.rpc.BatchGetProducts(actx, connect.NewRequest(req))
 	if err != nil {
 		err = callError(actx, err)
 	}

@@ -1,5 +1,6 @@
 // Package boot is the start-up every shop service shares: its common flags,
-// logger, database pool and migrations, token verifier and hardened server.
+// telemetry (logger, tracing, metrics, admin listener), database pool and
+// migrations, token verifier and hardened server.
 package boot
 
 import (
@@ -10,8 +11,10 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 
 	"connectrpc.com/connect"
@@ -21,6 +24,7 @@ import (
 	"github.com/decoupledshop/shop/internal/migrate"
 	"github.com/decoupledshop/shop/internal/pgdb"
 	"github.com/decoupledshop/shop/internal/server"
+	"github.com/decoupledshop/shop/internal/telemetry"
 )
 
 // Config is what every service is configured with.
@@ -41,13 +45,20 @@ type Config struct {
 	ExecMode pgdb.ExecMode
 	// Migrate applies pending migrations at start-up.
 	Migrate bool
-	// LogLevel is debug, info, warn or error.
-	LogLevel string
+	// Telemetry configures logs, tracing and the admin listener.
+	Telemetry telemetry.Config
+	// Service names the service in traces and metrics (the flag set's
+	// name, set by RegisterFlags).
+	Service string
 }
 
 // RegisterFlags defines the common flags on fs with their defaults; addr is
-// the service's default listen address.
+// the service's default listen address. The admin listener defaults to
+// loopback on addr's port + 1000 (":8081" → "127.0.0.1:9081"). fs's name
+// becomes Config.Service.
 func (c *Config) RegisterFlags(fs *flag.FlagSet, addr string) {
+	c.Service = fs.Name()
+	c.Telemetry.RegisterFlags(fs, adminAddr(addr))
 	fs.StringVar(&c.Server.Addr, "addr", addr, "listen address (Connect, gRPC and gRPC-Web on one port)")
 	fs.StringVar(&c.DatabaseURL, "database-url", "", "PostgreSQL URL of the service's own database (required)")
 	fs.StringVar(&c.DirectURL, "database-direct-url", "", "PostgreSQL URL bypassing any transaction-mode pooler, for migrations and LISTEN/NOTIFY (default: database-url)")
@@ -73,12 +84,22 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, addr string) {
 	fs.DurationVar(&c.Server.MaxDeadline, "max-deadline", server.DefaultMaxDeadline, "cap on any request's deadline")
 	fs.DurationVar(&c.Server.DrainDelay, "drain-delay", server.DefaultDrainDelay, "time readiness is reported off before shutdown starts")
 	fs.DurationVar(&c.Server.ShutdownTimeout, "shutdown-timeout", server.DefaultShutdownTimeout, "time in-flight requests get to finish at shutdown")
-	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.Func("cors-allowed-origins", "comma-separated browser origins (scheme://host[:port]) allowed to call the service cross-origin, e.g. http://localhost:8080 (default: none, no CORS)", func(s string) error {
 		origins, err := parseOrigins(s)
 		c.Server.CORSAllowedOrigins = origins
 		return err
 	})
+}
+
+// adminAddr is the default admin address for the API address addr:
+// loopback, port + 1000; "" when addr has no numeric port.
+func adminAddr(addr string) string {
+	_, port, err := net.SplitHostPort(addr)
+	n, perr := strconv.Atoi(port)
+	if err != nil || perr != nil || n <= 0 || n+1000 > 65535 {
+		return ""
+	}
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(n+1000))
 }
 
 // parseOrigins splits a comma-separated list of origins, each
@@ -101,22 +122,27 @@ func parseOrigins(s string) ([]string, error) {
 
 // Env is a started service's shared parts. Close releases them.
 type Env struct {
-	Logger   *slog.Logger
-	Pool     *pgxpool.Pool
-	Verifier *auth.Verifier
-	Server   *server.Server
-	// HandlerOptions are the hardened options for the service's handlers.
+	// Telemetry is the service's tracing, metrics and logging; its admin
+	// listener is already serving.
+	Telemetry *telemetry.Telemetry
+	Logger    *slog.Logger
+	Pool      *pgxpool.Pool
+	Verifier  *auth.Verifier
+	Server    *server.Server
+	// HandlerOptions are the options for the service's handlers: telemetry
+	// (traces, RPC metrics, one log line per RPC) around the hardened
+	// server options.
 	HandlerOptions []connect.HandlerOption
 }
 
-// Start validates c, builds the logger (JSON to logOut), opens the database,
-// applies migrations when asked, reads the issuer's discovery and keys, and
-// builds the server with a readiness check that pings the database. Errors
-// are single lines that say what to fix.
-func Start(ctx context.Context, c Config, migrations fs.FS, logOut io.Writer) (*Env, error) {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
-		return nil, fmt.Errorf("--log-level: %q is not debug, info, warn or error", c.LogLevel)
+// Start validates c, starts the telemetry (logs to logOut, in JSON unless
+// --log-format says text; the admin listener), opens the database, applies
+// migrations when asked, reads the issuer's discovery and keys, and builds
+// the server with a readiness check that pings the database. Errors are
+// single lines that say what to fix.
+func Start(ctx context.Context, c Config, migrations fs.FS, logOut io.Writer) (env *Env, err error) {
+	if err := c.Telemetry.Validate(); err != nil {
+		return nil, err
 	}
 	if c.DatabaseURL == "" {
 		return nil, errors.New("--database-url (or DATABASE_URL) is required")
@@ -133,13 +159,22 @@ func Start(ctx context.Context, c Config, migrations fs.FS, logOut io.Writer) (*
 		// asked for: no delay (server.Config reads 0 as "default").
 		c.Server.DrainDelay = -1
 	}
-	log := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: level}))
+	tel, err := telemetry.New(c.Telemetry, c.Service, logOut)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			tel.Close()
+		}
+	}()
+	log := tel.Logger
 	if c.Migrate {
 		// Check first: its error is one line saying what is unreachable.
 		if err := pgdb.Check(ctx, c.DirectURL); err != nil {
 			return nil, fmt.Errorf("%s: %w", directFlag, err)
 		}
-		if err := migrate.Up(ctx, c.DirectURL, migrations); err != nil {
+		if err := migrate.UpLogged(ctx, c.DirectURL, migrations, log); err != nil {
 			return nil, err
 		}
 	}
@@ -154,11 +189,17 @@ func Start(ctx context.Context, c Config, migrations fs.FS, logOut io.Writer) (*
 	}
 	c.Server.Logger = log
 	c.Server.Ready = pool.Ping
+	c.Server.Registry = tel.Registry
 	return &Env{
-		Logger: log, Pool: pool, Verifier: verifier,
-		Server: server.New(c.Server), HandlerOptions: server.HandlerOptions(c.Server),
+		Telemetry: tel, Logger: log, Pool: pool, Verifier: verifier,
+		Server:         server.New(c.Server),
+		HandlerOptions: append(tel.HandlerOptions(), server.HandlerOptions(c.Server)...),
 	}, nil
 }
 
-// Close releases the database pool.
-func (e *Env) Close() { e.Pool.Close() }
+// Close releases the database pool, stops the admin listener and flushes
+// spans.
+func (e *Env) Close() {
+	e.Pool.Close()
+	e.Telemetry.Close()
+}

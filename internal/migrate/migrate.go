@@ -27,6 +27,12 @@ import (
 // direct connection, not one through a transaction-mode pooler. Up waits for the lock for at most
 // five minutes, or until ctx is done. It logs each file it applied to [slog.Default].
 func Up(ctx context.Context, databaseURL string, migrations fs.FS) error {
+	return UpLogged(ctx, databaseURL, migrations, slog.Default())
+}
+
+// UpLogged is [Up] logging each file it applied to log, so a service's
+// migration lines share its log format.
+func UpLogged(ctx context.Context, databaseURL string, migrations fs.FS, log *slog.Logger) error {
 	cfg, err := pgx.ParseConfig(databaseURL)
 	if err != nil {
 		return fmt.Errorf("migrate: parse database URL: %w", err)
@@ -54,7 +60,7 @@ func Up(ctx context.Context, databaseURL string, migrations fs.FS) error {
 		return fmt.Errorf("migrate: apply: %w", err)
 	}
 	for _, r := range results {
-		slog.InfoContext(ctx, "migration applied", "file", r.Source.Path, "duration", r.Duration)
+		log.InfoContext(ctx, "migration applied", "file", r.Source.Path, "duration", r.Duration)
 	}
 	return nil
 }

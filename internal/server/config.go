@@ -5,6 +5,8 @@ import (
 	"context"
 	"log/slog"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Default values that [Config] fields take when left zero.
@@ -100,6 +102,11 @@ type Config struct {
 	// with a 1s timeout; nil means always ready. Its error text is logged,
 	// never sent to the caller.
 	Ready func(ctx context.Context) error
+
+	// Registry is where the service registers its metrics (see
+	// [Server.Registry]); the admin listener serves it. Default: a new,
+	// empty registry.
+	Registry *prometheus.Registry
 }
 
 // withDefaults returns c with every zero field set to its default.

@@ -1,8 +1,9 @@
 // Package server is the one hardened HTTP server both shop services run:
 // Connect, gRPC and gRPC-Web on one cleartext port (HTTP/1.1 and h2c), with
 // message and body limits, capped deadlines, one error mapping, server
-// timeouts, gRPC health and reflection, /healthz, /readyz, /metrics, and a
-// graceful drain on shutdown.
+// timeouts, gRPC health and reflection, /healthz, /readyz, and a graceful
+// drain on shutdown. Metrics are served elsewhere: on the admin listener
+// (internal/telemetry), never on the API port.
 package server
 
 import (
@@ -21,15 +22,12 @@ import (
 	"connectrpc.com/grpchealth"
 	"connectrpc.com/grpcreflect"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // Server serves the handlers mounted on it plus the operational endpoints:
 //
 //	GET /healthz   liveness: 200 while the process serves
 //	GET /readyz    readiness: 200 only while Config.Ready passes and the server is not draining, else 503
-//	GET /metrics   Prometheus metrics from Registry (Go and process collectors included)
 //	grpc.health.v1.Health/Check   SERVING under the same condition as /readyz (Watch is unimplemented)
 //	grpc.reflection.v1 and v1alpha  listing the names given to RegisterServiceNames
 //
@@ -59,22 +57,17 @@ func New(cfg Config) *Server {
 	s := &Server{
 		cfg:       cfg,
 		mux:       http.NewServeMux(),
-		registry:  prometheus.NewRegistry(),
+		registry:  cfg.Registry,
 		drainWait: time.After,
 	}
-	s.registry.MustRegister(
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-	)
+	if s.registry == nil {
+		s.registry = prometheus.NewRegistry()
+	}
 	opts := HandlerOptions(cfg)
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeText(w, http.StatusOK, "ok")
 	})
 	s.mux.HandleFunc("GET /readyz", s.serveReadyz)
-	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{
-		ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelError),
-		Registry: s.registry,
-	}))
 	s.mux.Handle(grpchealth.NewHandler(healthChecker{s}, opts...))
 	reflector := grpcreflect.NewReflector(grpcreflect.NamerFunc(s.serviceNames))
 	s.mux.Handle(grpcreflect.NewHandlerV1(reflector, opts...))
@@ -109,8 +102,8 @@ func (s *Server) serviceNames() []string {
 	return slices.Clone(s.services)
 }
 
-// Registry returns the registry /metrics serves; register service metrics
-// on it.
+// Registry returns Config.Registry (a fresh one if it was nil); register
+// service metrics on it. The admin listener serves it, not this server.
 func (s *Server) Registry() *prometheus.Registry { return s.registry }
 
 // Addr returns the address the server listens on, or nil before it listens.

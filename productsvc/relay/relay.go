@@ -50,6 +50,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgxlisten"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/decoupledshop/shop/gen/proto/shop/events/v1/eventsv1connect"
 	productdb "github.com/decoupledshop/shop/gen/sqlc/product"
@@ -159,6 +161,8 @@ type Config struct {
 	ClientOptions []connect.ClientOption
 	// Logger receives delivery problems; default discards.
 	Logger *slog.Logger
+	// TracerProvider makes the delivery spans; default records none.
+	TracerProvider trace.TracerProvider
 	// Now, Rand (uniform in [0, 1)) and NewID are the clock, the jitter
 	// source and the claim and dead-letter ids; default time.Now,
 	// math/rand/v2.Float64 and uuid.New.
@@ -198,6 +202,9 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	if c.TracerProvider == nil {
+		c.TracerProvider = noop.NewTracerProvider()
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -216,6 +223,7 @@ type Relay struct {
 	db      *pgxpool.Pool
 	q       *productdb.Queries
 	senders []*sender
+	tracer  trace.Tracer
 
 	// afterClaim, if set, runs between a claim and its delivery (tests).
 	afterClaim func(context.Context)
@@ -239,7 +247,7 @@ func New(db *pgxpool.Pool, cfg Config) (*Relay, error) {
 	if len(cfg.Subscribers) > 0 && cfg.Tokens == nil {
 		return nil, errors.New("relay: Config.Tokens is required")
 	}
-	r := &Relay{cfg: cfg, db: db, q: productdb.New(db)}
+	r := &Relay{cfg: cfg, db: db, q: productdb.New(db), tracer: cfg.TracerProvider.Tracer("github.com/decoupledshop/shop/productsvc/relay")}
 	for _, sub := range cfg.Subscribers {
 		opts := append(server.ClientOptions(), connect.WithInterceptors(cfg.Tokens.Interceptor()))
 		opts = append(opts, cfg.ClientOptions...)
