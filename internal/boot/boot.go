@@ -190,6 +190,7 @@ func Start(ctx context.Context, c Config, migrations fs.FS, logOut io.Writer) (e
 	c.Server.Logger = log
 	c.Server.Ready = pool.Ping
 	c.Server.Registry = tel.Registry
+	tel.Registry.MustRegister(telemetry.PoolCollector(pool))
 	return &Env{
 		Telemetry: tel, Logger: log, Pool: pool, Verifier: verifier,
 		Server:         server.New(c.Server),
