@@ -38,6 +38,11 @@ type config struct {
 	cartAddr     string
 	webAddr      string
 	seed         bool
+
+	productsAdminAddr string
+	cartAdminAddr     string
+	prometheusAddr    string
+	prometheus        bool
 }
 
 func (c *config) register(fs *flag.FlagSet) {
@@ -49,6 +54,10 @@ func (c *config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.cartAddr, "cart-addr", "127.0.0.1:8082", "cartsvc address")
 	fs.StringVar(&c.webAddr, "web-addr", "127.0.0.1:8080", "storefront address")
 	fs.BoolVar(&c.seed, "seed", true, "seed demo categories, products and a promo code into empty databases")
+	fs.StringVar(&c.productsAdminAddr, "products-admin-addr", "127.0.0.1:9081", "productsvc's admin listener (/metrics, /debug/pprof/)")
+	fs.StringVar(&c.cartAdminAddr, "cart-admin-addr", "127.0.0.1:9082", "cartsvc's admin listener (/metrics, /debug/pprof/)")
+	fs.StringVar(&c.prometheusAddr, "prometheus-addr", "127.0.0.1:9090", "Prometheus address (when the prometheus binary is installed)")
+	fs.BoolVar(&c.prometheus, "prometheus", true, "run Prometheus, scraping both services with the shop's alert rules, when the prometheus binary is installed")
 }
 
 // Run runs the stack until ctx is cancelled (Ctrl-C), then stops every part
@@ -84,7 +93,12 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return err
 		}
 	}
-	for name, addr := range map[string]string{"--issuer-addr": cfg.issuerAddr, "--products-addr": cfg.productsAddr, "--cart-addr": cfg.cartAddr, "--web-addr": cfg.webAddr} {
+	addrs := map[string]string{"--issuer-addr": cfg.issuerAddr, "--products-addr": cfg.productsAddr, "--cart-addr": cfg.cartAddr, "--web-addr": cfg.webAddr,
+		"--products-admin-addr": cfg.productsAdminAddr, "--cart-admin-addr": cfg.cartAdminAddr}
+	if cfg.findPrometheus() != "" {
+		addrs["--prometheus-addr"] = cfg.prometheusAddr
+	}
+	for name, addr := range addrs {
 		if err := checkFree(addr); err != nil {
 			return fmt.Errorf("%s %s is busy (%v): stop what uses it or pass another address with %s", name, addr, err, name)
 		}
@@ -154,7 +168,7 @@ type stack struct {
 // part is one long-running piece of the stack.
 type part struct {
 	name  string
-	ready string // base URL answering /readyz when ready; "" if none
+	ready string // URL answering 200 when ready; "" if none
 	run   func(ctx context.Context) error
 }
 
@@ -207,12 +221,12 @@ func (s *stack) logFile(name string) (*os.File, error) {
 
 func baseURL(addr string) string { return "http://" + addr }
 
-// waitReady polls base/readyz until it answers 200.
-func waitReady(ctx context.Context, base string, timeout time.Duration) error {
+// waitReady polls url until it answers 200.
+func waitReady(ctx context.Context, url string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/readyz", nil)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		resp, err := http.DefaultClient.Do(req)
 		if err == nil {
 			resp.Body.Close()
@@ -242,6 +256,18 @@ func (s *stack) exampleProduct(ctx context.Context) *productv1.Product {
 	return nil
 }
 
+// prometheusLine is the welcome text's Prometheus line: where it runs, or
+// how to get it.
+func (s *stack) prometheusLine() string {
+	switch {
+	case !s.cfg.prometheus:
+		return "off (--prometheus=false)"
+	case s.cfg.findPrometheus() == "":
+		return prometheusHint
+	}
+	return baseURL(s.cfg.prometheusAddr) + "   (alerts: /alerts, rules: /rules; data under " + filepath.Join(s.cfg.dataDir, "prometheus") + ")"
+}
+
 func (s *stack) printWelcome(w io.Writer, example *productv1.Product) {
 	p, c, web, iss := baseURL(s.cfg.productsAddr), baseURL(s.cfg.cartAddr), baseURL(s.cfg.webAddr), s.iss.URL()
 	lines := []string{
@@ -253,6 +279,8 @@ func (s *stack) printWelcome(w io.Writer, example *productv1.Product) {
 		"  cartsvc     " + c,
 		"  issuer      " + iss + "   (development only)",
 		"  data, logs  " + s.cfg.dataDir,
+		"  metrics     " + baseURL(s.cfg.productsAdminAddr) + "/metrics  " + baseURL(s.cfg.cartAdminAddr) + "/metrics   (and /debug/pprof/)",
+		"  prometheus  " + s.prometheusLine(),
 		"",
 		"Get a token (alice, bob or admin):",
 		"  TOKEN=$(go run ./cmd/shopdev token --user alice)",

@@ -39,15 +39,22 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// stackAddrs are the four loopback addresses one stack listens on.
-type stackAddrs struct{ issuer, products, cart, web string }
-
-func freeAddrs(t *testing.T) stackAddrs {
-	return stackAddrs{shoptest.FreeAddr(t), shoptest.FreeAddr(t), shoptest.FreeAddr(t), shoptest.FreeAddr(t)}
+// stackAddrs are the loopback addresses one stack listens on.
+type stackAddrs struct {
+	issuer, products, cart, web          string
+	productsAdmin, cartAdmin, prometheus string
 }
 
+func freeAddrs(t *testing.T) stackAddrs {
+	f := func() string { return shoptest.FreeAddr(t) }
+	return stackAddrs{f(), f(), f(), f(), f(), f(), f()}
+}
+
+// args runs the stack on a's addresses, without Prometheus (see
+// withPrometheus).
 func (a stackAddrs) args(dataDir string) []string {
-	return []string{"--data-dir", dataDir, "--issuer-addr", a.issuer, "--products-addr", a.products, "--cart-addr", a.cart, "--web-addr", a.web}
+	return []string{"--data-dir", dataDir, "--issuer-addr", a.issuer, "--products-addr", a.products, "--cart-addr", a.cart, "--web-addr", a.web,
+		"--products-admin-addr", a.productsAdmin, "--cart-admin-addr", a.cartAdmin, "--prometheus-addr", a.prometheus, "--prometheus=false"}
 }
 
 // running is a stack started by runStack.
@@ -211,11 +218,12 @@ func TestTokenWithoutAStackSaysWhatToDo(t *testing.T) {
 // lines verbatim against a running stack.
 func TestREADMEClientsAgainstTheStack(t *testing.T) {
 	t.Parallel()
-	addrs := freeAddrs(t)
+	addrs, dir := freeAddrs(t), dataDir(t)
 	var out syncBuffer
-	stack := runStack(t, addrs.args(dataDir(t)), &out)
+	stack := runStack(t, withPrometheus(t, addrs.args(dir)), &out)
 	stack.waitFor(t, &out, "shop is running", 2*time.Minute)
 	env := []string{"ISSUER=http://" + addrs.issuer, "PRODUCTS=http://" + addrs.products, "CART=http://" + addrs.cart}
+	before := scrapeStack(t, addrs)
 
 	got := shoptest.RunShell(t, shoptest.ReadmeBlock(t, "cart-curl"), env...)
 	lines := strings.Split(strings.TrimSpace(got), "\n")
@@ -239,6 +247,10 @@ func TestREADMEClientsAgainstTheStack(t *testing.T) {
 	if !strings.Contains(example, "cart: 1 × Red wool beanie") {
 		t.Errorf("the Go example printed:\n%s", example)
 	}
+
+	t.Run("metrics moved", func(t *testing.T) { checkMetricsMoved(t, before, scrapeStack(t, addrs)) })
+	t.Run("prometheus", func(t *testing.T) { checkPrometheus(t, addrs, out.String()) })
+	t.Run("no secrets in logs", func(t *testing.T) { checkLogsHoldNoSecrets(t, dir) })
 
 	if os.Getenv("SHOP_E2E_REQUIRED") != "1" {
 		t.Log("buf curl lines not run: set SHOP_E2E_REQUIRED=1 (CI does) once the pinned tools are built")

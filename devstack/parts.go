@@ -26,6 +26,8 @@ func (s *stack) parts() ([]part, error) {
 	}
 	productsArgs := []string{
 		"--addr", s.cfg.productsAddr,
+		"--admin-addr", s.cfg.productsAdminAddr,
+		"--log-format", "text",
 		"--database-url", s.productDBURL,
 		"--oidc-issuer-url", s.iss.URL(),
 		"--drain-delay", "0s",
@@ -42,6 +44,8 @@ func (s *stack) parts() ([]part, error) {
 	}
 	cartArgs := []string{
 		"--addr", s.cfg.cartAddr,
+		"--admin-addr", s.cfg.cartAdminAddr,
+		"--log-format", "text",
 		"--database-url", s.cartDBURL,
 		"--oidc-issuer-url", s.iss.URL(),
 		"--product-url", baseURL(s.cfg.productsAddr),
@@ -49,17 +53,23 @@ func (s *stack) parts() ([]part, error) {
 		"--shutdown-timeout", "5s",
 		"--cors-allowed-origins", s.webOrigins(),
 	}
-	return []part{
-		{name: "productsvc", ready: baseURL(s.cfg.productsAddr), run: func(ctx context.Context) error {
+	parts := []part{
+		{name: "productsvc", ready: baseURL(s.cfg.productsAddr) + "/readyz", run: func(ctx context.Context) error {
 			defer productsLog.Close()
 			return productsvc.Run(ctx, productsArgs, noEnv, io.Discard, productsLog)
 		}},
-		{name: "cartsvc", ready: baseURL(s.cfg.cartAddr), run: func(ctx context.Context) error {
+		{name: "cartsvc", ready: baseURL(s.cfg.cartAddr) + "/readyz", run: func(ctx context.Context) error {
 			defer cartLog.Close()
 			return cartsvc.Run(ctx, cartArgs, noEnv, io.Discard, cartLog)
 		}},
 		{name: "web", run: s.serveWeb},
-	}, nil
+	}
+	if bin := s.cfg.findPrometheus(); bin != "" {
+		parts = append(parts, part{name: "prometheus", ready: baseURL(s.cfg.prometheusAddr) + "/-/ready", run: func(ctx context.Context) error {
+			return s.runPrometheus(ctx, bin)
+		}})
+	}
+	return parts, nil
 }
 
 // webOrigins are the storefront's origins the services allow (CORS): the

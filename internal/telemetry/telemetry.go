@@ -122,9 +122,10 @@ type Telemetry struct {
 	// Propagator carries W3C trace context in and out of requests.
 	Propagator propagation.TextMapPropagator
 
-	rpc      *otelconnect.Interceptor
-	shutdown []func(context.Context) error
-	admin    *Admin
+	rpc       *otelconnect.Interceptor
+	recording bool // spans are exported
+	shutdown  []func(context.Context) error
+	admin     *Admin
 }
 
 // New builds the telemetry of the service named service (the otel
@@ -156,6 +157,7 @@ func New(c Config, service string, logOut io.Writer) (*Telemetry, error) {
 		return nil, err
 	}
 	t.TracerProvider = tp
+	t.recording = c.TraceExporter != "" && c.TraceExporter != ExporterNone
 	t.shutdown = append(t.shutdown, tp.Shutdown)
 
 	if t.rpc, err = t.newInterceptor(); err != nil {
@@ -241,7 +243,7 @@ func ForTest(service string, spans sdktrace.SpanExporter, log *slog.Logger) *Tel
 	if spans != nil {
 		tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(spans),
 			sdktrace.WithResource(resource.NewSchemaless(attribute.String("service.name", service))))
-		t.TracerProvider = tp
+		t.TracerProvider, t.recording = tp, true
 		t.shutdown = append(t.shutdown, tp.Shutdown)
 		t.rpc, _ = t.newInterceptor()
 	}
