@@ -225,3 +225,22 @@ func get(t *testing.T, url string) string {
 	}
 	return string(b)
 }
+
+func TestQueryNameIsTheSqlcName(t *testing.T) {
+	t.Parallel()
+	for stmt, want := range map[string]string{
+		"-- name: GetCart :many\nSELECT * FROM cart_items": "GetCart",
+		"  select 1":                             "SELECT",
+		"-- a comment\nINSERT INTO t VALUES (1)": "INSERT",
+	} {
+		if got := telemetry.QueryName(stmt); got != want {
+			t.Errorf("QueryName(%q) = %q, want %q", stmt, got, want)
+		}
+	}
+	if telemetry.ForTest("x", nil, nil).QueryTracer() != nil {
+		t.Error("QueryTracer with tracing off is not nil")
+	}
+	if telemetry.ForTest("x", tracetest.NewInMemoryExporter(), nil).QueryTracer() == nil {
+		t.Error("QueryTracer with spans recorded is nil")
+	}
+}
