@@ -13,6 +13,7 @@ import (
 	"github.com/decoupledshop/shop/cartsvc"
 	"github.com/decoupledshop/shop/cartsvc/catalog"
 	"github.com/decoupledshop/shop/gen/proto/shop/product/v1/productv1connect"
+	"github.com/decoupledshop/shop/internal/pgdb"
 	"github.com/decoupledshop/shop/internal/pgtest"
 	"github.com/decoupledshop/shop/internal/server"
 	"github.com/decoupledshop/shop/internal/shoptest"
@@ -48,7 +49,8 @@ func newTraced(t *testing.T) *traced {
 	t.Cleanup(cartTel.Close)
 
 	s := newShop(t) // its own productsvc serves no traces; this one does
-	catalogs := productsvc.NewCatalog(s.productPool, productsvc.NewOutbox([]string{"cartsvc"}, nil, nil), "EUR", nil, nil)
+	productPool := tracedPool(t, s.productDB, productTel)
+	catalogs := productsvc.NewCatalog(productPool, productsvc.NewOutbox([]string{"cartsvc"}, nil, nil), "EUR", nil, nil)
 	pcfg := shoptest.ServerConfig(t, s.productPool.Ping)
 	psrv := server.New(pcfg)
 	productsvc.Mount(psrv, append(productTel.HandlerOptions(), server.HandlerOptions(pcfg)...), s.verifier, catalogs)
@@ -57,11 +59,8 @@ func newTraced(t *testing.T) *traced {
 	s.categories = productv1connect.NewCategoryServiceClient(shoptest.HTTPClient(), s.productURL, connect.WithInterceptors(shoptest.Bearer(s.admin)))
 
 	c := &cart{dbURL: pgtest.NewDatabase(t, cartSchema)}
+	c.pool = tracedPool(t, c.dbURL, cartTel)
 	var err error
-	if c.pool, err = pgxpool.New(context.Background(), c.dbURL); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.pool.Close)
 	if c.catalog, err = catalog.New(catalog.Config{BaseURL: s.productURL, CallTimeout: 5 * time.Second, ClientOptions: cartTel.ClientOptions()}); err != nil {
 		t.Fatal(err)
 	}
@@ -73,6 +72,17 @@ func newTraced(t *testing.T) *traced {
 	c.url = shoptest.Serve(t, csrv)
 
 	return &traced{shop: s, cart: c, spans: spans, productTel: productTel}
+}
+
+// tracedPool opens a pool on dbURL as boot does, with tel's database spans.
+func tracedPool(t *testing.T, dbURL string, tel *telemetry.Telemetry) *pgxpool.Pool {
+	t.Helper()
+	pool, err := pgdb.Open(context.Background(), dbURL, pgdb.Options{MaxConns: 8, Tracer: tel.QueryTracer()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
 }
 
 // spansNamed returns the finished spans called name.
@@ -165,6 +175,13 @@ func TestOneTraceFromPriceChangeToCart(t *testing.T) {
 	}
 	if !hasIntAttr(apply, "shop.events.applied", 1) {
 		t.Errorf("the apply span has attributes %v, want shop.events.applied=1", apply.Attributes)
+	}
+	// Database calls are spans too, named by their sqlc query.
+	if outbox := tr.inTrace("InsertOutboxEvents", id); len(outbox) != 1 || outbox[0].Parent.SpanID() != update.SpanContext.SpanID() {
+		t.Errorf("InsertOutboxEvents spans in UpdateProduct's trace: %d, want 1, a child of UpdateProduct", len(outbox))
+	}
+	if raise := tr.inTrace("RaiseProductVersion", id); len(raise) != 1 || raise[0].Parent.SpanID() != apply.SpanContext.SpanID() {
+		t.Errorf("RaiseProductVersion spans in the trace: %d, want 1, a child of the apply span", len(raise))
 	}
 
 	// A rename: one event per product, all caused by one request.

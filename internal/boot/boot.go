@@ -178,7 +178,7 @@ func Start(ctx context.Context, c Config, migrations fs.FS, logOut io.Writer) (e
 			return nil, err
 		}
 	}
-	pool, err := pgdb.Open(ctx, c.DatabaseURL, pgdb.Options{MaxConns: int32(c.MaxConns), ExecMode: c.ExecMode})
+	pool, err := pgdb.Open(ctx, c.DatabaseURL, pgdb.Options{MaxConns: int32(c.MaxConns), ExecMode: c.ExecMode, Tracer: tel.QueryTracer()})
 	if err != nil {
 		return nil, fmt.Errorf("--database-url: %w", err)
 	}

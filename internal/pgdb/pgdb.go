@@ -16,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/multitracer"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/puddle/v2"
 )
@@ -71,6 +72,8 @@ type Options struct {
 	MaxConns int32
 	// ExecMode is how statements are sent; "" means ExecPrepared.
 	ExecMode ExecMode
+	// Tracer, if set, also sees every query (telemetry's database spans).
+	Tracer pgx.QueryTracer
 }
 
 // Open returns a connection pool for databaseURL and checks that the server
@@ -98,6 +101,9 @@ func Open(ctx context.Context, databaseURL string, opts Options) (*pgxpool.Pool,
 	}
 	cfg.ConnConfig.DefaultQueryExecMode = mode
 	cfg.ConnConfig.Tracer = acquireDeadline{}
+	if opts.Tracer != nil {
+		cfg.ConnConfig.Tracer = multitracer.New(acquireDeadline{}, opts.Tracer)
+	}
 	cfg.MaxConns = DefaultMaxConns()
 	if opts.MaxConns > 0 {
 		cfg.MaxConns = opts.MaxConns
