@@ -255,7 +255,13 @@ func ForTest(service string, spans sdktrace.SpanExporter, log *slog.Logger) *Tel
 // (server.HandlerOptions) so their interceptors run outermost and see the
 // codes clients see.
 func (t *Telemetry) HandlerOptions() []connect.HandlerOption {
-	return []connect.HandlerOption{connect.WithInterceptors(t.rpc, &requestLog{log: t.Logger})}
+	return []connect.HandlerOption{connect.WithInterceptors(t.Interceptors()...)}
+}
+
+// Interceptors are the handler interceptors of HandlerOptions, outermost
+// first: otelconnect's, then the request log.
+func (t *Telemetry) Interceptors() []connect.Interceptor {
+	return []connect.Interceptor{t.rpc, &requestLog{log: t.Logger}}
 }
 
 // ClientOptions returns the options that trace and measure every call of a
