@@ -73,7 +73,7 @@ func (s *EventSinkServer) DeliverEvents(ctx context.Context, req *connect.Reques
 	}
 	actx, span := s.applySpan(ctx, todo)
 	got, err := s.receiveAll(actx, todo, peer)
-	endApplySpan(span, got, err)
+	s.endApply(span, todo, got, err)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()

@@ -65,4 +65,5 @@ func Mount(srv *server.Server, opts []connect.HandlerOption, verifier *auth.Veri
 	srv.RegisterServiceNames(cartv1connect.CartServiceName, cartv1connect.WishlistServiceName, cartv1connect.PromoCodeServiceName,
 		eventsv1connect.EventSinkServiceName, eventsv1connect.DeadLetterServiceName)
 	srv.Registry().MustRegister(svc.metrics.collectors()...)
+	srv.Registry().MustRegister(svc.observerCollectors()...)
 }

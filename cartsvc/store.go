@@ -91,7 +91,7 @@ type Service struct {
 	fairness       *fairness
 	inboxRetention time.Duration
 	metrics        *eventMetrics
-	tracer         trace.Tracer
+	obs            *observer
 }
 
 // NewService returns a Service over db that reads products through
@@ -128,7 +128,7 @@ func NewService(db *pgxpool.Pool, products *catalog.Client, opts Options) *Servi
 		fairness:       newFairness(opts.Users.withDefaults()),
 		inboxRetention: opts.InboxRetention,
 		metrics:        newEventMetrics(),
-		tracer:         opts.Tracer,
+		obs:            newObserver(opts.Tracer),
 	}
 }
 

@@ -70,6 +70,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	defer env.Close()
 	catalog := NewCatalog(env.Pool, NewOutbox(relay.Names(subs), nil, nil), cur, nil, nil)
 	Mount(env.Server, env.HandlerOptions, env.Verifier, catalog)
+	env.Telemetry.Registry.MustRegister(NewBacklogCollector(env.Pool, relay.Names(subs)))
 	var rel *relay.Relay
 	if len(subs) == 0 {
 		env.Logger.Warn("no --subscribers: catalog changes publish no events")
@@ -97,6 +98,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		if rel, err = relay.New(env.Pool, rc); err != nil {
 			return err
 		}
+		env.Telemetry.Registry.MustRegister(rel.Collectors()...)
 	}
 	env.Logger.Info("productsvc starting", "addr", cfg.Server.Addr, "currency", cur, "subscribers", relay.Names(subs))
 	if rel == nil {

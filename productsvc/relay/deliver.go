@@ -115,7 +115,7 @@ func (r *Relay) deliverBatch(ctx context.Context, s *sender, claim uuid.UUID, ba
 	callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.Lease/2)
 	callCtx, span := r.deliverySpan(callCtx, s, batch)
 	resp, err := s.client.DeliverEvents(callCtx, connect.NewRequest(&eventsv1.DeliverEventsRequest{Events: events}))
-	endDeliverySpan(span, err)
+	r.endDelivery(span, s, len(batch), err)
 	cancel()
 	now := r.cfg.Now()
 	var out outcome

@@ -224,6 +224,7 @@ type Relay struct {
 	q       *productdb.Queries
 	senders []*sender
 	tracer  trace.Tracer
+	metrics *metrics
 
 	// afterClaim, if set, runs between a claim and its delivery (tests).
 	afterClaim func(context.Context)
@@ -247,7 +248,8 @@ func New(db *pgxpool.Pool, cfg Config) (*Relay, error) {
 	if len(cfg.Subscribers) > 0 && cfg.Tokens == nil {
 		return nil, errors.New("relay: Config.Tokens is required")
 	}
-	r := &Relay{cfg: cfg, db: db, q: productdb.New(db), tracer: cfg.TracerProvider.Tracer("github.com/decoupledshop/shop/productsvc/relay")}
+	r := &Relay{cfg: cfg, db: db, q: productdb.New(db), tracer: cfg.TracerProvider.Tracer("github.com/decoupledshop/shop/productsvc/relay"),
+		metrics: newMetrics(cfg.Subscribers)}
 	for _, sub := range cfg.Subscribers {
 		opts := append(server.ClientOptions(), connect.WithInterceptors(cfg.Tokens.Interceptor()))
 		opts = append(opts, cfg.ClientOptions...)

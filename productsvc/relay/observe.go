@@ -1,0 +1,83 @@
+package relay
+
+import (
+	"context"
+
+	"connectrpc.com/connect"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/decoupledshop/shop/internal/telemetry"
+)
+
+// metrics counts the relay's calls per subscriber.
+type metrics struct {
+	batches, attempts, failures *prometheus.CounterVec
+}
+
+func newMetrics(subscribers []Subscriber) *metrics {
+	label := []string{"subscriber"}
+	m := &metrics{
+		batches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "productsvc_relay_batches_total",
+			Help: "DeliverEvents calls the relay made, per subscriber.",
+		}, label),
+		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "productsvc_relay_attempts_total",
+			Help: "Delivery attempts of single events (each event of each call), per subscriber.",
+		}, label),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "productsvc_relay_failures_total",
+			Help: "DeliverEvents calls that failed as a whole (their events are retried or split), per subscriber.",
+		}, label),
+	}
+	for _, s := range subscribers { // every series exists from the start
+		m.batches.WithLabelValues(s.Name)
+		m.attempts.WithLabelValues(s.Name)
+		m.failures.WithLabelValues(s.Name)
+	}
+	return m
+}
+
+// Collectors returns the relay's metrics, to register on the service's
+// registry: productsvc_relay_batches_total, productsvc_relay_attempts_total
+// and productsvc_relay_failures_total, each by subscriber. (The backlog
+// and dead letters are read from the database at scrape time, see
+// productsvc.NewBacklogCollector.)
+func (r *Relay) Collectors() []prometheus.Collector {
+	return []prometheus.Collector{r.metrics.batches, r.metrics.attempts, r.metrics.failures}
+}
+
+// deliverySpan starts the span of one DeliverEvents call for batch: in the
+// trace of the request that caused the events when they share one (a
+// product update, a category rename's many events), else a new trace;
+// linked to each distinct stored traceparent either way (see
+// telemetry.StartCaused).
+func (r *Relay) deliverySpan(ctx context.Context, s *sender, batch []item) (context.Context, trace.Span) {
+	causes := make([]string, len(batch))
+	for i, it := range batch {
+		causes[i] = it.event.GetTraceparent()
+	}
+	return telemetry.StartCaused(ctx, r.tracer, "relay.deliver", causes,
+		trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(
+			attribute.String("shop.subscriber", s.sub.Name),
+			attribute.Int("messaging.batch.message_count", len(batch)),
+		))
+}
+
+// endDelivery counts a call of n events to s that ended with err, records
+// the error on span, and ends it.
+func (r *Relay) endDelivery(span trace.Span, s *sender, n int, err error) {
+	r.metrics.batches.WithLabelValues(s.sub.Name).Inc()
+	r.metrics.attempts.WithLabelValues(s.sub.Name).Add(float64(n))
+	if err != nil {
+		r.metrics.failures.WithLabelValues(s.sub.Name).Inc()
+		if span.IsRecording() {
+			span.SetStatus(codes.Error, connect.CodeOf(err).String())
+		}
+	}
+	span.End()
+}
