@@ -34,9 +34,16 @@ func newObserver(tracer trace.Tracer) *observer {
 	}
 }
 
-// collectors are the observer's metrics plus the DLQ gauge read from the
-// database at scrape time.
+// observerCollectors are the observer's metrics plus the DLQ gauge read
+// from the database at scrape time. Every result and refusal series of
+// eventMetrics exists from the start, at 0.
 func (s *Service) observerCollectors() []prometheus.Collector {
+	for _, o := range []outcome{outcomeApplied, outcomeUnused, outcomeUnknown, outcomeStale, outcomeDuplicate, outcomeDeadLettered} {
+		s.metrics.results.WithLabelValues(string(o))
+	}
+	for _, reason := range []string{"rate", "size"} {
+		s.metrics.refused.WithLabelValues(reason)
+	}
 	return []prometheus.Collector{s.obs.lag, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "cartsvc_dead_letters",
 		Help: "Poison events waiting in cartsvc's dead-letter queue to be replayed or purged (read at scrape time; -1 when the database cannot say).",

@@ -84,6 +84,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer products.Close()
+	env.Telemetry.Registry.MustRegister(products.Collectors()...)
 	svc := NewService(env.Pool, products, Options{
 		Currency: cur, HoldIdle: *holdIdle, Logger: env.Logger,
 		EventRate: *eventRate / float64(*replicas), InboxRetention: *inboxRetention, Users: users,

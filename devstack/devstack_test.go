@@ -249,6 +249,7 @@ func TestREADMEClientsAgainstTheStack(t *testing.T) {
 	}
 
 	t.Run("metrics moved", func(t *testing.T) { checkMetricsMoved(t, before, scrapeStack(t, addrs)) })
+	t.Run("rules and dashboard name exported series", func(t *testing.T) { checkQueriesNameExportedSeries(t, scrapeStack(t, addrs)) })
 	t.Run("prometheus", func(t *testing.T) { checkPrometheus(t, addrs, out.String()) })
 	t.Run("no secrets in logs", func(t *testing.T) { checkLogsHoldNoSecrets(t, dir) })
 

@@ -103,8 +103,25 @@ func checkMetricsMoved(t *testing.T, before, after scrape) {
 		{"productsvc", "rpc_client_call_duration_seconds_count", []string{`rpc_method="shop.events.v1.EventSinkService/DeliverEvents"`}, true},
 		{"cartsvc", "rpc_server_call_duration_seconds_count", []string{`rpc_method="shop.events.v1.EventSinkService/DeliverEvents"`}, true},
 		{"cartsvc", "rpc_client_call_duration_seconds_count", []string{`rpc_method="shop.product.v1.ProductService/BatchGetProducts"`}, true},
-		// Delivery: inbox results.
+		// The product cache and the breaker.
+		{"cartsvc", "cartsvc_catalog_cache_lookups_total", []string{`result="hit"`}, true},
+		{"cartsvc", "cartsvc_catalog_cache_lookups_total", []string{`result="miss"`}, true},
+		{"cartsvc", "cartsvc_catalog_cache_lookups_total", []string{`result="stale"`}, false},
+		{"cartsvc", "cartsvc_catalog_cache_evictions_total", nil, false},
+		{"cartsvc", "cartsvc_catalog_breaker_state", nil, false},
+		{"cartsvc", "cartsvc_catalog_breaker_transitions_total", []string{`to="open"`}, false},
+		// Delivery: outbox, relay, lag, dead letters, inbox, refusals.
+		{"productsvc", "productsvc_outbox_depth", []string{`subscriber="cartsvc"`}, false},
+		{"productsvc", "productsvc_outbox_oldest_age_seconds", []string{`subscriber="cartsvc"`}, false},
+		{"productsvc", "productsvc_relay_batches_total", []string{`subscriber="cartsvc"`}, true},
+		{"productsvc", "productsvc_relay_attempts_total", []string{`subscriber="cartsvc"`}, true},
+		{"productsvc", "productsvc_relay_failures_total", []string{`subscriber="cartsvc"`}, false},
+		{"productsvc", "productsvc_dead_letters", []string{`subscriber="cartsvc"`}, false},
+		{"cartsvc", "cartsvc_event_lag_seconds_count", nil, true},
+		{"cartsvc", "cartsvc_dead_letters", nil, false},
 		{"cartsvc", "cartsvc_events_total", []string{`result="applied"`}, true},
+		{"cartsvc", "cartsvc_events_total", []string{`result="dead_lettered"`}, false},
+		{"cartsvc", "cartsvc_event_calls_refused_total", []string{`reason="rate"`}, false},
 		// Database pools.
 		{"productsvc", "pgxpool_acquires_total", nil, true},
 		{"cartsvc", "pgxpool_acquires_total", nil, true},

@@ -166,6 +166,7 @@ type Client struct {
 	maxVersions int
 
 	calls, shared, rejected atomic.Int64
+	metrics                 *metrics
 }
 
 // cached is a cache value: the product and when it was fetched.
@@ -237,7 +238,9 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	m := newMetrics()
 	cache, err := ristretto.NewCache(&ristretto.Config[string, cached]{
+		OnEvict:            func(*ristretto.Item[cached]) { m.evictions.Inc() },
 		NumCounters:        cfg.MaxEntries * 10,
 		MaxCost:            cfg.MaxEntries,
 		BufferItems:        64,
@@ -263,9 +266,11 @@ func New(cfg Config) (*Client, error) {
 		inflight:    map[uuid.UUID]*flight{},
 		versions:    map[uuid.UUID]int64{},
 		maxVersions: int(cfg.MaxEntries),
+		metrics:     m,
 	}
 	c.breaker = newBreaker(cfg.BreakerFailures, cfg.BreakerOpen, cfg.BreakerOpenMax, cfg.BreakerNow, func(from, to State) {
 		log.Warn("circuit breaker changed state", "breaker", "productsvc", "from", from.String(), "to", to.String())
+		m.transitions.WithLabelValues(stateLabel(to)).Inc()
 	})
 	return c, nil
 }
@@ -379,6 +384,8 @@ func (c *Client) Lookup(ctx context.Context, wants []Want) (map[uuid.UUID]Entry,
 		}
 		misses = append(misses, id)
 	}
+	c.metrics.hits.Add(float64(len(out)))
+	c.metrics.misses.Add(float64(len(misses)))
 	if len(misses) == 0 {
 		return out, nil
 	}
@@ -395,6 +402,7 @@ func (c *Client) Lookup(ctx context.Context, wants []Want) (map[uuid.UUID]Entry,
 		}
 		if e, ok := c.cached(id, w.MinVersion); ok {
 			out[id] = Entry{Product: e.Product, Stale: true}
+			c.metrics.stale.Inc()
 		}
 	}
 	return out, err
