@@ -57,12 +57,14 @@ func TestStorefrontOnShopdev(t *testing.T) {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	issuer, products, cart, page := shoptest.FreeAddr(t), shoptest.FreeAddr(t), shoptest.FreeAddr(t), shoptest.FreeAddr(t)
+	productsAdmin, cartAdmin := shoptest.FreeAddr(t), shoptest.FreeAddr(t)
 	var out lockedBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
 		done <- devstack.Run(ctx, []string{"--data-dir", dir, "--issuer-addr", issuer, "--products-addr", products,
-			"--cart-addr", cart, "--web-addr", page}, func(string) string { return "" }, &out, &out)
+			"--cart-addr", cart, "--web-addr", page, "--products-admin-addr", productsAdmin, "--cart-admin-addr", cartAdmin,
+			"--prometheus=false"}, func(string) string { return "" }, &out, &out)
 	}()
 	t.Cleanup(func() {
 		cancel()
