@@ -66,7 +66,7 @@ func (c *config) register(fs *flag.FlagSet) {
 	fs.StringVar(&t.cartURL, "cart-url", "", "the running cartsvc (loopback)")
 	fs.StringVar(&t.issuerURL, "issuer-url", "", "the running stack's issuer; tokens come from its password grant")
 	fs.StringVar(&t.noCacheURL, "cart-nocache-url", "", "a running cartsvc replica with its product cache off (default: GetCart with the cache off is skipped)")
-	fs.StringVar(&t.cartMetricsURL, "cart-metrics-url", "", "the running cartsvc's Prometheus endpoint (default: --cart-url + /metrics)")
+	fs.StringVar(&t.cartMetricsURL, "cart-metrics-url", "", "the running cartsvc's Prometheus endpoint on its admin listener, e.g. http://127.0.0.1:9082/metrics (default: none)")
 	fs.StringVar(&t.users, "target-users", "alice,bob", "shoppers the running issuer knows, comma-separated (their carts get --lines lines)")
 	fs.StringVar(&t.admin, "target-admin", "admin", "a user of the running issuer with role admin")
 	fs.StringVar(&t.password, "target-password", "", "the users' password (default: each user's name, as the dev issuer's demo users)")
@@ -99,9 +99,7 @@ func (t *targetFlags) build() (*Target, error) {
 		ProductDB: t.productDB, CartDB: t.cartDB, BenchDB: t.benchDB,
 		Token: passwordTokens(t.issuerURL, t.password), Admin: t.admin,
 	}
-	if tg.CartMetricsURL == "" {
-		tg.CartMetricsURL = strings.TrimRight(t.cartURL, "/") + "/metrics"
-	}
+
 	for _, u := range strings.Split(t.users, ",") {
 		if u = strings.TrimSpace(u); u != "" {
 			tg.Users = append(tg.Users, u)

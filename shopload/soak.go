@@ -25,7 +25,7 @@ type SoakConfig struct {
 	// Products, Users and Lines size the seeded shop.
 	Products, Users, Lines int
 	// ProductMetricsURL and CartMetricsURL serve each service's
-	// go_goroutines; default <service URL>/metrics.
+	// go_goroutines; default the stack's admin listeners.
 	ProductMetricsURL, CartMetricsURL string
 	// Stack configures the stack Soak starts.
 	Stack StackConfig
@@ -69,10 +69,10 @@ func Soak(ctx context.Context, cfg SoakConfig, log io.Writer) (*SoakResult, erro
 		return nil, err
 	}
 	if cfg.ProductMetricsURL == "" {
-		cfg.ProductMetricsURL = st.Products.URL() + "/metrics"
+		cfg.ProductMetricsURL = st.ProductMetricsURL
 	}
 	if cfg.CartMetricsURL == "" {
-		cfg.CartMetricsURL = st.Cart.URL() + "/metrics"
+		cfg.CartMetricsURL = st.CartMetricsURL
 	}
 	res := &SoakResult{}
 	began := time.Now()
@@ -201,8 +201,8 @@ func RunSoak(ctx context.Context, args []string, getenv func(string) string, std
 	fs.IntVar(&cfg.Products, "products", 2000, "products seeded")
 	fs.IntVar(&cfg.Users, "users", 50, "shoppers, each with a cart")
 	fs.IntVar(&cfg.Lines, "lines", 20, "lines in each cart")
-	fs.StringVar(&cfg.ProductMetricsURL, "product-metrics-url", "", "productsvc's Prometheus endpoint (default: its API URL + /metrics; set it when --productsvc-args moves metrics to an admin listener)")
-	fs.StringVar(&cfg.CartMetricsURL, "cart-metrics-url", "", "cartsvc's Prometheus endpoint (default: its API URL + /metrics)")
+	fs.StringVar(&cfg.ProductMetricsURL, "product-metrics-url", "", "productsvc's Prometheus endpoint (default: the started productsvc's admin listener + /metrics)")
+	fs.StringVar(&cfg.CartMetricsURL, "cart-metrics-url", "", "cartsvc's Prometheus endpoint (default: the started cartsvc's admin listener + /metrics)")
 	fs.StringVar(&cfg.Stack.BinDir, "bin-dir", "", "prebuilt productsvc and cartsvc binaries (default: go build them)")
 	fs.StringVar(&productArgs, "productsvc-args", "", "extra flags for productsvc, space-separated")
 	fs.StringVar(&cartArgs, "cartsvc-args", "", "extra flags for cartsvc, space-separated")

@@ -64,6 +64,9 @@ type Stack struct {
 	Cart     *Proc
 	// CartNoCache is the cache-off replica (nil unless asked for).
 	CartNoCache *Proc
+	// ProductMetricsURL and CartMetricsURL are the services' admin
+	// listeners' /metrics (each process gets a free admin port).
+	ProductMetricsURL, CartMetricsURL string
 	// ProductDB, CartDB and BenchDB are superuser URLs of productsvc's and
 	// cartsvc's databases and of a database for the raw baselines.
 	ProductDB, CartDB, BenchDB string
@@ -161,6 +164,15 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 	if err != nil {
 		return nil, err
 	}
+	productAdmin, err := FreeAddr()
+	if err != nil {
+		return nil, err
+	}
+	cartAdmin, err := FreeAddr()
+	if err != nil {
+		return nil, err
+	}
+	s.ProductMetricsURL, s.CartMetricsURL = "http://"+productAdmin+"/metrics", "http://"+cartAdmin+"/metrics"
 	productURL := "http://" + productAddr
 	cartProductURL := cfg.CartProductURL
 	if cartProductURL == "" {
@@ -168,19 +180,19 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 	}
 	s.productBin = filepath.Join(binDir, "productsvc")
 	s.productBase = append([]string{
-		"--addr", productAddr, "--database-url", s.roleURL("productsvc", productDBName),
+		"--addr", productAddr, "--admin-addr", productAdmin, "--database-url", s.roleURL("productsvc", productDBName),
 		"--oidc-issuer-url", s.Issuer.URL(), "--drain-delay", "0s", "--shutdown-timeout", "5s", "--log-level", "warn",
 	}, cfg.ProductArgs...)
 	s.Products = NewProc("productsvc", s.productBin, s.productBase, s.logPath("productsvc"), productURL)
-	cartArgs := func(addr string, extra ...string) []string {
+	cartArgs := func(addr, admin string, extra ...string) []string {
 		args := []string{
-			"--addr", addr, "--database-url", s.roleURL("cartsvc", cartDBName),
+			"--addr", addr, "--admin-addr", admin, "--database-url", s.roleURL("cartsvc", cartDBName),
 			"--oidc-issuer-url", s.Issuer.URL(), "--product-url", cartProductURL,
 			"--drain-delay", "0s", "--shutdown-timeout", "5s", "--log-level", "warn",
 		}
 		return append(append(args, cfg.CartArgs...), extra...)
 	}
-	s.Cart = NewProc("cartsvc", filepath.Join(binDir, "cartsvc"), cartArgs(cartAddr), s.logPath("cartsvc"), "http://"+cartAddr)
+	s.Cart = NewProc("cartsvc", filepath.Join(binDir, "cartsvc"), cartArgs(cartAddr, cartAdmin), s.logPath("cartsvc"), "http://"+cartAddr)
 	fmt.Fprintln(cfg.Log, "starting productsvc and cartsvc …")
 	if err := s.Products.Start(time.Minute); err != nil {
 		return nil, err
@@ -193,8 +205,12 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 		if err != nil {
 			return nil, err
 		}
+		admin, err := FreeAddr()
+		if err != nil {
+			return nil, err
+		}
 		s.CartNoCache = NewProc("cartsvc-nocache", filepath.Join(binDir, "cartsvc"),
-			cartArgs(addr, "--product-cache-ttl", "1ns"), s.logPath("cartsvc-nocache"), "http://"+addr)
+			cartArgs(addr, admin, "--product-cache-ttl", "1ns"), s.logPath("cartsvc-nocache"), "http://"+addr)
 		if err := s.CartNoCache.Start(time.Minute); err != nil {
 			return nil, err
 		}

@@ -46,7 +46,7 @@ type Target struct {
 // Target returns the stack as a benchmark target: everything known.
 func (s *Stack) Target() *Target {
 	t := &Target{
-		ProductURL: s.Products.URL(), CartURL: s.Cart.URL(), CartMetricsURL: s.Cart.URL() + "/metrics",
+		ProductURL: s.Products.URL(), CartURL: s.Cart.URL(), CartMetricsURL: s.CartMetricsURL,
 		ProductDB: s.ProductDB, CartDB: s.CartDB, BenchDB: s.BenchDB,
 		FreezeCart: func(freeze bool) error {
 			if freeze {

@@ -61,12 +61,12 @@ func TestMigratedDataThroughTheServices(t *testing.T) {
 	iss := shoptest.Issuer(t)
 	productAddr, cartAddr := shoptest.FreeAddr(t), shoptest.FreeAddr(t)
 	runService(t, productsvc.Run, map[string]string{
-		"ADDR": productAddr, "DATABASE_URL": b.cfg.ProductURL, "OIDC_ISSUER_URL": iss.URL(), "DRAIN_DELAY": "-1s",
+		"ADDR": productAddr, "DATABASE_URL": b.cfg.ProductURL, "OIDC_ISSUER_URL": iss.URL(), "DRAIN_DELAY": "-1s", "ADMIN_ADDR": "127.0.0.1:0",
 		"SUBSCRIBERS":     "cartsvc=http://" + cartAddr,
 		"RELAY_CLIENT_ID": devissuer.DemoRelayClient, "RELAY_CLIENT_SECRET": devissuer.DemoRelaySecret,
 	})
 	runService(t, cartsvc.Run, map[string]string{
-		"ADDR": cartAddr, "DATABASE_URL": b.cfg.CartURL, "OIDC_ISSUER_URL": iss.URL(), "DRAIN_DELAY": "-1s",
+		"ADDR": cartAddr, "DATABASE_URL": b.cfg.CartURL, "OIDC_ISSUER_URL": iss.URL(), "DRAIN_DELAY": "-1s", "ADMIN_ADDR": "127.0.0.1:0",
 		"PRODUCT_URL": "http://" + productAddr,
 	})
 	ctx := t.Context()
