@@ -95,6 +95,7 @@ type bench struct {
 	watched     []watched
 	log         io.Writer
 	renames     int
+	busyShare   float64 // the stack's CPU share in quiesce's last window
 }
 
 // RunBench runs cfg.Reps repetitions of every baseline and scenario
@@ -129,11 +130,17 @@ func RunBench(ctx context.Context, cfg BenchConfig, tg *Target, shop *Shop, log 
 			if !b.wanted(name) {
 				continue
 			}
+			waited, idle := b.quiesce(ctx)
 			r, err := b.run(ctx, name)
 			if err != nil {
 				return nil, fmt.Errorf("%s, repetition %d: %w", name, rep, err)
 			}
 			r.Rep = rep
+			if !idle {
+				r.addNote("the stack was still busy (%.0f%% of a core) after waiting %s before it", b.busyShare*100, quiesceTimeout)
+			} else if waited > 2*quiesceWindow {
+				r.addNote("waited %s for the stack to be idle before it", waited.Round(10*time.Millisecond))
+			}
 			results[name] = append(results[name], r)
 			fmt.Fprintf(log, "rep %d  %-20s %s\n", rep, name, r.line())
 		}
@@ -263,6 +270,39 @@ func (b *bench) closed(ctx context.Context, conc int, op Op) RepResult {
 	before := b.observe(ctx)
 	st := Closed(ctx, conc, b.cfg.Duration, b.cfg.MaxRequests, b.cfg.Timeout, op)
 	return b.result(ctx, before, st, st.OK+st.Failed)
+}
+
+// Quiescence before each scenario: background work that an earlier
+// scenario left behind (autovacuum, a checkpoint, the relay finishing a
+// backlog) would otherwise be charged to the next scenario's requests.
+const (
+	quiesceWindow  = 250 * time.Millisecond
+	quiesceTimeout = 15 * time.Second
+	quiesceIdle    = 0.10 // of one core, all watched processes but shopload
+)
+
+// quiesce waits until the watched processes (services and PostgreSQL, not
+// shopload) use less than quiesceIdle of a core over quiesceWindow, at
+// most quiesceTimeout. It returns how long it waited and whether the stack
+// became idle; b.busyShare keeps the last window's share.
+func (b *bench) quiesce(ctx context.Context) (time.Duration, bool) {
+	began := time.Now()
+	for time.Since(began) < quiesceTimeout && ctx.Err() == nil {
+		before := snapshotCPU(b.watched)
+		time.Sleep(quiesceWindow)
+		after := snapshotCPU(b.watched)
+		var busy time.Duration
+		for name, t := range after {
+			if name != "shopload" && t >= before[name] {
+				busy += t - before[name]
+			}
+		}
+		b.busyShare = float64(busy) / float64(quiesceWindow)
+		if b.busyShare < quiesceIdle {
+			return time.Since(began), true
+		}
+	}
+	return time.Since(began), false
 }
 
 // settle waits for the outbox to empty, noting in r how long it took.

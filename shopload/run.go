@@ -227,6 +227,7 @@ var stackSetup = []string{
 	"Clients are the generated Connect clients over HTTP/1.1 (binary protobuf unless named JSON), closed loop: each client sends its next request when the last one answered; each keeps to its own share of the users, so no two concurrent cart requests are one user's.",
 	"cartsvc runs with the --cartsvc-args of the config (by default " + benchCartArgs + ": the per-user limits are checked but not reached; the users stand for many more).",
 	"The plain handler runs in the load generator's process (its CPU is in the shopload column).",
+	"Before each scenario the tool waits (up to 15 s, noted when longer than one 250 ms window) until the services and PostgreSQL together use under 10% of a core, so background work left by the scenario before (autovacuum, a checkpoint, a draining relay) is not charged to it.",
 	"Storm: UpdateProduct on products held in carts; events/s = (acks − growth of the outbox) ÷ window; lag = time from an UpdateProduct's answer until cartsvc's product_versions holds that version (polled every 10 ms, at most 64 writes followed at a time).",
 	"Backlog: cartsvc is frozen (SIGSTOP) while category renames queue the events (one per product), then thawed; events/s = events drained ÷ time to an empty outbox.",
 }

@@ -30,7 +30,11 @@ FROM (
            coalesce(array_agg(COALESCE(pv.version, 0) ORDER BY ci.add_time, ci.product_id), '{}')::bigint[] AS line_known_versions,
            coalesce(array_agg(COALESCE(pv.deleted, false) ORDER BY ci.add_time, ci.product_id), '{}')::boolean[] AS line_known_deleted
     FROM cart_items ci
-    LEFT JOIN product_versions pv ON pv.product_id = ci.product_id
+    -- LATERAL with LIMIT 1: always one index probe per line, whatever the
+    -- statistics say (a join may become a scan of all of product_versions).
+    LEFT JOIN LATERAL (
+        SELECT v.version, v.deleted FROM product_versions v WHERE v.product_id = ci.product_id LIMIT 1
+    ) pv ON true
     WHERE ci.user_id = $1
 ) l, (
     SELECT coalesce(array_agg(p.code ORDER BY cp.apply_time, cp.code), '{}')::text[] AS hold_codes,
