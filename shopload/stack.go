@@ -390,28 +390,40 @@ func Build(ctx context.Context, dir string) error {
 	return nil
 }
 
-// built holds the binaries StartStack builds, once per process.
+// built holds the binaries StartStack builds, once per process until
+// RemoveBuilt.
 var built struct {
-	once sync.Once
-	dir  string
-	err  error
+	mu  sync.Mutex
+	dir string
 }
 
 func builtBinaries(ctx context.Context, log io.Writer) (string, error) {
-	built.once.Do(func() {
-		fmt.Fprintln(log, "building productsvc and cartsvc …")
-		if built.dir, built.err = os.MkdirTemp("", "shopload-bin-"); built.err == nil {
-			built.err = Build(ctx, built.dir)
-		}
-	})
-	return built.dir, built.err
+	built.mu.Lock()
+	defer built.mu.Unlock()
+	if built.dir != "" {
+		return built.dir, nil
+	}
+	fmt.Fprintln(log, "building productsvc and cartsvc …")
+	dir, err := os.MkdirTemp("", "shopload-bin-")
+	if err != nil {
+		return "", err
+	}
+	if err := Build(ctx, dir); err != nil {
+		os.RemoveAll(dir)
+		return "", err
+	}
+	built.dir = dir
+	return dir, nil
 }
 
-// RemoveBuilt removes the binaries StartStack built for this process;
-// stacks started afterwards fail.
+// RemoveBuilt removes the binaries StartStack built for this process; a
+// stack started afterwards builds them again.
 func RemoveBuilt() {
+	built.mu.Lock()
+	defer built.mu.Unlock()
 	if built.dir != "" {
 		os.RemoveAll(built.dir)
+		built.dir = ""
 	}
 }
 
