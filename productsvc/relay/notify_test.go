@@ -2,7 +2,6 @@ package relay_test
 
 import (
 	"context"
-	"slices"
 	"testing"
 	"time"
 
@@ -95,17 +94,5 @@ func TestNotifierWakesItsRelayInProcess(t *testing.T) {
 	b := setup(t)
 	b.realTime()
 	run(t, b.newRelay(t, relay.Config{Now: time.Now, PollInterval: time.Minute, Notifier: b.notifier}))
-	b.publish(t, 1)
-	b.sink.WaitFor(1, 10*time.Second)
-	const samples = 50
-	latencies := make([]time.Duration, samples)
-	for i := range samples {
-		b.publish(t, 1)
-		committed := time.Now()
-		b.sink.WaitFor(i+2, 10*time.Second)
-		latencies[i] = time.Since(committed)
-	}
-	slices.Sort(latencies)
-	t.Logf("commit → delivery via the in-process wake over %d events: median %s, p95 %s, max %s",
-		samples, latencies[samples/2], latencies[samples*95/100], latencies[samples-1])
+	b.logWakeLatency(t, "the in-process wake")
 }
