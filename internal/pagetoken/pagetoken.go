@@ -100,7 +100,13 @@ func Decode(token, filters string) (Cursor, error) {
 	if w.F != fingerprint(filters) {
 		return Cursor{}, shoperr.Invalid("page_token", "was issued for other filters; start again without a page token")
 	}
-	return Cursor{CreateTime: time.UnixMicro(w.T).UTC(), Key: w.K}, nil
+	c := Cursor{CreateTime: time.UnixMicro(w.T).UTC(), Key: w.K}
+	if len(Encode(c, filters)) > base64.RawURLEncoding.EncodedLen(512) {
+		// Only a forged key grows past the limit when encoded again (JSON
+		// escapes it), so the page after it would carry a refused token.
+		return Cursor{}, shoperr.Invalid("page_token", "is not a token this service issued")
+	}
+	return c, nil
 }
 
 func fingerprint(filters string) string {
