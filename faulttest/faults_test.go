@@ -116,6 +116,11 @@ func TestLongFaultPostgresRestart(t *testing.T) {
 	// A write that kept getting Unavailable (or ResourceExhausted: the
 	// user's earlier write still held their turn) until the client gave
 	// up ends with that answer; anything else is the service failing.
+	for _, o := range failed {
+		if o.code != "unavailable" && o.code != "resource_exhausted" {
+			t.Logf("  %s %s: started %s from the shutdown, answered after %v", o.op, o.code, since(down, o.start), o.end.Sub(o.start).Round(time.Millisecond))
+		}
+	}
 	if other := len(failed) - byCode["unavailable"] - byCode["resource_exhausted"]; other > 0 {
 		t.Errorf("%d failures were not Unavailable (by code: %v; deadline_exceeded: the service held the request past the client's 10 s deadline instead of answering); a database outage must answer only Unavailable, promptly, so clients retry", other, byCode)
 	}

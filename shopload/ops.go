@@ -139,17 +139,22 @@ func (r Retry) retries(code connect.Code) bool {
 // call runs f until it answers something retry does not retry or ctx
 // ends, 100 ms between attempts. When ctx ends during an attempt after a
 // retried answer, that answer is returned: the client gave up on a service
-// that kept saying "retry", which is not the service failing to answer.
+// that kept saying "retry", which is not the service failing to answer. An
+// attempt started with less than lastGasp of ctx left counts as ending with
+// ctx even when the service answered DeadlineExceeded a moment before the
+// client's own deadline (the service's deadline is the client's, sent
+// along); an attempt with more time than that must get a real answer.
 func call(ctx context.Context, retry Retry, f func() error) error {
 	var retried error
 	for {
+		began := time.Now()
 		err := f()
 		switch {
 		case err == nil:
 			return nil
 		case retry.retries(connect.CodeOf(err)):
 			retried = err
-		case ctx.Err() != nil && retried != nil:
+		case retried != nil && (ctx.Err() != nil || outOfTime(ctx, began, err)):
 			return retried
 		default:
 			return err
@@ -160,4 +165,15 @@ func call(ctx context.Context, retry Retry, f func() error) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// lastGasp is how little of its deadline an attempt may start with and
+// still be excused for ending in DeadlineExceeded.
+const lastGasp = time.Second
+
+// outOfTime reports whether err is the service's DeadlineExceeded for an
+// attempt that began with less than lastGasp left of ctx's deadline.
+func outOfTime(ctx context.Context, began time.Time, err error) bool {
+	deadline, ok := ctx.Deadline()
+	return ok && connect.CodeOf(err) == connect.CodeDeadlineExceeded && deadline.Sub(began) < lastGasp
 }
