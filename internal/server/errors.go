@@ -22,6 +22,10 @@ var (
 	// errDependencyTimeout is what a client learns when a dependency timed
 	// out while its own request still had time.
 	errDependencyTimeout = errors.New("a dependency did not answer in time; retry later")
+	// errDependencyCanceled is what a client learns when a dependency's
+	// call was cancelled while its own request was live (a pool giving up
+	// on a connection being made while the database restarts, say).
+	errDependencyCanceled = errors.New("a dependency's call was cut off; retry later")
 	// errCommitOutcomeUnknown is what a client learns about a commit that
 	// got no answer.
 	errCommitOutcomeUnknown = errors.New("the database did not confirm the write, which may or may not have been applied; retry with the same request_id")
@@ -106,9 +110,10 @@ func connectError(err error) (*connect.Error, cause) {
 // errorMapper is the handler interceptor that runs every RPC error through
 // connectError and logs, with their procedure and underlying cause, the
 // unexpected ones (as errors) and database outages (as warnings). A
-// context.DeadlineExceeded while the request's context is still live is a
-// dependency's timeout (a starved pool, say), answered as Unavailable; a
-// *connect.Error with that code is answered as it is.
+// context.DeadlineExceeded or context.Canceled while the request's context
+// is still live is a dependency's timeout or cancellation (a starved pool,
+// say), answered as Unavailable; a *connect.Error with that code is
+// answered as it is.
 type errorMapper struct {
 	log *slog.Logger
 }
@@ -118,11 +123,17 @@ func (m *errorMapper) mapError(ctx context.Context, procedure string, err error)
 		return nil
 	}
 	ce, c := connectError(err)
-	if _, own := errors.AsType[*connect.Error](err); !own && ce.Code() == connect.CodeDeadlineExceeded && ctx.Err() == nil {
-		// Not this request's deadline (which the handler's context carries,
-		// capped), so a dependency's: a starved database pool or a call
-		// with a shorter timeout. The client may retry.
-		ce, c = connect.NewError(connect.CodeUnavailable, errDependencyTimeout), causeUnavailable
+	if _, own := errors.AsType[*connect.Error](err); !own && ctx.Err() == nil {
+		// Not this request's deadline or cancellation (which the handler's
+		// context carries), so a dependency's: a starved database pool, a
+		// call with a shorter timeout, a connection attempt given up. The
+		// client may retry.
+		switch ce.Code() {
+		case connect.CodeDeadlineExceeded:
+			ce, c = connect.NewError(connect.CodeUnavailable, errDependencyTimeout), causeUnavailable
+		case connect.CodeCanceled:
+			ce, c = connect.NewError(connect.CodeUnavailable, errDependencyCanceled), causeUnavailable
+		}
 	}
 	switch c {
 	case causeUnexpected:

@@ -201,7 +201,7 @@ func (b *testBundle) failure(ctx context.Context, name string) error {
 		<-ctx.Done() // the request's own deadline
 		return fmt.Errorf("query: %w", ctx.Err())
 	case "canceled":
-		return fmt.Errorf("query: %w", context.Canceled)
+		return fmt.Errorf("query: %w", context.Canceled) // a dependency's call cancelled, the request still live
 	case "upstream":
 		// An error received from another service, returned untranslated.
 		client := connect.NewClient[wrapperspb.StringValue, emptypb.Empty](b.http1, b.baseURL+failProcedure)
