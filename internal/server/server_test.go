@@ -243,7 +243,7 @@ func TestErrorsAreMappedWithoutLeakingInternals(t *testing.T) {
 			{"connect", connect.CodeFailedPrecondition, "category still has products", false},
 			{"own-deadline", connect.CodeDeadlineExceeded, context.DeadlineExceeded.Error(), false},
 			{"deadline", connect.CodeUnavailable, "a dependency did not answer in time; retry later", true}, // not the request's own
-			{"canceled", connect.CodeUnavailable, "a dependency's call was cut off; retry later", true}, // not the request's own
+			{"canceled", connect.CodeUnavailable, "a dependency's call was cut off; retry later", true},     // not the request's own
 			{"secret", connect.CodeInternal, "internal error", true},
 			{"internal-code", connect.CodeInternal, "internal error", true},
 			{"upstream", connect.CodeInternal, "internal error", true},
