@@ -164,17 +164,39 @@ type cartView struct {
 	fingerprint, response []byte
 }
 
-// readCart reads the user's cart, its holds giving a discount now, the
-// stored result of key's request_id (if key is not nil) and the marks of
-// the products in fresh, with one query (GetCartView).
+// deleted returns the products of v's lines known to be deleted (nil if
+// none).
+func (v cartView) deleted() map[uuid.UUID]bool {
+	var out map[uuid.UUID]bool
+	for _, l := range v.lines {
+		if l.KnownDeleted {
+			if out == nil {
+				out = map[uuid.UUID]bool{}
+			}
+			out[l.ProductID] = true
+		}
+	}
+	return out
+}
+
+// readCart reads the user's cart with its lines' known versions, its holds
+// giving a discount now, the stored result of key's request_id (if key is
+// not nil) and the marks of the products in fresh, with one query
+// (GetCartView).
 func (s *Service) readCart(ctx context.Context, q *cartdb.Queries, user string, key *requestKey, fresh []uuid.UUID) (cartView, error) {
+	return s.readCartView(ctx, q, user, key, fresh, true)
+}
+
+// readCartView is readCart; withKnown false leaves the lines' KnownVersion
+// and KnownDeleted unset (saving an index probe per line).
+func (s *Service) readCartView(ctx context.Context, q *cartdb.Queries, user string, key *requestKey, fresh []uuid.UUID, withKnown bool) (cartView, error) {
 	now := s.timestamp()
 	if fresh == nil {
 		fresh = []uuid.UUID{}
 	}
 	r, err := q.GetCartView(ctx, cartdb.GetCartViewParams{
 		UserID: user, HoldCutoff: s.holdCutoff(now), Now: now, Fresh: fresh,
-		RequestID: key.requestID(), RequestCutoff: now.Add(-RequestRetention),
+		RequestID: key.requestID(), RequestCutoff: now.Add(-RequestRetention), WithKnown: withKnown,
 	})
 	if err != nil {
 		return cartView{}, err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/decoupledshop/shop/cartsvc/catalog"
@@ -98,6 +100,9 @@ type cartWrite struct {
 	user     string
 	now      time.Time
 	products map[uuid.UUID]catalog.Entry
+	// deleted holds the products known to be deleted when the cart was
+	// read before the transaction.
+	deleted map[uuid.UUID]bool
 }
 
 // writeCart runs a write of the user's cart and returns its response.
@@ -142,7 +147,7 @@ func writeCart[R proto.Message](ctx context.Context, s *Service, user string, ke
 	var resp R
 	err = s.inTx(ctx, func(q *cartdb.Queries) error {
 		now := s.timestamp()
-		prev, err := q.LockCart(ctx, cartdb.LockCartParams{UserID: user, Now: now})
+		prev, err := lockCart(ctx, q, user, now)
 		if err != nil {
 			return err
 		}
@@ -157,7 +162,7 @@ func writeCart[R proto.Message](ctx context.Context, s *Service, user string, ke
 			resp = r
 			return err
 		}
-		w := &cartWrite{ctx: ctx, s: s, q: q, user: user, now: now, products: products}
+		w := &cartWrite{ctx: ctx, s: s, q: q, user: user, now: now, products: products, deleted: view.deleted()}
 		r, err := apply(w)
 		if err != nil {
 			return err
@@ -184,13 +189,31 @@ func writeCart[R proto.Message](ctx context.Context, s *Service, user string, ke
 	return resp, nil
 }
 
+// lockCart runs LockCart, again if the cart was being created by another
+// transaction (no row: that transaction has committed by then, or rolled
+// back).
+func lockCart(ctx context.Context, q *cartdb.Queries, user string, now time.Time) (time.Time, error) {
+	prev, err := q.LockCart(ctx, cartdb.LockCartParams{UserID: user, Now: now})
+	if errors.Is(err, pgx.ErrNoRows) {
+		prev, err = q.LockCart(ctx, cartdb.LockCartParams{UserID: user, Now: now})
+	}
+	return prev, err
+}
+
 var errCartFull = shoperr.ResourceExhausted("a cart holds at most %d different products", MaxCartLines)
 
-// cart returns the cart as the write leaves it.
+// cart returns the cart as the write leaves it. The known versions are not
+// read again: the products were resolved with those read before the
+// transaction, a tombstone seen then stays, and one applied since has
+// marked its lines unavailable (ApplyEvents, in the same transaction as
+// the tombstone).
 func (w *cartWrite) cart() (*cartv1.Cart, error) {
-	view, err := w.s.readCart(w.ctx, w.q, w.user, nil, nil)
+	view, err := w.s.readCartView(w.ctx, w.q, w.user, nil, nil, false)
 	if err != nil {
 		return nil, err
+	}
+	for i, l := range view.lines {
+		view.lines[i].KnownDeleted = w.deleted[l.ProductID]
 	}
 	return buildCart(w.s.currency, view.lines, view.holds, w.products)
 }

@@ -2,7 +2,8 @@
 -- cart write needs before it takes the cart lock:
 --   - the user's cart lines, oldest first, column by column (line_*), each
 --     with the highest product version this service has heard of (0 if
---     none) and whether that version deleted the product;
+--     none) and whether that version deleted the product; with_known false
+--     skips that lookup (one index probe per line) and gives 0 and false;
 --   - the codes the cart holds that give a discount now (hold_*): the cart
 --     was written at or after hold_cutoff (the hold has not lapsed), and the
 --     code is active and within its validity window at now; percent_off and
@@ -31,7 +32,8 @@ FROM (
     -- LATERAL with LIMIT 1: always one index probe per line, whatever the
     -- statistics say (a join may become a scan of all of product_versions).
     LEFT JOIN LATERAL (
-        SELECT v.version, v.deleted FROM product_versions v WHERE v.product_id = ci.product_id LIMIT 1
+        SELECT v.version, v.deleted FROM product_versions v
+        WHERE @with_known::boolean AND v.product_id = ci.product_id LIMIT 1
     ) pv ON true
     WHERE ci.user_id = @user_id
 ) l, (

@@ -1,11 +1,22 @@
--- LockCart creates the user's cart if it has none and locks its row until
--- the transaction ends, so one user's cart writes run one at a time. It
--- returns the update_time before this write (now for a new cart).
+-- LockCart locks the user's cart row until the transaction ends, creating
+-- the cart if it has none, so one user's cart writes run one at a time. It
+-- returns the update_time before this write (now for a new cart). Locking
+-- an existing row writes no new row version (an INSERT ... ON CONFLICT DO
+-- UPDATE would, on the hottest rows of the table). No row comes back when
+-- another transaction created the cart concurrently: run it again.
 -- name: LockCart :one
-INSERT INTO carts (user_id, create_time, update_time)
-VALUES (@user_id, @now, @now)
-ON CONFLICT (user_id) DO UPDATE SET update_time = carts.update_time
-RETURNING update_time;
+WITH locked AS (
+    SELECT c.update_time FROM carts c WHERE c.user_id = @user_id FOR UPDATE
+), created AS (
+    INSERT INTO carts (user_id, create_time, update_time)
+    SELECT @user_id, @now, @now
+    WHERE NOT EXISTS (SELECT 1 FROM locked)
+    ON CONFLICT (user_id) DO NOTHING
+    RETURNING update_time
+)
+SELECT l.update_time FROM locked l
+UNION ALL
+SELECT c.update_time FROM created c;
 
 -- PrepareCartWrite runs after LockCart: it returns the stored result of
 -- the user's request_id if one was stored at or after request_cutoff

@@ -33,9 +33,10 @@ FROM (
     -- LATERAL with LIMIT 1: always one index probe per line, whatever the
     -- statistics say (a join may become a scan of all of product_versions).
     LEFT JOIN LATERAL (
-        SELECT v.version, v.deleted FROM product_versions v WHERE v.product_id = ci.product_id LIMIT 1
+        SELECT v.version, v.deleted FROM product_versions v
+        WHERE $1::boolean AND v.product_id = ci.product_id LIMIT 1
     ) pv ON true
-    WHERE ci.user_id = $1
+    WHERE ci.user_id = $2
 ) l, (
     SELECT coalesce(array_agg(p.code ORDER BY cp.apply_time, cp.code), '{}')::text[] AS hold_codes,
            coalesce(array_agg(COALESCE(p.percent_off, 0) ORDER BY cp.apply_time, cp.code), '{}')::integer[] AS hold_percent_offs,
@@ -44,21 +45,22 @@ FROM (
     FROM cart_promo_codes cp
     JOIN promo_codes p ON p.code = cp.code
     JOIN carts c ON c.user_id = cp.user_id
-    WHERE cp.user_id = $1
-      AND c.update_time >= $2
-      AND p.active AND p.start_time <= $3 AND p.end_time > $3
+    WHERE cp.user_id = $2
+      AND c.update_time >= $3
+      AND p.active AND p.start_time <= $4 AND p.end_time > $4
 ) h, (
     SELECT coalesce(array_agg(pv.product_id), '{}')::uuid[] AS mark_ids,
            coalesce(array_agg(pv.version), '{}')::bigint[] AS mark_versions,
            coalesce(array_agg(pv.deleted), '{}')::boolean[] AS mark_deleted
     FROM product_versions pv
-    WHERE pv.product_id = ANY($4::uuid[])
+    WHERE pv.product_id = ANY($5::uuid[])
 ) m
 LEFT JOIN request_results r
-    ON r.user_id = $1 AND r.request_id = $5 AND r.create_time >= $6
+    ON r.user_id = $2 AND r.request_id = $6 AND r.create_time >= $7
 `
 
 type GetCartViewParams struct {
+	WithKnown     bool
 	UserID        string
 	HoldCutoff    time.Time
 	Now           time.Time
@@ -93,7 +95,8 @@ type GetCartViewRow struct {
 // cart write needs before it takes the cart lock:
 //   - the user's cart lines, oldest first, column by column (line_*), each
 //     with the highest product version this service has heard of (0 if
-//     none) and whether that version deleted the product;
+//     none) and whether that version deleted the product; with_known false
+//     skips that lookup (one index probe per line) and gives 0 and false;
 //   - the codes the cart holds that give a discount now (hold_*): the cart
 //     was written at or after hold_cutoff (the hold has not lapsed), and the
 //     code is active and within its validity window at now; percent_off and
@@ -103,6 +106,7 @@ type GetCartViewRow struct {
 //   - the marks (mark_*) of the products in fresh that have one.
 func (q *Queries) GetCartView(ctx context.Context, arg GetCartViewParams) (GetCartViewRow, error) {
 	row := q.db.QueryRow(ctx, getCartView,
+		arg.WithKnown,
 		arg.UserID,
 		arg.HoldCutoff,
 		arg.Now,

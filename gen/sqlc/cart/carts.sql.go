@@ -11,10 +11,18 @@ import (
 )
 
 const lockCart = `-- name: LockCart :one
-INSERT INTO carts (user_id, create_time, update_time)
-VALUES ($1, $2, $2)
-ON CONFLICT (user_id) DO UPDATE SET update_time = carts.update_time
-RETURNING update_time
+WITH locked AS (
+    SELECT c.update_time FROM carts c WHERE c.user_id = $1 FOR UPDATE
+), created AS (
+    INSERT INTO carts (user_id, create_time, update_time)
+    SELECT $1, $2, $2
+    WHERE NOT EXISTS (SELECT 1 FROM locked)
+    ON CONFLICT (user_id) DO NOTHING
+    RETURNING update_time
+)
+SELECT l.update_time FROM locked l
+UNION ALL
+SELECT c.update_time FROM created c
 `
 
 type LockCartParams struct {
@@ -22,9 +30,12 @@ type LockCartParams struct {
 	Now    time.Time
 }
 
-// LockCart creates the user's cart if it has none and locks its row until
-// the transaction ends, so one user's cart writes run one at a time. It
-// returns the update_time before this write (now for a new cart).
+// LockCart locks the user's cart row until the transaction ends, creating
+// the cart if it has none, so one user's cart writes run one at a time. It
+// returns the update_time before this write (now for a new cart). Locking
+// an existing row writes no new row version (an INSERT ... ON CONFLICT DO
+// UPDATE would, on the hottest rows of the table). No row comes back when
+// another transaction created the cart concurrently: run it again.
 func (q *Queries) LockCart(ctx context.Context, arg LockCartParams) (time.Time, error) {
 	row := q.db.QueryRow(ctx, lockCart, arg.UserID, arg.Now)
 	var update_time time.Time
