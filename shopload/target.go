@@ -37,7 +37,8 @@ type Target struct {
 	// Admin is the user with role admin; Users the shoppers.
 	Admin string
 	Users []string
-	// Analyze, if set, updates the planner statistics after seeding.
+	// Analyze, if set, updates the planner statistics after seeding and
+	// before each scenario.
 	Analyze func(ctx context.Context) error
 
 	watched []watched // processes whose CPU and RSS are reported
