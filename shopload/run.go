@@ -13,6 +13,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"runtime"
 	"strings"
@@ -57,6 +58,7 @@ func (c *config) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.users, "users", 100, "shoppers, each seeded with a cart")
 	fs.IntVar(&c.lines, "lines", 20, "lines in each shopper's cart")
 	fs.StringVar(&c.out, "out", "bench/latest", "results go to OUT.json and OUT.md")
+	fs.StringVar(&c.bench.ProfileDir, "profile-dir", "", "write a CPU profile of each service during each scenario's first repetition here (SCENARIO-SERVICE.pprof; read with go tool pprof)")
 	fs.StringVar(&c.binDir, "bin-dir", "", "prebuilt productsvc and cartsvc binaries (default: go build them from this module)")
 	fs.StringVar(&c.only, "scenarios", "", "comma-separated scenarios to run besides the baselines (default all: "+strings.Join(Scenarios()[3:], ",")+")")
 	fs.StringVar(&c.productArgs, "productsvc-args", "", "extra flags for productsvc, space-separated (e.g. \"--admin-addr 127.0.0.1:9081\")")
@@ -201,6 +203,11 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	rep.Machine = Machine{CPUModel: cpuModel(), Cores: runtime.NumCPU(), GoVersion: runtime.Version(),
 		Postgres: postgresVersion(ctx, tg.BenchDB), OS: runtime.GOOS + "/" + runtime.GOARCH}
+	if cfg.bench.ProfileDir != "" {
+		if err := os.MkdirAll(cfg.bench.ProfileDir, 0o755); err != nil {
+			return err
+		}
+	}
 	results, err := RunBench(ctx, cfg.bench, tg, shop, stderr)
 	if err != nil {
 		return fmt.Errorf("%w%s", err, logHint(st))

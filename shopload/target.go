@@ -40,6 +40,9 @@ type Target struct {
 	// Analyze, if set, updates the planner statistics after seeding and
 	// before each scenario.
 	Analyze func(ctx context.Context) error
+	// Pprof maps a service's name to its admin listener's /debug/pprof/
+	// URL, for CPU profiles (BenchConfig.ProfileDir).
+	Pprof map[string]string
 
 	watched []watched // processes whose CPU and RSS are reported
 }
@@ -56,6 +59,10 @@ func (s *Stack) Target() *Target {
 			return s.Cart.Signal(syscall.SIGCONT)
 		},
 		Token: s.Issuer.UserToken, Admin: AdminUser, Analyze: s.Analyze,
+		Pprof: map[string]string{
+			"productsvc": strings.TrimSuffix(s.ProductMetricsURL, "metrics") + "debug/pprof/",
+			"cartsvc":    strings.TrimSuffix(s.CartMetricsURL, "metrics") + "debug/pprof/",
+		},
 		watched: []watched{
 			{name: "productsvc", pid: func() int { return s.Products.Pid() }},
 			{name: "cartsvc", pid: s.Cart.Pid},
