@@ -5,6 +5,7 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/google/uuid"
+	"google.golang.org/protobuf/proto"
 
 	cartv1 "github.com/decoupledshop/shop/gen/proto/shop/cart/v1"
 	"github.com/decoupledshop/shop/gen/proto/shop/cart/v1/cartv1connect"
@@ -48,25 +49,9 @@ func (s *CartServer) GetCart(ctx context.Context, req *connect.Request[cartv1.Ge
 // does not exist), to its line or a new one, storing the product's name,
 // price and version on the line. Retry-safe with request_id.
 func (s *CartServer) AddCartItem(ctx context.Context, req *connect.Request[cartv1.AddCartItemRequest]) (*connect.Response[cartv1.AddCartItemResponse], error) {
-	user, err := userID(ctx)
-	if err != nil {
-		return nil, err
-	}
-	c, err := checkWrite(cartv1connect.CartServiceAddCartItemProcedure, req.Msg)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := writeCart(ctx, s.Service, user, c.key, []uuid.UUID{c.product}, func(w *cartWrite) (*cartv1.AddCartItemResponse, error) {
-		if err := w.addLine(c.product, c.quantity); err != nil {
-			return nil, err
-		}
-		cart, err := w.cart()
-		return &cartv1.AddCartItemResponse{Cart: cart}, err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return connect.NewResponse(resp), nil
+	return cartRPC(ctx, s.Service, cartv1connect.CartServiceAddCartItemProcedure, req.Msg, true,
+		func(w *cartWrite, c checkedWrite) error { return w.addLine(c.product, c.quantity) },
+		func(cart *cartv1.Cart) *cartv1.AddCartItemResponse { return &cartv1.AddCartItemResponse{Cart: cart} })
 }
 
 // UpdateCartItem sets a line's quantity (0..999; 0 removes the line, also
@@ -74,81 +59,45 @@ func (s *CartServer) AddCartItem(ctx context.Context, req *connect.Request[cartv
 // It needs no product data, so it works while productsvc is down.
 // Retry-safe with request_id.
 func (s *CartServer) UpdateCartItem(ctx context.Context, req *connect.Request[cartv1.UpdateCartItemRequest]) (*connect.Response[cartv1.UpdateCartItemResponse], error) {
-	user, err := userID(ctx)
-	if err != nil {
-		return nil, err
-	}
-	c, err := checkWrite(cartv1connect.CartServiceUpdateCartItemProcedure, req.Msg)
-	if err != nil {
-		return nil, err
-	}
-	id := c.product
-	resp, err := writeCart(ctx, s.Service, user, c.key, nil, func(w *cartWrite) (*cartv1.UpdateCartItemResponse, error) {
-		if c.quantity == 0 {
-			if _, err := w.q.DeleteCartLine(ctx, cartdb.DeleteCartLineParams{UserID: user, ProductID: id}); err != nil {
-				return nil, err
+	return cartRPC(ctx, s.Service, cartv1connect.CartServiceUpdateCartItemProcedure, req.Msg, false,
+		func(w *cartWrite, c checkedWrite) error {
+			if c.quantity == 0 {
+				_, err := w.q.DeleteCartLine(ctx, cartdb.DeleteCartLineParams{UserID: w.user, ProductID: c.product})
+				return err
 			}
-		} else {
-			n, err := w.q.SetCartLineQuantity(ctx, cartdb.SetCartLineQuantityParams{UserID: user, ProductID: id, Quantity: c.quantity, Now: w.now})
-			if err != nil {
-				return nil, err
+			n, err := w.q.SetCartLineQuantity(ctx, cartdb.SetCartLineQuantityParams{UserID: w.user, ProductID: c.product, Quantity: c.quantity, Now: w.now})
+			if err == nil && n == 0 {
+				err = shoperr.NotFound("product %s is not in your cart", c.product)
 			}
-			if n == 0 {
-				return nil, shoperr.NotFound("product %s is not in your cart", id)
-			}
-		}
-		cart, err := w.cart()
-		return &cartv1.UpdateCartItemResponse{Cart: cart}, err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return connect.NewResponse(resp), nil
+			return err
+		},
+		func(cart *cartv1.Cart) *cartv1.UpdateCartItemResponse {
+			return &cartv1.UpdateCartItemResponse{Cart: cart}
+		})
 }
 
 // RemoveCartItem removes a line; removing an absent line is a no-op.
 func (s *CartServer) RemoveCartItem(ctx context.Context, req *connect.Request[cartv1.RemoveCartItemRequest]) (*connect.Response[cartv1.RemoveCartItemResponse], error) {
-	user, err := userID(ctx)
-	if err != nil {
-		return nil, err
-	}
-	c, err := checkWrite(cartv1connect.CartServiceRemoveCartItemProcedure, req.Msg)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := writeCart(ctx, s.Service, user, nil, nil, func(w *cartWrite) (*cartv1.RemoveCartItemResponse, error) {
-		if _, err := w.q.DeleteCartLine(ctx, cartdb.DeleteCartLineParams{UserID: user, ProductID: c.product}); err != nil {
-			return nil, err
-		}
-		cart, err := w.cart()
-		return &cartv1.RemoveCartItemResponse{Cart: cart}, err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return connect.NewResponse(resp), nil
+	return cartRPC(ctx, s.Service, cartv1connect.CartServiceRemoveCartItemProcedure, req.Msg, false,
+		func(w *cartWrite, c checkedWrite) error {
+			_, err := w.q.DeleteCartLine(ctx, cartdb.DeleteCartLineParams{UserID: w.user, ProductID: c.product})
+			return err
+		},
+		func(cart *cartv1.Cart) *cartv1.RemoveCartItemResponse {
+			return &cartv1.RemoveCartItemResponse{Cart: cart}
+		})
 }
 
 // ClearCart removes every line and releases the promo code hold.
 func (s *CartServer) ClearCart(ctx context.Context, req *connect.Request[cartv1.ClearCartRequest]) (*connect.Response[cartv1.ClearCartResponse], error) {
-	user, err := userID(ctx)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := writeCart(ctx, s.Service, user, nil, nil, func(w *cartWrite) (*cartv1.ClearCartResponse, error) {
-		if err := w.q.DeleteCartLines(ctx, user); err != nil {
-			return nil, err
-		}
-		if err := w.q.ReleaseCartHolds(ctx, user); err != nil {
-			return nil, err
-		}
-		cart, err := w.cart()
-		return &cartv1.ClearCartResponse{Cart: cart}, err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return connect.NewResponse(resp), nil
+	return cartRPC(ctx, s.Service, cartv1connect.CartServiceClearCartProcedure, req.Msg, false,
+		func(w *cartWrite, _ checkedWrite) error {
+			if err := w.q.DeleteCartLines(ctx, w.user); err != nil {
+				return err
+			}
+			return w.q.ReleaseCartHolds(ctx, w.user)
+		},
+		func(cart *cartv1.Cart) *cartv1.ClearCartResponse { return &cartv1.ClearCartResponse{Cart: cart} })
 }
 
 // ApplyPromoCode makes the cart hold a promo code (case-insensitive).
@@ -158,47 +107,60 @@ func (s *CartServer) ClearCart(ctx context.Context, req *connect.Request[cartv1.
 // already. Applying the code the cart holds is a no-op. Appliers of one code
 // take turns on its row lock, so the limit holds under any concurrency.
 func (s *CartServer) ApplyPromoCode(ctx context.Context, req *connect.Request[cartv1.ApplyPromoCodeRequest]) (*connect.Response[cartv1.ApplyPromoCodeResponse], error) {
-	user, err := userID(ctx)
-	if err != nil {
-		return nil, err
-	}
-	c, err := checkWrite(cartv1connect.CartServiceApplyPromoCodeProcedure, req.Msg)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := writeCart(ctx, s.Service, user, nil, nil, func(w *cartWrite) (*cartv1.ApplyPromoCodeResponse, error) {
-		if err := w.applyPromoCode(c.code); err != nil {
-			return nil, err
-		}
-		cart, err := w.cart()
-		return &cartv1.ApplyPromoCodeResponse{Cart: cart}, err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return connect.NewResponse(resp), nil
+	return cartRPC(ctx, s.Service, cartv1connect.CartServiceApplyPromoCodeProcedure, req.Msg, false,
+		func(w *cartWrite, c checkedWrite) error { return w.applyPromoCode(c.code) },
+		func(cart *cartv1.Cart) *cartv1.ApplyPromoCodeResponse {
+			return &cartv1.ApplyPromoCodeResponse{Cart: cart}
+		})
 }
 
 // RemovePromoCode releases the cart's hold of a code; removing a code the
 // cart does not hold is a no-op.
 func (s *CartServer) RemovePromoCode(ctx context.Context, req *connect.Request[cartv1.RemovePromoCodeRequest]) (*connect.Response[cartv1.RemovePromoCodeResponse], error) {
+	return cartRPC(ctx, s.Service, cartv1connect.CartServiceRemovePromoCodeProcedure, req.Msg, false,
+		func(w *cartWrite, c checkedWrite) error {
+			_, err := w.q.ReleaseHold(ctx, cartdb.ReleaseHoldParams{UserID: w.user, Code: c.code})
+			return err
+		},
+		func(cart *cartv1.Cart) *cartv1.RemovePromoCodeResponse {
+			return &cartv1.RemovePromoCodeResponse{Cart: cart}
+		})
+}
+
+// cartRPC is every cart write RPC: the caller's user id, the request's
+// checks (checkWrite for procedure), then writeCart with apply doing the
+// write's own part (for the product in the request fetched live when
+// fresh), answering respond of the cart the write leaves.
+func cartRPC[T any, R interface {
+	*T
+	proto.Message
+}](ctx context.Context, s *Service, procedure string, msg proto.Message, fresh bool,
+	apply func(w *cartWrite, c checkedWrite) error, respond func(*cartv1.Cart) R) (*connect.Response[T], error) {
 	user, err := userID(ctx)
 	if err != nil {
 		return nil, err
 	}
-	c, err := checkWrite(cartv1connect.CartServiceRemovePromoCodeProcedure, req.Msg)
+	c, err := checkWrite(procedure, msg)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := writeCart(ctx, s.Service, user, nil, nil, func(w *cartWrite) (*cartv1.RemovePromoCodeResponse, error) {
-		if _, err := w.q.ReleaseHold(ctx, cartdb.ReleaseHoldParams{UserID: user, Code: c.code}); err != nil {
-			return nil, err
+	var live []uuid.UUID
+	if fresh {
+		live = []uuid.UUID{c.product}
+	}
+	resp, err := writeCart(ctx, s, user, c.key, live, func(w *cartWrite) (R, error) {
+		var zero R
+		if err := apply(w, c); err != nil {
+			return zero, err
 		}
 		cart, err := w.cart()
-		return &cartv1.RemovePromoCodeResponse{Cart: cart}, err
+		if err != nil {
+			return zero, err
+		}
+		return respond(cart), nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return connect.NewResponse(resp), nil
+	return connect.NewResponse((*T)(resp)), nil
 }
