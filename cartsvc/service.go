@@ -14,6 +14,7 @@ import (
 	"github.com/decoupledshop/shop/gen/proto/shop/cart/v1/cartv1connect"
 	"github.com/decoupledshop/shop/gen/proto/shop/events/v1/eventsv1connect"
 	"github.com/decoupledshop/shop/internal/auth"
+	"github.com/decoupledshop/shop/internal/deadletter"
 	"github.com/decoupledshop/shop/internal/server"
 )
 
@@ -61,7 +62,7 @@ func Mount(srv *server.Server, opts []connect.HandlerOption, verifier *auth.Veri
 	guard(cartv1connect.NewWishlistServiceHandler(&WishlistServer{svc}, userOpts...))
 	guard(cartv1connect.NewPromoCodeServiceHandler(&PromoCodeServer{svc}, opts...))
 	guard(eventsv1connect.NewEventSinkServiceHandler(&EventSinkServer{svc}, opts...))
-	guard(eventsv1connect.NewDeadLetterServiceHandler(&DeadLetterServer{svc}, opts...))
+	guard(eventsv1connect.NewDeadLetterServiceHandler(deadletter.NewServer(deadLetterScope, deadLetters{svc}), opts...))
 	srv.RegisterServiceNames(cartv1connect.CartServiceName, cartv1connect.WishlistServiceName, cartv1connect.PromoCodeServiceName,
 		eventsv1connect.EventSinkServiceName, eventsv1connect.DeadLetterServiceName)
 	srv.Registry().MustRegister(svc.metrics.collectors()...)

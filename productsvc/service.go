@@ -10,6 +10,7 @@ import (
 	"github.com/decoupledshop/shop/gen/proto/shop/events/v1/eventsv1connect"
 	"github.com/decoupledshop/shop/gen/proto/shop/product/v1/productv1connect"
 	"github.com/decoupledshop/shop/internal/auth"
+	"github.com/decoupledshop/shop/internal/deadletter"
 	"github.com/decoupledshop/shop/internal/server"
 )
 
@@ -44,7 +45,7 @@ func Mount(srv *server.Server, opts []connect.HandlerOption, verifier *auth.Veri
 	}
 	guard(productv1connect.NewCategoryServiceHandler(&CategoryServer{catalog}, opts...))
 	guard(productv1connect.NewProductServiceHandler(&ProductServer{catalog}, opts...))
-	guard(eventsv1connect.NewDeadLetterServiceHandler(&DeadLetterServer{catalog}, opts...))
+	guard(eventsv1connect.NewDeadLetterServiceHandler(deadletter.NewServer(deadLetterScope, deadLetters{catalog}), opts...))
 	srv.RegisterServiceNames(productv1connect.CategoryServiceName, productv1connect.ProductServiceName,
 		eventsv1connect.DeadLetterServiceName)
 }

@@ -1,16 +1,21 @@
-// Package deadletter holds what the DeadLetterService of every service
-// shares: the rules for choosing dead letters and their wire form.
+// Package deadletter is the DeadLetterService of every service: the rules
+// for listing and choosing dead letters and their wire form, over a Store
+// each service implements on its own tables.
 package deadletter
 
 import (
+	"context"
 	"fmt"
 	"time"
 
+	"connectrpc.com/connect"
 	"github.com/google/uuid"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	eventsv1 "github.com/decoupledshop/shop/gen/proto/shop/events/v1"
+	"github.com/decoupledshop/shop/gen/proto/shop/events/v1/eventsv1connect"
+	"github.com/decoupledshop/shop/internal/pagetoken"
 	"github.com/decoupledshop/shop/internal/shoperr"
 	"github.com/decoupledshop/shop/internal/uuidarg"
 )
@@ -51,4 +56,107 @@ func Message(id uuid.UUID, event []byte, peer, reason string, attempts int32, cr
 		Id: id.String(), Event: ev, Peer: peer, Reason: reason,
 		Attempts: attempts, CreateTime: timestamppb.New(created),
 	}, nil
+}
+
+// Letter is a stored dead letter as a Store lists it.
+type Letter struct {
+	ID uuid.UUID
+	// Event is the shop.events.v1.Event, protobuf binary.
+	Event []byte
+	// Peer is who the event was for or from; Reason why it is here.
+	Peer, Reason string
+	Attempts     int32
+	CreateTime   time.Time
+}
+
+// Store is where a service keeps its dead letters.
+type Store interface {
+	// List returns at most limit dead letters after (afterTime, afterID)
+	// in (create_time desc, id) order; the zero cursor starts at the
+	// newest.
+	List(ctx context.Context, afterTime time.Time, afterID uuid.UUID, limit int32) ([]Letter, error)
+	// Replay puts the dead letters ids (every one when all) back to work
+	// and returns how many left the queue.
+	Replay(ctx context.Context, ids []uuid.UUID, all bool) (int64, error)
+	// Purge deletes the dead letters ids (every one when all) and returns
+	// how many it deleted.
+	Purge(ctx context.Context, ids []uuid.UUID, all bool) (int64, error)
+}
+
+// Server implements shop.events.v1.DeadLetterService over a Store: the
+// requests' rules (page sizes and tokens; ids or all, never both; an empty
+// request does nothing; unknown ids are skipped) in one place. It is for
+// admins: the caller mounts it behind its access rules.
+type Server struct {
+	store Store
+	scope string
+}
+
+var _ eventsv1connect.DeadLetterServiceHandler = (*Server)(nil)
+
+// NewServer returns the DeadLetterService of store; scope names its queue
+// in page tokens, so a token of another list is refused.
+func NewServer(scope string, store Store) *Server { return &Server{store: store, scope: scope} }
+
+// ListDeadLetters pages through dead letters, newest first, in
+// (create_time desc, id) order.
+func (s *Server) ListDeadLetters(ctx context.Context, req *connect.Request[eventsv1.ListDeadLettersRequest]) (*connect.Response[eventsv1.ListDeadLettersResponse], error) {
+	size, err := pagetoken.Size(req.Msg.GetPageSize())
+	if err != nil {
+		return nil, err
+	}
+	cur, err := pagetoken.Decode(req.Msg.GetPageToken(), s.scope)
+	if err != nil {
+		return nil, err
+	}
+	afterID, err := cur.KeyUUID()
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.store.List(ctx, cur.CreateTime, afterID, size+1)
+	if err != nil {
+		return nil, err
+	}
+	rows, next := pagetoken.Page(rows, size, s.scope, func(d Letter) pagetoken.Cursor {
+		return pagetoken.Cursor{CreateTime: d.CreateTime, Key: d.ID.String()}
+	})
+	resp := &eventsv1.ListDeadLettersResponse{DeadLetters: make([]*eventsv1.DeadLetter, 0, len(rows)), NextPageToken: next}
+	for _, d := range rows {
+		m, err := Message(d.ID, d.Event, d.Peer, d.Reason, d.Attempts, d.CreateTime)
+		if err != nil {
+			return nil, err
+		}
+		resp.DeadLetters = append(resp.DeadLetters, m)
+	}
+	return connect.NewResponse(resp), nil
+}
+
+// ReplayDeadLetters puts the chosen dead letters (ids, or all) back to
+// work and returns how many left the queue.
+func (s *Server) ReplayDeadLetters(ctx context.Context, req *connect.Request[eventsv1.ReplayDeadLettersRequest]) (*connect.Response[eventsv1.ReplayDeadLettersResponse], error) {
+	n, err := s.choose(ctx, req.Msg.GetIds(), req.Msg.GetAll(), s.store.Replay)
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&eventsv1.ReplayDeadLettersResponse{ReplayedCount: n}), nil
+}
+
+// PurgeDeadLetters deletes the chosen dead letters (ids, or all) for good
+// and returns how many it deleted.
+func (s *Server) PurgeDeadLetters(ctx context.Context, req *connect.Request[eventsv1.PurgeDeadLettersRequest]) (*connect.Response[eventsv1.PurgeDeadLettersResponse], error) {
+	n, err := s.choose(ctx, req.Msg.GetIds(), req.Msg.GetAll(), s.store.Purge)
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&eventsv1.PurgeDeadLettersResponse{PurgedCount: n}), nil
+}
+
+// choose validates a replay or purge choice and runs do on it; a request
+// choosing nothing does nothing.
+func (s *Server) choose(ctx context.Context, raw []string, all bool, do func(context.Context, []uuid.UUID, bool) (int64, error)) (int64, error) {
+	ids, err := IDs(raw, all)
+	if err != nil || (!all && len(ids) == 0) {
+		return 0, err
+	}
+	return do(ctx, ids, all)
 }
