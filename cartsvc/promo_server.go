@@ -55,23 +55,18 @@ func timestamp(field string, ts *timestamppb.Timestamp) (t time.Time, err error)
 // ListPromoCodes pages through codes in (create_time desc, code) order,
 // each with the number of carts holding it now (lapsed holds excluded).
 func (s *PromoCodeServer) ListPromoCodes(ctx context.Context, req *connect.Request[cartv1.ListPromoCodesRequest]) (*connect.Response[cartv1.ListPromoCodesResponse], error) {
-	size, err := pagetoken.Size(req.Msg.GetPageSize())
+	rows, next, err := pagetoken.List(req.Msg.GetPageSize(), req.Msg.GetPageToken(), "",
+		func(after pagetoken.Cursor, limit int32) ([]cartdb.ListPromoCodesRow, error) {
+			return s.q.ListPromoCodes(ctx, cartdb.ListPromoCodesParams{
+				Cutoff: s.holdCutoff(s.timestamp()), AfterTime: after.CreateTime, AfterCode: after.Key, PageLimit: limit,
+			})
+		},
+		func(r cartdb.ListPromoCodesRow) pagetoken.Cursor {
+			return pagetoken.Cursor{CreateTime: r.CreateTime, Key: r.Code}
+		})
 	if err != nil {
 		return nil, err
 	}
-	cursor, err := pagetoken.Decode(req.Msg.GetPageToken(), "")
-	if err != nil {
-		return nil, err
-	}
-	rows, err := s.q.ListPromoCodes(ctx, cartdb.ListPromoCodesParams{
-		Cutoff: s.holdCutoff(s.timestamp()), AfterTime: cursor.CreateTime, AfterCode: cursor.Key, PageLimit: size + 1,
-	})
-	if err != nil {
-		return nil, err
-	}
-	rows, next := pagetoken.Page(rows, size, "", func(r cartdb.ListPromoCodesRow) pagetoken.Cursor {
-		return pagetoken.Cursor{CreateTime: r.CreateTime, Key: r.Code}
-	})
 	resp := &cartv1.ListPromoCodesResponse{PromoCodes: make([]*cartv1.PromoCode, 0, len(rows)), NextPageToken: next}
 	for _, r := range rows {
 		resp.PromoCodes = append(resp.PromoCodes, promoView(cartdb.PromoCode{

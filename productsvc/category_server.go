@@ -74,24 +74,17 @@ func (s *CategoryServer) GetCategory(ctx context.Context, req *connect.Request[p
 
 // ListCategories pages through categories in (create_time desc, id) order.
 func (s *CategoryServer) ListCategories(ctx context.Context, req *connect.Request[productv1.ListCategoriesRequest]) (*connect.Response[productv1.ListCategoriesResponse], error) {
-	size, err := pagetoken.Size(req.Msg.GetPageSize())
+	rows, next, err := pagetoken.List(req.Msg.GetPageSize(), req.Msg.GetPageToken(), "categories",
+		func(after pagetoken.Cursor, limit int32) ([]productdb.Category, error) {
+			afterID, err := after.KeyUUID()
+			if err != nil {
+				return nil, err
+			}
+			return s.q.ListCategories(ctx, productdb.ListCategoriesParams{AfterTime: after.CreateTime, AfterID: afterID, PageLimit: limit})
+		}, categoryCursor)
 	if err != nil {
 		return nil, err
 	}
-	const filters = "categories"
-	cur, err := pagetoken.Decode(req.Msg.GetPageToken(), filters)
-	if err != nil {
-		return nil, err
-	}
-	afterID, err := cur.KeyUUID()
-	if err != nil {
-		return nil, err
-	}
-	rows, err := s.q.ListCategories(ctx, productdb.ListCategoriesParams{AfterTime: cur.CreateTime, AfterID: afterID, PageLimit: size + 1})
-	if err != nil {
-		return nil, err
-	}
-	rows, next := pagetoken.Page(rows, size, filters, categoryCursor)
 	resp := &productv1.ListCategoriesResponse{NextPageToken: next}
 	for _, c := range rows {
 		resp.Categories = append(resp.Categories, categoryProto(c))

@@ -139,41 +139,34 @@ func (s *ProductServer) BatchGetProducts(ctx context.Context, req *connect.Reque
 // filter runs a statement of its own (see queries/product/products.sql).
 func (s *ProductServer) ListProducts(ctx context.Context, req *connect.Request[productv1.ListProductsRequest]) (*connect.Response[productv1.ListProductsResponse], error) {
 	m := req.Msg
-	size, err := pagetoken.Size(m.GetPageSize())
-	if err != nil {
-		return nil, err
-	}
 	f, filters, err := listFilters(m)
 	if err != nil {
 		return nil, err
 	}
-	cur, err := pagetoken.Decode(m.GetPageToken(), filters)
+	rows, next, err := pagetoken.List(m.GetPageSize(), m.GetPageToken(), filters,
+		func(after pagetoken.Cursor, limit int32) ([]productdb.Product, error) {
+			if f.AfterID, err = after.KeyUUID(); err != nil {
+				return nil, err
+			}
+			f.AfterTime, f.PageLimit = after.CreateTime, limit
+			switch {
+			case f.Query != "":
+				return s.planned.SearchProducts(ctx, f)
+			case f.CategoryID.Valid:
+				return s.q.ListCategoryProducts(ctx, productdb.ListCategoryProductsParams{
+					CategoryID: f.CategoryID.Bytes, AfterTime: f.AfterTime, AfterID: f.AfterID,
+					MinPriceMinor: f.MinPriceMinor, MaxPriceMinor: f.MaxPriceMinor, PageLimit: f.PageLimit,
+				})
+			default:
+				return s.q.ListProducts(ctx, productdb.ListProductsParams{
+					AfterTime: f.AfterTime, AfterID: f.AfterID,
+					MinPriceMinor: f.MinPriceMinor, MaxPriceMinor: f.MaxPriceMinor, PageLimit: f.PageLimit,
+				})
+			}
+		}, productCursor)
 	if err != nil {
 		return nil, err
 	}
-	if f.AfterID, err = cur.KeyUUID(); err != nil {
-		return nil, err
-	}
-	f.AfterTime, f.PageLimit = cur.CreateTime, size+1
-	var rows []productdb.Product
-	switch {
-	case f.Query != "":
-		rows, err = s.planned.SearchProducts(ctx, f)
-	case f.CategoryID.Valid:
-		rows, err = s.q.ListCategoryProducts(ctx, productdb.ListCategoryProductsParams{
-			CategoryID: f.CategoryID.Bytes, AfterTime: f.AfterTime, AfterID: f.AfterID,
-			MinPriceMinor: f.MinPriceMinor, MaxPriceMinor: f.MaxPriceMinor, PageLimit: f.PageLimit,
-		})
-	default:
-		rows, err = s.q.ListProducts(ctx, productdb.ListProductsParams{
-			AfterTime: f.AfterTime, AfterID: f.AfterID,
-			MinPriceMinor: f.MinPriceMinor, MaxPriceMinor: f.MaxPriceMinor, PageLimit: f.PageLimit,
-		})
-	}
-	if err != nil {
-		return nil, err
-	}
-	rows, next := pagetoken.Page(rows, size, filters, productCursor)
 	resp := &productv1.ListProductsResponse{Products: make([]*productv1.Product, 0, len(rows)), NextPageToken: next}
 	for _, p := range rows {
 		resp.Products = append(resp.Products, productProto(p))

@@ -101,25 +101,18 @@ func NewServer(scope string, store Store) *Server { return &Server{store: store,
 // ListDeadLetters pages through dead letters, newest first, in
 // (create_time desc, id) order.
 func (s *Server) ListDeadLetters(ctx context.Context, req *connect.Request[eventsv1.ListDeadLettersRequest]) (*connect.Response[eventsv1.ListDeadLettersResponse], error) {
-	size, err := pagetoken.Size(req.Msg.GetPageSize())
+	rows, next, err := pagetoken.List(req.Msg.GetPageSize(), req.Msg.GetPageToken(), s.scope,
+		func(after pagetoken.Cursor, limit int32) ([]Letter, error) {
+			afterID, err := after.KeyUUID()
+			if err != nil {
+				return nil, err
+			}
+			return s.store.List(ctx, after.CreateTime, afterID, limit)
+		},
+		func(d Letter) pagetoken.Cursor { return pagetoken.Cursor{CreateTime: d.CreateTime, Key: d.ID.String()} })
 	if err != nil {
 		return nil, err
 	}
-	cur, err := pagetoken.Decode(req.Msg.GetPageToken(), s.scope)
-	if err != nil {
-		return nil, err
-	}
-	afterID, err := cur.KeyUUID()
-	if err != nil {
-		return nil, err
-	}
-	rows, err := s.store.List(ctx, cur.CreateTime, afterID, size+1)
-	if err != nil {
-		return nil, err
-	}
-	rows, next := pagetoken.Page(rows, size, s.scope, func(d Letter) pagetoken.Cursor {
-		return pagetoken.Cursor{CreateTime: d.CreateTime, Key: d.ID.String()}
-	})
 	resp := &eventsv1.ListDeadLettersResponse{DeadLetters: make([]*eventsv1.DeadLetter, 0, len(rows)), NextPageToken: next}
 	for _, d := range rows {
 		m, err := Message(d.ID, d.Event, d.Peer, d.Reason, d.Attempts, d.CreateTime)

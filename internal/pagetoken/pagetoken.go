@@ -124,3 +124,24 @@ func Page[T any](rows []T, size int32, filters string, cursor func(T) Cursor) ([
 	rows = rows[:size]
 	return rows, Encode(cursor(rows[size-1]), filters)
 }
+
+// List is one page of a list RPC: it checks the requested page size (see
+// Size), decodes token bound to filters (see Decode), runs query for at
+// most limit rows after the decoded cursor (limit is one more than the page
+// size), and returns the page with the token for the next one (see Page).
+func List[T any](pageSize int32, token, filters string, query func(after Cursor, limit int32) ([]T, error), cursor func(T) Cursor) ([]T, string, error) {
+	size, err := Size(pageSize)
+	if err != nil {
+		return nil, "", err
+	}
+	after, err := Decode(token, filters)
+	if err != nil {
+		return nil, "", err
+	}
+	rows, err := query(after, size+1)
+	if err != nil {
+		return nil, "", err
+	}
+	rows, next := Page(rows, size, filters, cursor)
+	return rows, next, nil
+}
