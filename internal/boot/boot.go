@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"connectrpc.com/connect"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -45,6 +46,9 @@ type Config struct {
 	ExecMode pgdb.ExecMode
 	// Migrate applies pending migrations at start-up.
 	Migrate bool
+	// IssuerWait is how long Start retries an unreachable OIDC issuer before
+	// it gives up (0: one attempt).
+	IssuerWait time.Duration
 	// Telemetry configures logs, tracing and the admin listener.
 	Telemetry telemetry.Config
 	// Service names the service in traces and metrics (the flag set's
@@ -73,6 +77,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, addr string) {
 	})
 	fs.BoolVar(&c.Migrate, "migrate", true, "apply pending database migrations at start-up")
 	fs.StringVar(&c.Auth.IssuerURL, "oidc-issuer-url", "", "OIDC issuer URL whose access tokens are accepted (required)")
+	fs.DurationVar(&c.IssuerWait, "oidc-issuer-wait", DefaultIssuerWait, "how long start-up retries an unreachable issuer (backoff 250ms to 5s, each attempt logged) before it exits; services may start before their issuer")
 	fs.StringVar(&c.Auth.Audience, "oidc-audience", auth.DefaultAudience, "API audience access tokens must carry")
 	fs.Func("oidc-allowed-types", "comma-separated JOSE typ values accepted (default \"at+jwt,JWT\")", func(s string) error {
 		c.Auth.AllowedTypes = strings.Split(s, ",")
@@ -137,7 +142,8 @@ type Env struct {
 
 // Start validates c, starts the telemetry (logs to logOut, in JSON unless
 // --log-format says text; the admin listener), opens the database, applies
-// migrations when asked, reads the issuer's discovery and keys, and builds
+// migrations when asked, reads the issuer's discovery and keys (waiting up
+// to c.IssuerWait for an unreachable issuer), and builds
 // the server with a readiness check that pings the database. Errors are
 // single lines that say what to fix.
 func Start(ctx context.Context, c Config, migrations fs.FS, logOut io.Writer) (env *Env, err error) {
@@ -149,6 +155,9 @@ func Start(ctx context.Context, c Config, migrations fs.FS, logOut io.Writer) (e
 	}
 	if c.Auth.IssuerURL == "" {
 		return nil, errors.New("--oidc-issuer-url (or OIDC_ISSUER_URL) is required")
+	}
+	if c.IssuerWait < 0 {
+		return nil, errors.New("--oidc-issuer-wait must not be negative")
 	}
 	directFlag := "--database-direct-url"
 	if c.DirectURL == "" {
@@ -182,7 +191,7 @@ func Start(ctx context.Context, c Config, migrations fs.FS, logOut io.Writer) (e
 	if err != nil {
 		return nil, fmt.Errorf("--database-url: %w", err)
 	}
-	verifier, err := auth.NewVerifier(ctx, c.Auth)
+	verifier, err := newVerifier(ctx, c.Auth, c.IssuerWait, log)
 	if err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("token verification against %s: %w", c.Auth.IssuerURL, err)
