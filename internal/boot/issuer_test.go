@@ -1,12 +1,9 @@
-package boot
+package boot_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -15,44 +12,15 @@ import (
 	"time"
 
 	"github.com/decoupledshop/shop/internal/auth"
+	"github.com/decoupledshop/shop/internal/boot"
 	"github.com/decoupledshop/shop/internal/devissuer"
-	"github.com/decoupledshop/shop/internal/envflag"
+	"github.com/decoupledshop/shop/internal/shoptest"
 )
-
-// syncBuffer is a bytes.Buffer safe for a logger and a test reading it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// freeAddr returns a loopback address nothing listens on (just now).
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
 
 func TestVerifierWaitsForAnIssuerStartedLate(t *testing.T) {
 	t.Parallel()
-	addr := freeAddr(t)
-	var logs syncBuffer
+	addr := shoptest.FreeAddr(t)
+	var logs lockedBuffer
 	log := slog.New(slog.NewJSONHandler(&logs, nil))
 
 	type result struct {
@@ -61,7 +29,7 @@ func TestVerifierWaitsForAnIssuerStartedLate(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		v, err := newVerifier(context.Background(), auth.Config{IssuerURL: "http://" + addr}, time.Minute, log)
+		v, err := boot.NewVerifier(context.Background(), auth.Config{IssuerURL: "http://" + addr}, time.Minute, log)
 		done <- result{v, err}
 	}()
 
@@ -110,10 +78,10 @@ func TestVerifierWaitsForAnIssuerStartedLate(t *testing.T) {
 
 func TestVerifierWaitIsBounded(t *testing.T) {
 	t.Parallel()
-	addr := freeAddr(t)
-	var logs syncBuffer
+	addr := shoptest.FreeAddr(t)
+	var logs lockedBuffer
 	start := time.Now()
-	_, err := newVerifier(context.Background(), auth.Config{IssuerURL: "http://" + addr}, 600*time.Millisecond, slog.New(slog.NewTextHandler(&logs, nil)))
+	_, err := boot.NewVerifier(context.Background(), auth.Config{IssuerURL: "http://" + addr}, 600*time.Millisecond, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err == nil {
 		t.Fatal("newVerifier with no issuer returned no error")
 	}
@@ -136,9 +104,9 @@ func TestVerifierGivesUpAtOnceOnAMisconfiguredIssuer(t *testing.T) {
 		w.Write([]byte(`{"issuer":"https://someone.else","jwks_uri":"https://someone.else/jwks"}`))
 	}))
 	t.Cleanup(srv.Close)
-	var logs syncBuffer
+	var logs lockedBuffer
 	start := time.Now()
-	_, err := newVerifier(context.Background(), auth.Config{IssuerURL: srv.URL}, time.Minute, slog.New(slog.NewTextHandler(&logs, nil)))
+	_, err := boot.NewVerifier(context.Background(), auth.Config{IssuerURL: srv.URL}, time.Minute, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err == nil {
 		t.Fatal("an issuer whose discovery names another issuer was accepted")
 	}
@@ -174,8 +142,8 @@ func TestVerifierRetriesADiscoveryServerError(t *testing.T) {
 		}
 	}))
 	t.Cleanup(srv.Close)
-	var logs syncBuffer
-	if _, err := newVerifier(context.Background(), auth.Config{IssuerURL: srv.URL}, time.Minute, slog.New(slog.NewTextHandler(&logs, nil))); err != nil {
+	var logs lockedBuffer
+	if _, err := boot.NewVerifier(context.Background(), auth.Config{IssuerURL: srv.URL}, time.Minute, slog.New(slog.NewTextHandler(&logs, nil))); err != nil {
 		t.Fatalf("an issuer answering 503 twice, then its discovery: %v; want the verifier after retries", err)
 	}
 	if n := strings.Count(logs.String(), "retrying"); n != 2 {
@@ -185,13 +153,12 @@ func TestVerifierRetriesADiscoveryServerError(t *testing.T) {
 
 func TestIssuerWaitFlag(t *testing.T) {
 	t.Parallel()
-	var c Config
-	fs := flag.NewFlagSet("test", flag.ContinueOnError)
-	c.RegisterFlags(fs, ":0")
-	if err := envflag.Parse(fs, nil, func(k string) string { return map[string]string{"OIDC_ISSUER_WAIT": "45s"}[k] }); err != nil {
-		t.Fatal(err)
+	c, err := parse(nil, nil)
+	if err != nil || c.IssuerWait != boot.DefaultIssuerWait {
+		t.Errorf("default: %v, %v; want %v", c.IssuerWait, err, boot.DefaultIssuerWait)
 	}
-	if c.IssuerWait != 45*time.Second {
-		t.Errorf("OIDC_ISSUER_WAIT=45s: IssuerWait = %v", c.IssuerWait)
+	c, err = parse(nil, map[string]string{"OIDC_ISSUER_WAIT": "45s"})
+	if err != nil || c.IssuerWait != 45*time.Second {
+		t.Errorf("OIDC_ISSUER_WAIT=45s: %v, %v", c.IssuerWait, err)
 	}
 }

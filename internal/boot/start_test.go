@@ -1,0 +1,97 @@
+package boot_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"sync"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/decoupledshop/shop/internal/boot"
+	"github.com/decoupledshop/shop/internal/devissuer"
+	"github.com/decoupledshop/shop/internal/pgtest"
+	"github.com/decoupledshop/shop/internal/shoptest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// empty is a database as a service finds it on its first start.
+var empty = pgtest.Schema{Name: "boot", Role: "bootsvc", Migrate: func(context.Context, string) error { return nil }}
+
+var widgets = fstest.MapFS{
+	"00001_create_widgets.sql": {Data: []byte("-- +goose Up\nCREATE TABLE widgets (id int PRIMARY KEY);\n")},
+}
+
+// lockedBuffer is a bytes.Buffer safe for a logger and a test reading it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// A service started before its issuer waits for it, and every line it logs
+// on the way (migrations, the wait) is JSON like the rest.
+func TestStartWaitsForTheIssuerAndLogsJSON(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.NewDatabase(t, empty)
+	issuerAddr := shoptest.FreeAddr(t)
+	c, err := parse([]string{"--database-url", dbURL, "--oidc-issuer-url", "http://" + issuerAddr, "--admin-addr", "", "--log-format", "json"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs lockedBuffer
+	type result struct {
+		env *boot.Env
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		env, err := boot.Start(context.Background(), c, widgets, &logs)
+		done <- result{env, err}
+	}()
+	deadline := time.Now().Add(time.Minute)
+	for !strings.Contains(logs.String(), "retrying") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no retry logged within a minute; logs:\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	iss, err := devissuer.Start(devissuer.DemoConfig(), issuerAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { iss.Close() })
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("Start with an issuer started late: %v", r.err)
+	}
+	r.env.Close()
+
+	msgs := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("with --log-format json, a line is not JSON: %q", line)
+		}
+		msgs[rec["msg"].(string)] = true
+	}
+	for _, want := range []string{"migration applied", "OIDC issuer not reachable yet, retrying", "OIDC issuer reachable"} {
+		if !msgs[want] {
+			t.Errorf("no %q line logged; logs:\n%s", want, logs.String())
+		}
+	}
+}
