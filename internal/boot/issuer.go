@@ -48,7 +48,7 @@ func newVerifier(ctx context.Context, cfg auth.Config, wait time.Duration, log *
 		v, err := auth.NewVerifier(ctx, cfg)
 		if err == nil {
 			if attempt > 1 {
-				log.InfoContext(ctx, "OIDC issuer reachable", "issuer", cfg.IssuerURL, "attempts", attempt, "waited", time.Since(start).Round(time.Millisecond))
+				log.InfoContext(ctx, "OIDC issuer reachable", "issuer", cfg.IssuerURL, "attempts", attempt, "waited", time.Since(start).Round(time.Millisecond).String())
 			}
 			return v, nil
 		}
@@ -60,7 +60,7 @@ func newVerifier(ctx context.Context, cfg auth.Config, wait time.Duration, log *
 			return nil, fmt.Errorf("%w (gave up after %d attempts in %s; --oidc-issuer-wait sets how long to wait)", err, attempt, time.Since(start).Round(time.Second))
 		}
 		delay = min(delay, left)
-		log.WarnContext(ctx, "OIDC issuer not reachable yet, retrying", "issuer", cfg.IssuerURL, "attempt", attempt, "retry_in", delay, "error", err.Error())
+		log.WarnContext(ctx, "OIDC issuer not reachable yet, retrying", "issuer", cfg.IssuerURL, "attempt", attempt, "retry_in", delay.String(), "error", err.Error())
 		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
