@@ -1,0 +1,151 @@
+package docs_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/decoupledshop/shop/cartsvc"
+	cartmigrations "github.com/decoupledshop/shop/cartsvc/migrations"
+	"github.com/decoupledshop/shop/internal/migrate"
+	"github.com/decoupledshop/shop/internal/pgtest"
+	"github.com/decoupledshop/shop/productsvc"
+	productmigrations "github.com/decoupledshop/shop/productsvc/migrations"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+func operations(t *testing.T) string {
+	t.Helper()
+	doc, err := os.ReadFile("operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(doc)
+}
+
+// block returns the fenced block of the given language after the line
+// "<!-- test: name -->".
+func block(t *testing.T, doc, name, lang string) string {
+	t.Helper()
+	marker := "<!-- test: " + name + " -->"
+	_, rest, ok := strings.Cut(doc, marker)
+	if !ok {
+		t.Fatalf("operations.md has no %q", marker)
+	}
+	_, rest, ok = strings.Cut(rest, "```"+lang+"\n")
+	if !ok {
+		t.Fatalf("operations.md has no ```%s block after %q", lang, marker)
+	}
+	b, _, ok := strings.Cut(rest, "```")
+	if !ok {
+		t.Fatalf("operations.md's block after %q is not closed", marker)
+	}
+	return b
+}
+
+// psql finds PostgreSQL's client, or skips.
+func psql(t *testing.T) string {
+	t.Helper()
+	if p, err := exec.LookPath("psql"); err == nil {
+		return p
+	}
+	if ps, _ := filepath.Glob("/usr/lib/postgresql/*/bin/psql"); len(ps) > 0 {
+		return ps[len(ps)-1]
+	}
+	t.Skip("psql is not installed (apt-get install postgresql-client)")
+	return ""
+}
+
+// The set-up SQL, run as the superuser the way the doc says, leaves
+// databases that each service's role may migrate and the other may not
+// enter.
+func TestSetupSQLPreparesDatabasesTheServicesMigrate(t *testing.T) {
+	if os.Getenv("TEST_DATABASE_URL") != "" {
+		t.Skip("creates the roles productsvc and cartsvc: needs a throwaway cluster, not TEST_DATABASE_URL")
+	}
+	sql := block(t, operations(t), "ops-sql", "sql")
+	super := pgtest.SuperuserURL(t)
+	cmd := exec.Command(psql(t), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", super, "-f", "-")
+	cmd.Stdin = strings.NewReader(sql)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("the set-up SQL fails: %v\n%s", err, out.String())
+	}
+	as := func(role, password, db string) string {
+		u, err := url.Parse(super)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u.User = url.UserPassword(role, password)
+		u.Path = "/" + db
+		return u.String()
+	}
+	ctx := context.Background()
+	quiet := slog.New(slog.DiscardHandler)
+	if err := migrate.UpLogged(ctx, as("productsvc", "product-secret", "product"), productmigrations.FS, quiet); err != nil {
+		t.Errorf("productsvc cannot migrate its database after the set-up SQL: %v", err)
+	}
+	if err := migrate.UpLogged(ctx, as("cartsvc", "cart-secret", "cart"), cartmigrations.FS, quiet); err != nil {
+		t.Errorf("cartsvc cannot migrate its database after the set-up SQL: %v", err)
+	}
+	conn, err := pgx.Connect(ctx, as("cartsvc", "cart-secret", "product"))
+	if err == nil {
+		conn.Close(ctx)
+		t.Error("cartsvc's role may connect to productsvc's database; want each database its owner's only")
+	} else if !strings.Contains(err.Error(), "permission denied") {
+		t.Errorf("cartsvc connecting to product: %v; want permission denied", err)
+	}
+}
+
+// flagsIn returns the --flags the text names.
+func flagsIn(text string) []string {
+	var out []string
+	for _, m := range regexp.MustCompile("--([a-z][a-z0-9-]+)").FindAllStringSubmatch(text, -1) {
+		if !slices.Contains(out, m[1]) {
+			out = append(out, m[1])
+		}
+	}
+	return out
+}
+
+// Every flag operations.md names is one of the services' flags (their
+// --help), or one of the few other commands' flags it shows.
+func TestEveryFlagNamedIsReal(t *testing.T) {
+	t.Parallel()
+	var help bytes.Buffer
+	ctx := context.Background()
+	if err := productsvc.Run(ctx, []string{"--help"}, func(string) string { return "" }, &help, &help); err != nil {
+		t.Fatal(err)
+	}
+	if err := cartsvc.Run(ctx, []string{"--help"}, func(string) string { return "" }, &help, &help); err != nil {
+		t.Fatal(err)
+	}
+	known := map[string]bool{}
+	for _, f := range regexp.MustCompile(`(?m)^  -([a-z0-9-]+)`).FindAllStringSubmatch(help.String(), -1) {
+		known[f[1]] = true
+	}
+	if !known["database-url"] || !known["subscribers"] || !known["product-url"] {
+		t.Fatalf("could not read the services' flags from --help:\n%s", help.String())
+	}
+	// Not the services': devissuer's key file, docker's and curl's.
+	for _, other := range []string{"help", "key-file", "build-arg", "data-urlencode", "get"} {
+		known[other] = true
+	}
+	for _, f := range flagsIn(operations(t)) {
+		if !known[f] {
+			t.Errorf("operations.md names --%s, which neither service has (see --help)", f)
+		}
+	}
+}
