@@ -33,19 +33,7 @@ func TestVerifierWaitsForAnIssuerStartedLate(t *testing.T) {
 		done <- result{v, err}
 	}()
 
-	// Start the issuer only once the service has logged a failed attempt.
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(logs.String(), "retrying") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no retry logged in 30s; logs:\n%s", logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	iss, err := devissuer.Start(devissuer.DemoConfig(), addr)
-	if err != nil {
-		t.Fatalf("start the issuer late on %s: %v", addr, err)
-	}
-	t.Cleanup(func() { iss.Close() })
+	iss := startIssuerAfterARetry(t, &logs, addr)
 
 	r := <-done
 	if r.err != nil {
@@ -74,6 +62,25 @@ func TestVerifierWaitsForAnIssuerStartedLate(t *testing.T) {
 	if !warned || !reachable {
 		t.Errorf("want a WARN per failed attempt naming the issuer and the delay, then one line when it answered; logs:\n%s", logs.String())
 	}
+}
+
+// startIssuerAfterARetry starts the dev issuer on addr once logs show a
+// failed attempt to reach it.
+func startIssuerAfterARetry(t *testing.T, logs *lockedBuffer, addr string) *devissuer.Issuer {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !strings.Contains(logs.String(), "retrying") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no retry logged within a minute; logs:\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	iss, err := devissuer.Start(devissuer.DemoConfig(), addr)
+	if err != nil {
+		t.Fatalf("start the issuer late on %s: %v", addr, err)
+	}
+	t.Cleanup(func() { iss.Close() })
+	return iss
 }
 
 func TestVerifierWaitIsBounded(t *testing.T) {

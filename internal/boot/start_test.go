@@ -8,10 +8,8 @@ import (
 	"sync"
 	"testing"
 	"testing/fstest"
-	"time"
 
 	"github.com/decoupledshop/shop/internal/boot"
-	"github.com/decoupledshop/shop/internal/devissuer"
 	"github.com/decoupledshop/shop/internal/pgtest"
 	"github.com/decoupledshop/shop/internal/shoptest"
 )
@@ -63,18 +61,7 @@ func TestStartWaitsForTheIssuerAndLogsJSON(t *testing.T) {
 		env, err := boot.Start(context.Background(), c, widgets, &logs)
 		done <- result{env, err}
 	}()
-	deadline := time.Now().Add(time.Minute)
-	for !strings.Contains(logs.String(), "retrying") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no retry logged within a minute; logs:\n%s", logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	iss, err := devissuer.Start(devissuer.DemoConfig(), issuerAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { iss.Close() })
+	startIssuerAfterARetry(t, &logs, issuerAddr)
 	r := <-done
 	if r.err != nil {
 		t.Fatalf("Start with an issuer started late: %v", r.err)
