@@ -244,7 +244,7 @@ func TestRenderHasEveryPart(t *testing.T) {
 		{"HorizontalPodAutoscaler", "productsvc"}, {"HorizontalPodAutoscaler", "cartsvc"},
 		{"Cluster", "product-db"}, {"Cluster", "cart-db"},
 		{"Pooler", "product-db-pooler"}, {"Pooler", "cart-db-pooler"},
-		{"ServiceMonitor", "shop"},
+		{"ServiceMonitor", "shop"}, {"PrometheusRule", "shop"},
 	} {
 		if find(objs, want.kind, want.name) == nil {
 			t.Errorf("the dev overlay renders no %s %q", want.kind, want.name)
@@ -654,5 +654,33 @@ func TestServicesListenWhereTheManifestsSay(t *testing.T) {
 				t.Errorf("%s: ADMIN_ADDR=%q, want %q (the default is loopback, which Prometheus cannot reach)", name, env["ADMIN_ADDR"], want)
 			}
 		}
+	}
+}
+
+// The PrometheusRule carries exactly the groups of
+// deploy/prometheus/shop.rules.yml, the file promtool tests.
+func TestPrometheusRuleIsTheTestedRules(t *testing.T) {
+	t.Parallel()
+	objs := render(t)
+	rule := find(objs, "PrometheusRule", "shop")
+	if rule == nil {
+		t.Fatal("no PrometheusRule shop rendered")
+	}
+	var rendered struct {
+		Groups []any `json:"groups"`
+	}
+	decodeSpec(t, *rule, &rendered)
+	data, err := os.ReadFile("../prometheus/shop.rules.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var file map[string]any
+	if err := yaml.Unmarshal(data, &file); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := json.Marshal(file["groups"])
+	got, _ := json.Marshal(rendered.Groups)
+	if len(rendered.Groups) == 0 || !bytes.Equal(got, want) {
+		t.Errorf("base/prometheusrule.yaml's groups differ from deploy/prometheus/shop.rules.yml: regenerate it (see its header)")
 	}
 }
