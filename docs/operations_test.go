@@ -3,7 +3,7 @@ package docs_test
 import (
 	"bytes"
 	"context"
-	"log/slog"
+	"io"
 	"net/url"
 	"os"
 	"os/exec"
@@ -16,11 +16,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/decoupledshop/shop/cartsvc"
-	cartmigrations "github.com/decoupledshop/shop/cartsvc/migrations"
-	"github.com/decoupledshop/shop/internal/migrate"
 	"github.com/decoupledshop/shop/internal/pgtest"
 	"github.com/decoupledshop/shop/productsvc"
-	productmigrations "github.com/decoupledshop/shop/productsvc/migrations"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -93,12 +90,37 @@ func TestSetupSQLPreparesDatabasesTheServicesMigrate(t *testing.T) {
 		return u.String()
 	}
 	ctx := context.Background()
-	quiet := slog.New(slog.DiscardHandler)
-	if err := migrate.UpLogged(ctx, as("productsvc", "product-secret", "product"), productmigrations.FS, quiet); err != nil {
-		t.Errorf("productsvc cannot migrate its database after the set-up SQL: %v", err)
+	// Each service migrates its database as its role, the way its init
+	// container does on Kubernetes (--migrate-only: then it exits, nil).
+	env := map[string]string{
+		"PRODUCT_URL": "http://127.0.0.1:8081", "ADMIN_ADDR": "", "LOG_LEVEL": "warn",
 	}
-	if err := migrate.UpLogged(ctx, as("cartsvc", "cart-secret", "cart"), cartmigrations.FS, quiet); err != nil {
-		t.Errorf("cartsvc cannot migrate its database after the set-up SQL: %v", err)
+	for _, svc := range []struct {
+		name string
+		run  func(context.Context, []string, func(string) string, io.Writer, io.Writer) error
+		url  string
+	}{
+		{"productsvc", productsvc.Run, as("productsvc", "product-secret", "product")},
+		{"cartsvc", cartsvc.Run, as("cartsvc", "cart-secret", "cart")},
+	} {
+		var logs bytes.Buffer
+		if err := svc.run(ctx, []string{"--migrate-only", "--database-url", svc.url}, func(k string) string { return env[k] }, &logs, &logs); err != nil {
+			t.Errorf("%s --migrate-only after the set-up SQL: %v\n%s", svc.name, err, logs.String())
+		}
+	}
+	for _, db := range []struct{ url, table string }{
+		{as("productsvc", "product-secret", "product"), "products"},
+		{as("cartsvc", "cart-secret", "cart"), "carts"},
+	} {
+		conn, err := pgx.Connect(ctx, db.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM "+db.table).Scan(&n); err != nil {
+			t.Errorf("after --migrate-only, %s: %v", db.table, err)
+		}
+		conn.Close(ctx)
 	}
 	conn, err := pgx.Connect(ctx, as("cartsvc", "cart-secret", "product"))
 	if err == nil {

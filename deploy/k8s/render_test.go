@@ -151,8 +151,9 @@ type keyRef struct {
 }
 
 type container struct {
-	Name  string `json:"name"`
-	Image string `json:"image"`
+	Name  string   `json:"name"`
+	Image string   `json:"image"`
+	Args  []string `json:"args"`
 	Ports []struct {
 		Name          string `json:"name"`
 		ContainerPort int    `json:"containerPort"`
@@ -275,14 +276,16 @@ func TestContainersAreHardened(t *testing.T) {
 		if u := pod.SecurityContext.RunAsUser; u != nil && *u == 0 {
 			t.Errorf("%s: pod runs as uid 0", name)
 		}
-		for _, c := range append(append([]container(nil), pod.Containers...), pod.InitContainers...) {
+		for i, c := range append(append([]container(nil), pod.Containers...), pod.InitContainers...) {
 			where := name + " container " + c.Name
 			if err := pinnedImage(c.Image); err != nil {
 				t.Errorf("%s: %v", where, err)
 			}
-			if c.ReadinessProbe == nil || c.LivenessProbe == nil {
+			serves := i < len(pod.Containers) // init containers run to completion: no probes
+			switch {
+			case serves && (c.ReadinessProbe == nil || c.LivenessProbe == nil):
 				t.Errorf("%s: needs a readiness and a liveness probe", where)
-			} else if c.ReadinessProbe.GRPC == nil {
+			case serves && c.ReadinessProbe.GRPC == nil:
 				t.Errorf("%s: readiness must be the gRPC health check (it turns NOT_SERVING while draining)", where)
 			}
 			for _, r := range []string{"cpu", "memory"} {
@@ -428,7 +431,7 @@ func TestReferencedSecretsAndConfigMapsExist(t *testing.T) {
 	}
 	references := 0
 	for name, w := range pods(t, objs) {
-		for _, c := range w.Template.Spec.Containers {
+		for _, c := range append(append([]container(nil), w.Template.Spec.Containers...), w.Template.Spec.InitContainers...) {
 			for _, e := range c.Env {
 				if e.ValueFrom != nil {
 					check(name+" env "+e.Name, "Secret", e.ValueFrom.SecretKeyRef)
@@ -630,6 +633,44 @@ func TestServiceMonitorScrapesAdminPorts(t *testing.T) {
 	for name := range adminPorts {
 		if !scraped[name] {
 			t.Errorf("%s's admin port is scraped by no ServiceMonitor", name)
+		}
+	}
+}
+
+// Each Deployment migrates in an init container running its own image with
+// --migrate-only and the same database Secret, and the service itself then
+// skips migrating.
+func TestMigrationsRunInAnInitContainer(t *testing.T) {
+	t.Parallel()
+	objs := render(t)
+	for _, name := range []string{"productsvc", "cartsvc"} {
+		w, ok := pods(t, objs)["Deployment/"+name]
+		if !ok {
+			t.Fatalf("no Deployment %s", name)
+		}
+		pod := w.Template.Spec
+		if len(pod.InitContainers) != 1 || len(pod.Containers) != 1 {
+			t.Fatalf("%s: %d init containers and %d containers, want one of each", name, len(pod.InitContainers), len(pod.Containers))
+		}
+		init, svc := pod.InitContainers[0], pod.Containers[0]
+		if init.Image != svc.Image || len(init.Args) != 1 || init.Args[0] != "--migrate-only" {
+			t.Errorf("%s: init container runs %s %v, want the service's image %s with --migrate-only", name, init.Image, init.Args, svc.Image)
+		}
+		secretOf := func(c container, env string) string {
+			for _, e := range c.Env {
+				if e.Name == env && e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
+					return e.ValueFrom.SecretKeyRef.Name + "/" + e.ValueFrom.SecretKeyRef.Key
+				}
+			}
+			return ""
+		}
+		if a, b := secretOf(init, "DATABASE_DIRECT_URL"), secretOf(svc, "DATABASE_DIRECT_URL"); a == "" || a != b {
+			t.Errorf("%s: the init container migrates %q, the service uses %q: want the same direct URL", name, a, b)
+		}
+		for _, e := range svc.Env {
+			if e.Name == "MIGRATE" && e.Value != "false" {
+				t.Errorf("%s: MIGRATE=%q in the service container; the init container has migrated", name, e.Value)
+			}
 		}
 	}
 }

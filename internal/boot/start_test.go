@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
 	"testing/fstest"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/decoupledshop/shop/internal/boot"
 	"github.com/decoupledshop/shop/internal/pgtest"
@@ -80,5 +83,32 @@ func TestStartWaitsForTheIssuerAndLogsJSON(t *testing.T) {
 		if !msgs[want] {
 			t.Errorf("no %q line logged; logs:\n%s", want, logs.String())
 		}
+	}
+}
+
+// --migrate-only migrates and stops there: no issuer needed, ErrMigrated.
+func TestMigrateOnlyMigratesAndStops(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.NewDatabase(t, empty)
+	c, err := parse([]string{"--database-url", dbURL, "--migrate-only", "--admin-addr", ""}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs lockedBuffer
+	env, err := boot.Start(context.Background(), c, widgets, &logs)
+	if !errors.Is(err, boot.ErrMigrated) || env != nil {
+		t.Fatalf("Start --migrate-only = %v, %v; want no Env and ErrMigrated", env, err)
+	}
+	conn, err := pgx.Connect(context.Background(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var n int
+	if err := conn.QueryRow(context.Background(), "SELECT count(*) FROM widgets").Scan(&n); err != nil {
+		t.Errorf("after --migrate-only the migration's table is missing: %v", err)
+	}
+	if !strings.Contains(logs.String(), "migration applied") {
+		t.Errorf("no migration logged:\n%s", logs.String())
 	}
 }
