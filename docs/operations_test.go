@@ -12,11 +12,15 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/decoupledshop/shop/cartsvc"
+	"github.com/decoupledshop/shop/internal/devissuer"
+	"github.com/decoupledshop/shop/internal/devissuer/issuertest"
 	"github.com/decoupledshop/shop/internal/pgtest"
+	"github.com/decoupledshop/shop/internal/shoptest"
 	"github.com/decoupledshop/shop/productsvc"
 )
 
@@ -66,8 +70,9 @@ func psql(t *testing.T) string {
 
 // The set-up SQL, run as the superuser the way the doc says, leaves
 // databases that each service's role may migrate and the other may not
-// enter.
-func TestSetupSQLPreparesDatabasesTheServicesMigrate(t *testing.T) {
+// enter; then the services, configured as the doc configures them, pass the
+// doc's price change from productsvc to the cart (its step 4, verbatim).
+func TestWalkthroughFromAnEmptyPostgreSQL(t *testing.T) {
 	if os.Getenv("TEST_DATABASE_URL") != "" {
 		t.Skip("creates the roles productsvc and cartsvc: needs a throwaway cluster, not TEST_DATABASE_URL")
 	}
@@ -128,6 +133,48 @@ func TestSetupSQLPreparesDatabasesTheServicesMigrate(t *testing.T) {
 		t.Error("cartsvc's role may connect to productsvc's database; want each database its owner's only")
 	} else if !strings.Contains(err.Error(), "permission denied") {
 		t.Errorf("cartsvc connecting to product: %v; want permission denied", err)
+	}
+
+	if testing.Short() {
+		return
+	}
+	for _, tool := range []string{"curl", "jq"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("%s is not installed", tool)
+			}
+			t.Skipf("%s is not installed: step 4 not run", tool)
+		}
+	}
+	iss := issuertest.New(t, devissuer.DemoConfig())
+	products, cart := shoptest.FreeAddr(t), shoptest.FreeAddr(t)
+	ctx, cancel := context.WithCancel(ctx)
+	serve := func(name string, run func(context.Context, []string, func(string) string, io.Writer, io.Writer) error, env map[string]string, args ...string) {
+		done := make(chan error, 1)
+		go func() { done <- run(ctx, args, func(k string) string { return env[k] }, io.Discard, t.Output()) }()
+		t.Cleanup(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+		})
+		shoptest.WaitReady(t, "http://"+env["ADDR"], time.Minute, done)
+	}
+	// Step 3, on free ports.
+	serve("productsvc", productsvc.Run, map[string]string{
+		"OIDC_ISSUER_URL": iss.URL(), "DATABASE_URL": as("productsvc", "product-secret", "product"),
+		"RELAY_CLIENT_ID": devissuer.DemoRelayClient, "RELAY_CLIENT_SECRET": devissuer.DemoRelaySecret,
+		"ADDR": products, "ADMIN_ADDR": "", "LOG_LEVEL": "warn", "DRAIN_DELAY": "0s",
+	}, "--subscribers", "cartsvc=http://"+cart)
+	serve("cartsvc", cartsvc.Run, map[string]string{
+		"OIDC_ISSUER_URL": iss.URL(), "DATABASE_URL": as("cartsvc", "cart-secret", "cart"),
+		"ADDR": cart, "ADMIN_ADDR": "", "LOG_LEVEL": "warn", "DRAIN_DELAY": "0s",
+	}, "--product-url", "http://"+products)
+
+	printed := shoptest.RunShell(t, block(t, operations(t), "ops-event", "sh"),
+		"ISSUER="+iss.URL(), "PRODUCTS=http://"+products, "CART=http://"+cart)
+	if want := `{"unitPrice":{"currencyCode":"EUR","amountMinor":"7999"},"priceChanged":true}`; strings.TrimSpace(printed) != want {
+		t.Errorf("step 4 printed %q, want %s: the price change did not reach the cart", printed, want)
 	}
 }
 
