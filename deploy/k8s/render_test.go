@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -723,5 +724,89 @@ func TestPrometheusRuleIsTheTestedRules(t *testing.T) {
 	got, _ := json.Marshal(rendered.Groups)
 	if len(rendered.Groups) == 0 || !bytes.Equal(got, want) {
 		t.Errorf("base/prometheusrule.yaml's groups differ from deploy/prometheus/shop.rules.yml: regenerate it (see its header)")
+	}
+}
+
+type networkPolicySpec struct {
+	PodSelector struct {
+		MatchLabels      map[string]string `json:"matchLabels"`
+		MatchExpressions []struct {
+			Key      string   `json:"key"`
+			Operator string   `json:"operator"`
+			Values   []string `json:"values"`
+		} `json:"matchExpressions"`
+	} `json:"podSelector"`
+	Ingress []struct {
+		From []struct {
+			NamespaceSelector *struct {
+				MatchLabels map[string]string `json:"matchLabels"`
+			} `json:"namespaceSelector"`
+			PodSelector any `json:"podSelector"`
+			IPBlock     any `json:"ipBlock"`
+		} `json:"from"`
+		Ports []struct {
+			Port any `json:"port"`
+		} `json:"ports"`
+	} `json:"ingress"`
+}
+
+// selectsPod reports whether the policy's pod selector (labels and In
+// expressions) picks a pod with labels; an empty selector counts as no.
+func (p networkPolicySpec) selectsPod(labels map[string]string) bool {
+	sel := p.PodSelector
+	if len(sel.MatchLabels) == 0 && len(sel.MatchExpressions) == 0 {
+		return false
+	}
+	if len(sel.MatchLabels) > 0 && !selects(sel.MatchLabels, labels) {
+		return false
+	}
+	for _, e := range sel.MatchExpressions {
+		if e.Operator != "In" || !slices.Contains(e.Values, labels[e.Key]) {
+			return false
+		}
+	}
+	return true
+}
+
+// The admin listener serves pprof: only Prometheus's namespace may reach it,
+// while the API port stays open.
+func TestAdminPortsOnlyFromMonitoring(t *testing.T) {
+	t.Parallel()
+	objs := render(t)
+	for name, w := range pods(t, objs) {
+		covered := false
+		for _, o := range ofKind(objs, "NetworkPolicy") {
+			var p networkPolicySpec
+			decodeSpec(t, o, &p)
+			if !p.selectsPod(w.Template.Metadata.Labels) {
+				continue
+			}
+			covered = true
+			api, admin := false, false
+			for _, r := range p.Ingress {
+				for _, port := range r.Ports {
+					switch port.Port {
+					case "http":
+						api = true
+					case "admin":
+						admin = true
+						if len(r.From) == 0 {
+							t.Errorf("NetworkPolicy %s opens %s's admin port to everyone", o.Metadata.Name, name)
+						}
+						for _, f := range r.From {
+							if f.NamespaceSelector == nil || len(f.NamespaceSelector.MatchLabels) == 0 || f.PodSelector != nil || f.IPBlock != nil {
+								t.Errorf("NetworkPolicy %s lets more than a labelled namespace reach %s's admin port", o.Metadata.Name, name)
+							}
+						}
+					}
+				}
+			}
+			if !api || !admin {
+				t.Errorf("NetworkPolicy %s: %s's API port open: %v, admin port reachable by Prometheus: %v; want both", o.Metadata.Name, name, api, admin)
+			}
+		}
+		if !covered {
+			t.Errorf("%s: no NetworkPolicy guards its admin port", name)
+		}
 	}
 }
