@@ -74,6 +74,9 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("--replicas: must be at least 1, got %d", *replicas)
 	}
 	env, err := boot.Start(ctx, cfg, migrations.FS, stderr)
+	if errors.Is(err, boot.ErrMigrated) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}

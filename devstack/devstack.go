@@ -75,8 +75,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintf(stderr, "shopdev runs the whole shop locally (development only).\n\nUsage:\n  shopdev [flags]            run everything; Ctrl-C stops it\n  shopdev token --user NAME  print an access token (alice, bob or admin)\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	prefixed := func(k string) string { return getenv("SHOPDEV_" + k) }
-	if err := envflag.Parse(fs, args, prefixed); err != nil {
+	if err := envflag.ParsePrefixed(fs, args, "SHOPDEV_", getenv); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
@@ -120,6 +119,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 
 	issCfg := devissuer.DemoConfig()
+	// Kept with the data, so tokens outlive a restart of the stack.
+	issCfg.KeyFile = filepath.Join(cfg.dataDir, "issuer-keys.json")
 	iss, err := devissuer.Start(issCfg, cfg.issuerAddr)
 	if err != nil {
 		return err

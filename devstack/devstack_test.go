@@ -15,6 +15,8 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/decoupledshop/shop/devstack"
+	cartv1 "github.com/decoupledshop/shop/gen/proto/shop/cart/v1"
+	"github.com/decoupledshop/shop/gen/proto/shop/cart/v1/cartv1connect"
 	productv1 "github.com/decoupledshop/shop/gen/proto/shop/product/v1"
 	"github.com/decoupledshop/shop/gen/proto/shop/product/v1/productv1connect"
 	"github.com/decoupledshop/shop/internal/shoptest"
@@ -147,7 +149,8 @@ func TestStackRunsSeedsAndRestarts(t *testing.T) {
 	if err := devstack.Run(context.Background(), []string{"token", "--user", "alice", "--issuer-url", "http://" + addrs.issuer}, func(string) string { return "" }, &tokenOut, &tokenErr); err != nil {
 		t.Fatalf("shopdev token: %v", err)
 	}
-	if tok := strings.TrimSpace(tokenOut.String()); strings.Count(tok, ".") != 2 {
+	tok := strings.TrimSpace(tokenOut.String())
+	if strings.Count(tok, ".") != 2 {
 		t.Fatalf("shopdev token printed %q, want a JWT", tok)
 	}
 	if err := stack.stop(t); err != nil {
@@ -166,6 +169,13 @@ func TestStackRunsSeedsAndRestarts(t *testing.T) {
 	}
 	if len(list.Msg.Products) != seeded {
 		t.Fatalf("after a restart the catalog has %d products, want the %d seeded once", len(list.Msg.Products), seeded)
+	}
+	// The issuer kept its keys in the data directory: a token from before
+	// the restart still works.
+	get := connect.NewRequest(&cartv1.GetCartRequest{})
+	get.Header().Set("Authorization", "Bearer "+tok)
+	if _, err := cartv1connect.NewCartServiceClient(http.DefaultClient, "http://"+addrs.cart).GetCart(context.Background(), get); err != nil {
+		t.Fatalf("alice's token from before the restart: GetCart = %v, want it accepted", err)
 	}
 	if err := stack2.stop(t); err != nil {
 		t.Fatalf("second Ctrl-C: %v", err)
@@ -198,6 +208,23 @@ func TestMissingPostgresIsOneClearLine(t *testing.T) {
 	err := devstack.Run(context.Background(), freeAddrs(t).args(dataDir(t)), getenv, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "apt-get install postgresql") || strings.Contains(err.Error(), "\n") {
 		t.Fatalf("missing binaries: %v; want one line naming apt-get install postgresql", err)
+	}
+}
+
+func TestTokenHelpNamesTheVariablesItReads(t *testing.T) {
+	t.Parallel()
+	var help bytes.Buffer
+	if err := devstack.Run(context.Background(), []string{"token", "--help"}, func(string) string { return "" }, io.Discard, &help); err != nil {
+		t.Fatalf("token --help: %v", err)
+	}
+	if !strings.Contains(help.String(), "(env SHOPDEV_USER)") || strings.Contains(help.String(), "(env USER)") {
+		t.Errorf("token --help should name SHOPDEV_USER, the variable it reads:\n%s", help.String())
+	}
+	// And it does read it.
+	env := map[string]string{"SHOPDEV_USER": "mallory"}
+	err := devstack.Run(context.Background(), []string{"token"}, func(k string) string { return env[k] }, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), `"mallory"`) {
+		t.Errorf("SHOPDEV_USER=mallory: %v; want the user refused by name", err)
 	}
 }
 

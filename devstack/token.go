@@ -23,7 +23,7 @@ func runToken(ctx context.Context, args []string, getenv func(string) string, st
 	fs.SetOutput(stderr)
 	user := fs.String("user", "", "demo user: alice, bob or admin")
 	issuer := fs.String("issuer-url", "http://127.0.0.1:8090", "the dev stack's issuer")
-	if err := envflag.Parse(fs, args, func(k string) string { return getenv("SHOPDEV_" + k) }); err != nil {
+	if err := envflag.ParsePrefixed(fs, args, "SHOPDEV_", getenv); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}

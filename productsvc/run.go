@@ -64,6 +64,9 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return errors.New("--relay-max-attempts, --relay-max-age, --relay-lease and --relay-poll-interval must be positive")
 	}
 	env, err := boot.Start(ctx, cfg, migrations.FS, stderr)
+	if errors.Is(err, boot.ErrMigrated) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}

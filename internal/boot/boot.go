@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"connectrpc.com/connect"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -45,6 +46,12 @@ type Config struct {
 	ExecMode pgdb.ExecMode
 	// Migrate applies pending migrations at start-up.
 	Migrate bool
+	// MigrateOnly makes Start apply the migrations and return ErrMigrated,
+	// for a Kubernetes init container or a Job.
+	MigrateOnly bool
+	// IssuerWait is how long Start retries an unreachable OIDC issuer before
+	// it gives up (0: one attempt).
+	IssuerWait time.Duration
 	// Telemetry configures logs, tracing and the admin listener.
 	Telemetry telemetry.Config
 	// Service names the service in traces and metrics (the flag set's
@@ -72,7 +79,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, addr string) {
 		return nil
 	})
 	fs.BoolVar(&c.Migrate, "migrate", true, "apply pending database migrations at start-up")
+	fs.BoolVar(&c.MigrateOnly, "migrate-only", false, "apply pending migrations over the direct URL, then exit (an init container or Job); needs no issuer")
 	fs.StringVar(&c.Auth.IssuerURL, "oidc-issuer-url", "", "OIDC issuer URL whose access tokens are accepted (required)")
+	fs.DurationVar(&c.IssuerWait, "oidc-issuer-wait", DefaultIssuerWait, "how long start-up retries an unreachable issuer (backoff 250ms to 5s, each attempt logged) before it exits; services may start before their issuer")
 	fs.StringVar(&c.Auth.Audience, "oidc-audience", auth.DefaultAudience, "API audience access tokens must carry")
 	fs.Func("oidc-allowed-types", "comma-separated JOSE typ values accepted (default \"at+jwt,JWT\")", func(s string) error {
 		c.Auth.AllowedTypes = strings.Split(s, ",")
@@ -120,6 +129,10 @@ func parseOrigins(s string) ([]string, error) {
 	return out, nil
 }
 
+// ErrMigrated is Start's answer with Config.MigrateOnly once the migrations
+// are applied: the service should exit successfully.
+var ErrMigrated = errors.New("migrations applied (--migrate-only)")
+
 // Env is a started service's shared parts. Close releases them.
 type Env struct {
 	// Telemetry is the service's tracing, metrics and logging; its admin
@@ -137,7 +150,9 @@ type Env struct {
 
 // Start validates c, starts the telemetry (logs to logOut, in JSON unless
 // --log-format says text; the admin listener), opens the database, applies
-// migrations when asked, reads the issuer's discovery and keys, and builds
+// migrations when asked (with c.MigrateOnly, only that: then it returns
+// ErrMigrated), reads the issuer's discovery and keys (waiting up
+// to c.IssuerWait for an unreachable issuer), and builds
 // the server with a readiness check that pings the database. Errors are
 // single lines that say what to fix.
 func Start(ctx context.Context, c Config, migrations fs.FS, logOut io.Writer) (env *Env, err error) {
@@ -147,8 +162,11 @@ func Start(ctx context.Context, c Config, migrations fs.FS, logOut io.Writer) (e
 	if c.DatabaseURL == "" {
 		return nil, errors.New("--database-url (or DATABASE_URL) is required")
 	}
-	if c.Auth.IssuerURL == "" {
+	if c.Auth.IssuerURL == "" && !c.MigrateOnly {
 		return nil, errors.New("--oidc-issuer-url (or OIDC_ISSUER_URL) is required")
+	}
+	if c.IssuerWait < 0 {
+		return nil, errors.New("--oidc-issuer-wait must not be negative")
 	}
 	directFlag := "--database-direct-url"
 	if c.DirectURL == "" {
@@ -169,7 +187,7 @@ func Start(ctx context.Context, c Config, migrations fs.FS, logOut io.Writer) (e
 		}
 	}()
 	log := tel.Logger
-	if c.Migrate {
+	if c.Migrate || c.MigrateOnly {
 		// Check first: its error is one line saying what is unreachable.
 		if err := pgdb.Check(ctx, c.DirectURL); err != nil {
 			return nil, fmt.Errorf("%s: %w", directFlag, err)
@@ -178,11 +196,15 @@ func Start(ctx context.Context, c Config, migrations fs.FS, logOut io.Writer) (e
 			return nil, err
 		}
 	}
+	if c.MigrateOnly {
+		log.InfoContext(ctx, "migrations applied; exiting (--migrate-only)")
+		return nil, ErrMigrated
+	}
 	pool, err := pgdb.Open(ctx, c.DatabaseURL, pgdb.Options{MaxConns: int32(c.MaxConns), ExecMode: c.ExecMode, Tracer: tel.QueryTracer()})
 	if err != nil {
 		return nil, fmt.Errorf("--database-url: %w", err)
 	}
-	verifier, err := auth.NewVerifier(ctx, c.Auth)
+	verifier, err := newVerifier(ctx, c.Auth, c.IssuerWait, log)
 	if err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("token verification against %s: %w", c.Auth.IssuerURL, err)

@@ -1,7 +1,8 @@
 // Package devissuer is a small OpenID Connect issuer for tests and the local
-// development stack. It is NOT for production: keys live in memory and are
-// generated fresh at every start, passwords and client secrets are compared
-// from plain configuration, and it listens on loopback addresses only.
+// development stack. It is NOT for production: keys are generated fresh at
+// every start and live in memory (unless Config.KeyFile keeps them in a
+// file), passwords and client secrets are compared from plain
+// configuration, and it listens on loopback addresses only.
 //
 // It publishes discovery and a JWKS, issues RFC 9068 access tokens from its
 // token endpoint (authorization code with PKCE for the web client, password
@@ -12,10 +13,8 @@
 package devissuer
 
 import (
-	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -86,6 +85,11 @@ type Config struct {
 	// Logger receives the development-only notice on start; default
 	// slog.Default().
 	Logger *slog.Logger
+	// KeyFile, when set, keeps the signing keys (private, as a JWK set) so
+	// tokens outlive a restart: New reads them from it, or generates them
+	// and writes it (mode 0600) when it does not exist; RotateKeys and
+	// RemoveOldKeys write it again. Empty: fresh keys in memory only.
+	KeyFile string
 }
 
 // Key selects one of the issuer's signing keys for Mint.
@@ -110,6 +114,7 @@ type Issuer struct {
 	jwksAge  time.Duration
 	now      func() time.Time
 	logger   *slog.Logger
+	keyFile  string
 
 	mu      sync.Mutex
 	url     string // set once when bound to a listener
@@ -162,11 +167,14 @@ func New(cfg Config) (*Issuer, error) {
 			return nil, fmt.Errorf("devissuer: client id %q is reserved for the public web client", id)
 		}
 	}
-	current, err := newSigningKey()
-	if err != nil {
-		return nil, err
+	var current, next *signingKey
+	var retired []*signingKey
+	var err error
+	if cfg.KeyFile != "" {
+		current, next, retired, err = loadOrCreateKeys(cfg.KeyFile)
+	} else if current, err = newSigningKey(); err == nil {
+		next, err = newSigningKey()
 	}
-	next, err := newSigningKey()
 	if err != nil {
 		return nil, err
 	}
@@ -180,6 +188,8 @@ func New(cfg Config) (*Issuer, error) {
 		logger:   cfg.Logger,
 		current:  current,
 		next:     next,
+		retired:  retired,
+		keyFile:  cfg.KeyFile,
 
 		unpublished: sync.OnceValues(newSigningKey),
 	}, nil
@@ -209,12 +219,7 @@ func newSigningKey() (*signingKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("devissuer: generate RSA key: %w", err)
 	}
-	jwk := jose.JSONWebKey{Key: &priv.PublicKey}
-	thumb, err := jwk.Thumbprint(crypto.SHA256)
-	if err != nil {
-		return nil, fmt.Errorf("devissuer: key thumbprint: %w", err)
-	}
-	return &signingKey{id: base64.RawURLEncoding.EncodeToString(thumb), priv: priv}, nil
+	return signingKeyOf(priv)
 }
 
 // URL is the issuer identifier (iss), "http://127.0.0.1:<port>", or "" before
@@ -238,7 +243,8 @@ var subjectNamespace = uuid.NewSHA1(uuid.NameSpaceURL, []byte("https://github.co
 
 // RotateKeys makes the next key current (it signs from now on), keeps the
 // previous current key published as retired so tokens it signed still
-// verify, and generates a new next key, published at once.
+// verify, and generates a new next key, published at once. With a key file,
+// it fails if the file cannot be written, and the keys stay as they were.
 func (i *Issuer) RotateKeys() error {
 	fresh, err := newSigningKey()
 	if err != nil {
@@ -246,17 +252,29 @@ func (i *Issuer) RotateKeys() error {
 	}
 	i.mu.Lock()
 	defer i.mu.Unlock()
-	i.retired = append(i.retired, i.current)
+	retired := append(slices.Clip(i.retired), i.current)
+	if i.keyFile != "" {
+		if err := writeKeys(i.keyFile, i.next, fresh, retired); err != nil {
+			return err
+		}
+	}
+	i.retired = retired
 	i.current, i.next = i.next, fresh
 	return nil
 }
 
 // RemoveOldKeys unpublishes every retired key: tokens they signed no longer
-// verify once a verifier refetches the JWKS.
+// verify once a verifier refetches the JWKS. With a key file, a failure to
+// write it is logged (the keys would come back at the next start).
 func (i *Issuer) RemoveOldKeys() {
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	i.retired = nil
+	if i.keyFile != "" {
+		if err := writeKeys(i.keyFile, i.current, i.next, nil); err != nil {
+			i.logger.Warn("retired keys removed in memory but not from the key file", "error", err.Error())
+		}
+	}
 }
 
 // KeyID returns the kid of the selected key (generating the unpublished key

@@ -22,9 +22,15 @@ func EnvName(name string) string {
 // variable. Parse also appends "(env NAME)" to each flag's usage so --help
 // documents the fallback.
 func Parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
+	return ParsePrefixed(fs, args, "", getenv)
+}
+
+// ParsePrefixed is Parse with every variable name prefixed (prefix
+// "SHOPDEV_": --user falls back to SHOPDEV_USER), and --help saying so.
+func ParsePrefixed(fs *flag.FlagSet, args []string, prefix string, getenv func(string) string) error {
 	fs.VisitAll(func(f *flag.Flag) {
 		if !strings.Contains(f.Usage, "(env ") {
-			f.Usage += fmt.Sprintf(" (env %s)", EnvName(f.Name))
+			f.Usage += fmt.Sprintf(" (env %s%s)", prefix, EnvName(f.Name))
 		}
 	})
 	if err := fs.Parse(args); err != nil {
@@ -37,7 +43,7 @@ func Parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
 		if err != nil || given[f.Name] {
 			return
 		}
-		env := EnvName(f.Name)
+		env := prefix + EnvName(f.Name)
 		if v := getenv(env); v != "" {
 			if setErr := fs.Set(f.Name, v); setErr != nil {
 				err = fmt.Errorf("environment variable %s: %w", env, setErr)

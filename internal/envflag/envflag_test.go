@@ -58,3 +58,18 @@ func TestParseRejectsInvalidEnv(t *testing.T) {
 		t.Fatalf("Parse error = %v, want one naming CALL_TIMEOUT", err)
 	}
 }
+
+func TestParsePrefixedReadsAndDocumentsPrefixedNames(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"SHOPDEV_DATABASE_URL": "prefixed", "DATABASE_URL": "bare"}
+	fs, url, _ := newSet()
+	if err := ParsePrefixed(fs, nil, "SHOPDEV_", func(k string) string { return env[k] }); err != nil {
+		t.Fatalf("ParsePrefixed: %v", err)
+	}
+	if *url != "prefixed" {
+		t.Errorf("database-url = %q, want SHOPDEV_DATABASE_URL's %q", *url, "prefixed")
+	}
+	if usage := fs.Lookup("database-url").Usage; !strings.HasSuffix(usage, "(env SHOPDEV_DATABASE_URL)") {
+		t.Errorf("usage %q should name SHOPDEV_DATABASE_URL", usage)
+	}
+}

@@ -1,0 +1,4 @@
+package boot
+
+// NewVerifier exposes newVerifier to the external tests.
+var NewVerifier = newVerifier
