@@ -47,6 +47,8 @@ type Sink struct {
 	deliveries map[string]int    // deliveries per event id (all answered calls)
 	inFlight   map[string]int    // calls currently carrying each event id
 	overlaps   int               // times an event id was in two calls at once
+	calls      int               // calls being handled now
+	maxCalls   int               // most calls handled at once
 	batches    []int             // sizes of all calls that reached the handler
 	subjects   map[string]int    // calls per token subject
 	arrived    chan struct{}
@@ -182,6 +184,8 @@ func (s *Sink) DeliverEvents(ctx context.Context, req *connect.Request[eventsv1.
 	s.mu.Lock()
 	s.batches = append(s.batches, len(events))
 	s.subjects[id.Subject]++
+	s.calls++
+	s.maxCalls = max(s.maxCalls, s.calls)
 	for _, ev := range events {
 		s.inFlight[ev.GetId()]++
 		if s.inFlight[ev.GetId()] > 1 {
@@ -199,6 +203,7 @@ func (s *Sink) DeliverEvents(ctx context.Context, req *connect.Request[eventsv1.
 		for _, ev := range events {
 			s.inFlight[ev.GetId()]--
 		}
+		s.calls--
 		s.mu.Unlock()
 	}()
 
@@ -273,6 +278,13 @@ func (s *Sink) Overlaps() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.overlaps
+}
+
+// MaxConcurrent is the most calls the sink handled at once.
+func (s *Sink) MaxConcurrent() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.maxCalls
 }
 
 // Batches returns the number of events of every call that reached the
