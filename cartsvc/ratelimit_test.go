@@ -115,3 +115,33 @@ func TestRunWarnsWhenReplicasShareTheDatabase(t *testing.T) {
 		}
 	}
 }
+
+// TestInboxRecordsTheDeliveringReplica: each inbox row names the sender
+// replica from the call's Shop-Relay-Replica header (NULL without one), so
+// the work of each relay can be told apart although they share a client.
+func TestInboxRecordsTheDeliveringReplica(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	client := sink(b.cartURL, b.tokens["service"])
+	deliver := func(replica string) *eventsv1.Event {
+		ev := changed(uuid.NewString(), 1, "Thing", 100)
+		req := connect.NewRequest(&eventsv1.DeliverEventsRequest{Events: []*eventsv1.Event{ev}})
+		if replica != "" {
+			req.Header().Set(cartsvc.RelayReplicaHeader, replica)
+		}
+		if _, err := client.DeliverEvents(context.Background(), req); err != nil {
+			t.Fatal(err)
+		}
+		return ev
+	}
+	a, bb, none := deliver("productsvc-0"), deliver("productsvc-1"), deliver("")
+	for ev, want := range map[*eventsv1.Event]string{a: "productsvc-0", bb: "productsvc-1", none: ""} {
+		var got *string
+		if err := b.cartPool.QueryRow(context.Background(), "SELECT relay_replica FROM inbox WHERE event_id = $1", ev.Id).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if (got == nil) != (want == "") || (got != nil && *got != want) {
+			t.Errorf("inbox relay_replica of an event delivered by %q = %v, want %q (NULL without a header)", want, got, want)
+		}
+	}
+}

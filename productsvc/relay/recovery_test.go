@@ -303,21 +303,26 @@ func TestRelaysDeliverSeveralBatchesAtOnce(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	b.realTime()
-	b.sink.Slow(3 * time.Millisecond)
-	products := fakeProducts(24, time.Now())
-	const versions = 25
+	b.sink.Slow(10 * time.Millisecond)
+	// 48 products in batches of 8: up to 6 claims at once.
+	products := fakeProducts(48, time.Now())
+	const versions = 10
 	for v := int64(1); v <= versions; v++ {
 		b.publishVersions(t, products, v)
 	}
-	cfg := relay.Config{Now: time.Now, ListenURL: b.dbURL, MaxBatch: 8}
 	start := time.Now()
-	run(t, b.newRelay(t, cfg))
-	run(t, b.newRelay(t, cfg))
+	for _, name := range []string{"replica-a", "replica-b"} {
+		run(t, b.newRelay(t, relay.Config{Now: time.Now, ListenURL: b.dbURL, MaxBatch: 8, Replica: name}))
+	}
 	b.sink.WaitFor(len(products)*versions, time.Minute)
 	elapsed := time.Since(start)
 	outOfOrder := b.outOfOrder()
-	t.Logf("2 relays, %d products × %d versions queued, batches of ≤ 8, 3 ms per call: drained in %s, %d calls, at most %d in flight, %d out of order",
-		len(products), versions, elapsed.Round(time.Millisecond), len(b.sink.Batches()), b.sink.MaxConcurrent(), outOfOrder)
+	replicas := b.sink.Replicas()
+	t.Logf("2 relays, %d products × %d versions queued, batches of ≤ 8, 10 ms per call: drained in %s, %d calls (by replica: %v), at most %d in flight, %d out of order",
+		len(products), versions, elapsed.Round(time.Millisecond), len(b.sink.Batches()), replicas, b.sink.MaxConcurrent(), outOfOrder)
+	if replicas["replica-a"]+replicas["replica-b"] != len(b.sink.Batches()) {
+		t.Fatalf("calls by replica header = %v, want every one of the %d calls named by its relay", replicas, len(b.sink.Batches()))
+	}
 	if outOfOrder != 0 {
 		t.Fatalf("%d events arrived after a newer version of their product, want none", outOfOrder)
 	}

@@ -53,6 +53,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -75,6 +76,9 @@ import (
 
 // Channel is the notification channel Notifier signals and relays LISTEN on.
 const Channel = "shop_outbox"
+
+// ReplicaHeader carries Config.Replica in every DeliverEvents call.
+const ReplicaHeader = "Shop-Relay-Replica"
 
 // Defaults for Config.
 const (
@@ -187,6 +191,10 @@ type Config struct {
 	// ClientOptions are added to the Connect clients' options (after
 	// server.ClientOptions and the token interceptor).
 	ClientOptions []connect.ClientOption
+	// Replica names this relay's replica to the subscribers, in the
+	// ReplicaHeader of every call (cartsvc's inbox records it); default
+	// the host name and process id.
+	Replica string
 	// Logger receives delivery problems; default discards.
 	Logger *slog.Logger
 	// TracerProvider makes the delivery spans; default records none.
@@ -235,6 +243,10 @@ func (c Config) withDefaults() Config {
 		p.SetHTTP1(true)
 		p.SetUnencryptedHTTP2(true)
 		c.HTTPClient = &http.Client{Transport: &http.Transport{Protocols: p, MaxIdleConnsPerHost: 4}}
+	}
+	if c.Replica == "" {
+		host, _ := os.Hostname()
+		c.Replica = fmt.Sprintf("%s-%d", host, os.Getpid())
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -23,3 +23,15 @@ func (q *Queries) CountVersionListeners(ctx context.Context, applicationName str
 	err := row.Scan(&count)
 	return count, err
 }
+
+const setRelayReplica = `-- name: SetRelayReplica :exec
+SELECT set_config('shop.relay_replica', $1::text, true)
+`
+
+// SetRelayReplica names the sender replica whose delivery the current
+// transaction applies; the inbox rows it inserts record it (the default of
+// inbox.relay_replica, migration 00004).
+func (q *Queries) SetRelayReplica(ctx context.Context, replica string) error {
+	_, err := q.db.Exec(ctx, setRelayReplica, replica)
+	return err
+}

@@ -51,6 +51,7 @@ type Sink struct {
 	maxCalls   int               // most calls handled at once
 	batches    []int             // sizes of all calls that reached the handler
 	subjects   map[string]int    // calls per token subject
+	replicas   map[string]int    // calls per Shop-Relay-Replica header
 	arrived    chan struct{}
 }
 
@@ -66,6 +67,7 @@ func Start(t testing.TB, iss *devissuer.Issuer) *Sink {
 		deliveries: map[string]int{},
 		inFlight:   map[string]int{},
 		subjects:   map[string]int{},
+		replicas:   map[string]int{},
 		arrived:    make(chan struct{}, 1),
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -184,6 +186,7 @@ func (s *Sink) DeliverEvents(ctx context.Context, req *connect.Request[eventsv1.
 	s.mu.Lock()
 	s.batches = append(s.batches, len(events))
 	s.subjects[id.Subject]++
+	s.replicas[req.Header().Get("Shop-Relay-Replica")]++
 	s.calls++
 	s.maxCalls = max(s.maxCalls, s.calls)
 	for _, ev := range events {
@@ -301,6 +304,18 @@ func (s *Sink) Subjects() map[string]int {
 	defer s.mu.Unlock()
 	out := make(map[string]int, len(s.subjects))
 	for k, v := range s.subjects {
+		out[k] = v
+	}
+	return out
+}
+
+// Replicas returns the calls per sender replica (the Shop-Relay-Replica
+// header; "" for calls without it).
+func (s *Sink) Replicas() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int, len(s.replicas))
+	for k, v := range s.replicas {
 		out[k] = v
 	}
 	return out
