@@ -113,7 +113,7 @@ func (r *Relay) round(ctx context.Context, s *sender, probe bool) (int, error) {
 // heartbeat renews the claim's lease every Lease/3 until ctx is done or the
 // claim holds no row any more.
 func (r *Relay) heartbeat(ctx context.Context, s *sender, claim uuid.UUID) {
-	t := time.NewTicker(r.cfg.Lease / 3)
+	t := time.NewTicker(max(r.cfg.Lease/3, time.Millisecond))
 	defer t.Stop()
 	for {
 		select {
