@@ -71,6 +71,9 @@ func (s *EventSinkServer) DeliverEvents(ctx context.Context, req *connect.Reques
 			todo = append(todo, ev)
 		}
 	}
+	if replica := req.Header().Get(RelayReplicaHeader); replica != "" {
+		ctx = withRelayReplica(ctx, storedText(replica, maxPeer))
+	}
 	actx, span := s.applySpan(ctx, todo)
 	got, err := s.receiveAll(actx, todo, peer)
 	s.endApply(span, todo, got, err)
@@ -90,6 +93,24 @@ func (s *EventSinkServer) DeliverEvents(ctx context.Context, req *connect.Reques
 
 // maxPeer bounds the caller's name as stored with each event, in bytes.
 const maxPeer = 255
+
+// RelayReplicaHeader names the sender's replica in a DeliverEvents call
+// (productsvc's relay sets it); the inbox records it as relay_replica.
+const RelayReplicaHeader = "Shop-Relay-Replica"
+
+type relayReplicaKey struct{}
+
+// withRelayReplica carries the delivering replica's name (may be empty)
+// to the apply transaction.
+func withRelayReplica(ctx context.Context, replica string) context.Context {
+	return context.WithValue(ctx, relayReplicaKey{}, replica)
+}
+
+// relayReplica is the delivering replica's name carried by ctx, or "".
+func relayReplica(ctx context.Context) string {
+	r, _ := ctx.Value(relayReplicaKey{}).(string)
+	return r
+}
 
 // caller names the service client of a verified service token: its
 // client_id, else its subject (which equals it), in the form the inbox and

@@ -160,6 +160,13 @@ func (s *Service) applyBatch(ctx context.Context, events []event, dead []deadLet
 	outs := make([]received, len(events))
 	err := s.inTx(ctx, func(q *cartdb.Queries) error {
 		now := s.timestamp()
+		if replica := relayReplica(ctx); replica != "" {
+			// The inbox rows of this transaction record it (the default
+			// of inbox.relay_replica).
+			if err := q.SetRelayReplica(ctx, replica); err != nil {
+				return err
+			}
+		}
 		for _, d := range dead {
 			if err := s.storeDeadLetter(ctx, q, d, peer); err != nil {
 				return err

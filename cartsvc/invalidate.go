@@ -45,11 +45,19 @@ const (
 // raised since the previous one (at most catalog.DefaultMaxStale ago) are
 // read from product_versions, so nothing announced while it was down is
 // missed. Errors are logged, never returned.
+//
+// The connection's application_name is VersionsListener, so that the
+// replicas sharing a database can be counted (see OtherReplicas).
 func (s *Service) ListenForVersions(ctx context.Context, directURL string) {
 	h := &versionHandler{s: s, since: s.timestamp()}
 	l := &pgxlisten.Listener{
 		Connect: func(ctx context.Context) (*pgx.Conn, error) {
-			return pgx.Connect(ctx, directURL)
+			cfg, err := pgx.ParseConfig(directURL)
+			if err != nil {
+				return nil, err
+			}
+			cfg.RuntimeParams["application_name"] = VersionsListener
+			return pgx.ConnectConfig(ctx, cfg)
 		},
 		LogError: func(ctx context.Context, err error) {
 			if ctx.Err() == nil {
@@ -125,4 +133,15 @@ func parseVersionPayload(p string) (uuid.UUID, int64, bool) {
 	id, ok := parseUUID(idText)
 	version, err := strconv.ParseInt(versionText, 10, 64)
 	return id, version, ok && err == nil && version > 0
+}
+
+// VersionsListener is the application_name of ListenForVersions'
+// connection: one per running replica.
+const VersionsListener = "cartsvc-versions"
+
+// OtherReplicas counts the other cartsvc replicas running on this
+// database: the sessions named VersionsListener (call it before this
+// replica's ListenForVersions connects).
+func (s *Service) OtherReplicas(ctx context.Context) (int64, error) {
+	return s.q.CountVersionListeners(ctx, VersionsListener)
 }

@@ -64,11 +64,14 @@ type callerLimits struct {
 }
 
 // newCallerLimits allows each caller perSecond events per second with
-// bursts of burst events; burst 0 takes max(MaxEventBatch, perSecond), so
-// a full batch passes when the caller has been quiet for a while.
+// bursts of burst events; burst 0 takes one second of the rate (at least
+// 1): the burst scales with the replica's share, so N replicas together
+// never let more than the global rate plus one second of it through (a
+// floor such as a full batch would add N floors). A sender whose batches
+// exceed the burst halves them on ResourceExhausted.
 func newCallerLimits(perSecond float64, burst int) *callerLimits {
 	if burst <= 0 {
-		burst = max(MaxEventBatch, int(math.Min(math.Ceil(perSecond), math.MaxInt32)))
+		burst = max(1, int(math.Min(math.Ceil(perSecond), math.MaxInt32)))
 	}
 	return &callerLimits{newLimiters(perSecond, burst, maxCallers)}
 }

@@ -99,6 +99,16 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if directURL == "" {
 		directURL = cfg.DatabaseURL
 	}
+	if *replicas == 1 {
+		// Each replica allows events-rate ÷ replicas: with the default of 1
+		// behind several replicas, the global rate is exceeded that many times.
+		if n, err := svc.OtherReplicas(ctx); err != nil {
+			env.Logger.Warn("cannot count the replicas sharing the database", "error", err)
+		} else if n > 0 {
+			env.Logger.Warn("other cartsvc replicas share this database but --replicas is 1: each replica allows the whole --events-rate; set --replicas to the replica count",
+				"other_replicas", n, "events_rate", *eventRate)
+		}
+	}
 	bgCtx, stopBackground := context.WithCancel(ctx)
 	var background sync.WaitGroup
 	background.Go(func() { svc.RunJanitor(bgCtx, janitorInterval, env.Logger) })

@@ -61,8 +61,8 @@ type Options struct {
 	// this replica (the global rate divided by the number of replicas);
 	// default DefaultEventRate.
 	EventRate float64
-	// EventBurst is the caller's bucket size in events; default
-	// max(MaxEventBatch, EventRate), so a full batch passes after a pause.
+	// EventBurst is the caller's bucket size in events; default one second
+	// of EventRate (at least 1), so the burst scales with the share.
 	EventBurst int
 	// Users bounds what one user can hold of the replica; zero fields take
 	// their defaults.

@@ -40,7 +40,7 @@ func (s *CategoryServer) CreateCategory(ctx context.Context, req *connect.Reques
 		return nil, err
 	}
 	var c productdb.Category
-	err := s.inTx(ctx, func(tx pgx.Tx, q *productdb.Queries) error {
+	resp, err := writeOnce(ctx, s.Catalog, productv1connect.CategoryServiceCreateCategoryProcedure, req.Msg.RequestId, req.Msg, then(func(tx pgx.Tx, q *productdb.Queries) error {
 		var err error
 		c, err = q.CreateCategory(ctx, productdb.CreateCategoryParams{
 			ID: s.newID(), Name: m.GetName(), Description: m.GetDescription(), CreateTime: s.timestamp(),
@@ -52,11 +52,13 @@ func (s *CategoryServer) CreateCategory(ctx context.Context, req *connect.Reques
 			return err
 		}
 		return s.events.CategoryChanged(ctx, tx, c)
-	})
+	}, func() *productv1.CreateCategoryResponse {
+		return &productv1.CreateCategoryResponse{Category: categoryProto(c)}
+	}))
 	if err != nil {
 		return nil, err
 	}
-	return connect.NewResponse(&productv1.CreateCategoryResponse{Category: categoryProto(c)}), nil
+	return connect.NewResponse(resp), nil
 }
 
 // GetCategory returns one category.
@@ -141,7 +143,7 @@ func (s *CategoryServer) UpdateCategory(ctx context.Context, req *connect.Reques
 		p.Description = pgtype.Text{String: in.GetDescription(), Valid: true}
 	}
 	var c productdb.Category
-	err = s.inTx(ctx, func(tx pgx.Tx, q *productdb.Queries) error {
+	resp, err := writeOnce(ctx, s.Catalog, productv1connect.CategoryServiceUpdateCategoryProcedure, req.Msg.RequestId, req.Msg, then(func(tx pgx.Tx, q *productdb.Queries) error {
 		row, err := q.UpdateCategory(ctx, p)
 		switch {
 		case pgdb.IsUniqueViolation(err, categoryNameIndex):
@@ -176,11 +178,13 @@ func (s *CategoryServer) UpdateCategory(ctx context.Context, req *connect.Reques
 			return err
 		}
 		return s.events.ProductsChanged(ctx, tx, products)
-	})
+	}, func() *productv1.UpdateCategoryResponse {
+		return &productv1.UpdateCategoryResponse{Category: categoryProto(c)}
+	}))
 	if err != nil {
 		return nil, err
 	}
-	return connect.NewResponse(&productv1.UpdateCategoryResponse{Category: categoryProto(c)}), nil
+	return connect.NewResponse(resp), nil
 }
 
 // DeleteCategory deletes a category that no product references. The
@@ -192,7 +196,7 @@ func (s *CategoryServer) DeleteCategory(ctx context.Context, req *connect.Reques
 	if err != nil {
 		return nil, err
 	}
-	err = s.inTx(ctx, func(_ pgx.Tx, q *productdb.Queries) error {
+	resp, err := writeOnce(ctx, s.Catalog, productv1connect.CategoryServiceDeleteCategoryProcedure, req.Msg.RequestId, req.Msg, then(func(_ pgx.Tx, q *productdb.Queries) error {
 		if _, err := q.LockCategory(ctx, id); err != nil {
 			return notFound(err, "category", id)
 		}
@@ -205,9 +209,9 @@ func (s *CategoryServer) DeleteCategory(ctx context.Context, req *connect.Reques
 		}
 		_, err = q.DeleteCategory(ctx, id)
 		return err
-	})
+	}, func() *productv1.DeleteCategoryResponse { return &productv1.DeleteCategoryResponse{} }))
 	if err != nil {
 		return nil, err
 	}
-	return connect.NewResponse(&productv1.DeleteCategoryResponse{}), nil
+	return connect.NewResponse(resp), nil
 }

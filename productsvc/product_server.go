@@ -56,7 +56,7 @@ func (s *ProductServer) CreateProduct(ctx context.Context, req *connect.Request[
 		return nil, err
 	}
 	var p productdb.Product
-	err = s.inTx(ctx, func(tx pgx.Tx, q *productdb.Queries) error {
+	resp, err := writeOnce(ctx, s.Catalog, productv1connect.ProductServiceCreateProductProcedure, req.Msg.RequestId, req.Msg, then(func(tx pgx.Tx, q *productdb.Queries) error {
 		var err error
 		p, err = q.CreateProduct(ctx, productdb.CreateProductParams{
 			ID: s.newID(), Sku: m.GetSku(), Name: m.GetName(), Description: m.GetDescription(),
@@ -72,11 +72,13 @@ func (s *ProductServer) CreateProduct(ctx context.Context, req *connect.Request[
 			return err
 		}
 		return s.events.ProductsChanged(ctx, tx, []productdb.Product{p})
-	})
+	}, func() *productv1.CreateProductResponse {
+		return &productv1.CreateProductResponse{Product: productProto(p)}
+	}))
 	if err != nil {
 		return nil, err
 	}
-	return connect.NewResponse(&productv1.CreateProductResponse{Product: productProto(p)}), nil
+	return connect.NewResponse(resp), nil
 }
 
 // GetProduct returns one product; NotFound once deleted.
@@ -295,7 +297,7 @@ func (s *ProductServer) UpdateProduct(ctx context.Context, req *connect.Request[
 		u.CurrencyCode = pgtype.Text{String: string(s.currency), Valid: true}
 	}
 	var p productdb.Product
-	err = s.inTx(ctx, func(tx pgx.Tx, q *productdb.Queries) error {
+	resp, err := writeOnce(ctx, s.Catalog, productv1connect.ProductServiceUpdateProductProcedure, req.Msg.RequestId, req.Msg, then(func(tx pgx.Tx, q *productdb.Queries) error {
 		if paths["category_id"] {
 			cat, err := shareLockCategory(ctx, q, "product.category_id", categoryID)
 			if err != nil {
@@ -323,11 +325,13 @@ func (s *ProductServer) UpdateProduct(ctx context.Context, req *connect.Request[
 			return err
 		}
 		return s.events.ProductsChanged(ctx, tx, []productdb.Product{p})
-	})
+	}, func() *productv1.UpdateProductResponse {
+		return &productv1.UpdateProductResponse{Product: productProto(p)}
+	}))
 	if err != nil {
 		return nil, err
 	}
-	return connect.NewResponse(&productv1.UpdateProductResponse{Product: productProto(p)}), nil
+	return connect.NewResponse(resp), nil
 }
 
 // DeleteProduct deletes a product for good (a hard delete: the row is
@@ -338,15 +342,15 @@ func (s *ProductServer) DeleteProduct(ctx context.Context, req *connect.Request[
 	if err != nil {
 		return nil, err
 	}
-	err = s.inTx(ctx, func(tx pgx.Tx, q *productdb.Queries) error {
+	resp, err := writeOnce(ctx, s.Catalog, productv1connect.ProductServiceDeleteProductProcedure, req.Msg.RequestId, req.Msg, then(func(tx pgx.Tx, q *productdb.Queries) error {
 		version, err := q.DeleteProduct(ctx, id)
 		if err != nil {
 			return notFound(err, "product", id)
 		}
 		return s.events.ProductDeleted(ctx, tx, id, version)
-	})
+	}, func() *productv1.DeleteProductResponse { return &productv1.DeleteProductResponse{} }))
 	if err != nil {
 		return nil, err
 	}
-	return connect.NewResponse(&productv1.DeleteProductResponse{}), nil
+	return connect.NewResponse(resp), nil
 }

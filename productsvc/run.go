@@ -36,7 +36,10 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	tokenURL := fs.String("relay-token-url", "", "token endpoint for the relay's client credentials (default: from the issuer's discovery)")
 	fs.IntVar(&rc.MaxAttempts, "relay-max-attempts", relay.DefaultMaxAttempts, "delivery attempts per event and subscriber before it is dead-lettered")
 	fs.DurationVar(&rc.MaxAge, "relay-max-age", relay.DefaultMaxAge, "how long after it was queued an event that keeps failing is retried before it is dead-lettered")
-	fs.DurationVar(&rc.Lease, "relay-lease", relay.DefaultLease, "how long a relay holds the events it claimed; each delivery call gets half of it")
+	fs.DurationVar(&rc.Lease, "relay-lease", relay.DefaultLease, "how long a relay holds the events it claimed unless it renews the lease (every third of it, while it delivers them); a relay that dies hands its events over within this time")
+	fs.DurationVar(&rc.CallTimeout, "relay-call-timeout", relay.DefaultCallTimeout, "longest a delivery call may take")
+	fs.IntVar(&rc.Lanes, "relay-lanes", relay.DefaultLanes, "delivery calls each relay may have in flight per subscriber (each product's events stay in order)")
+	fs.DurationVar(&rc.ProbeInterval, "relay-probe-interval", relay.DefaultProbeInterval, "how often a failing subscriber is tried with its earliest waiting event, whatever its backoff")
 	fs.DurationVar(&rc.PollInterval, "relay-poll-interval", relay.DefaultPollInterval, "longest wait between looks for due events (notifications wake the relay sooner)")
 	fs.Usage = func() {
 		fs.SetOutput(stdout)
@@ -60,8 +63,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if len(subs) > 0 && (*clientID == "" || *clientSecret == "") {
 		return errors.New("--relay-client-id and --relay-client-secret (or RELAY_CLIENT_ID and RELAY_CLIENT_SECRET) are required with --subscribers")
 	}
-	if rc.MaxAttempts < 1 || rc.MaxAge <= 0 || rc.Lease <= 0 || rc.PollInterval <= 0 {
-		return errors.New("--relay-max-attempts, --relay-max-age, --relay-lease and --relay-poll-interval must be positive")
+	if rc.MaxAttempts < 1 || rc.MaxAge <= 0 || rc.Lease <= 0 || rc.PollInterval <= 0 || rc.CallTimeout <= 0 || rc.Lanes < 1 || rc.ProbeInterval <= 0 {
+		return errors.New("--relay-max-attempts, --relay-max-age, --relay-lease, --relay-call-timeout, --relay-lanes, --relay-probe-interval and --relay-poll-interval must be positive")
 	}
 	env, err := boot.Start(ctx, cfg, migrations.FS, stderr)
 	if errors.Is(err, boot.ErrMigrated) {

@@ -26,7 +26,7 @@ func TestRunDocumentsAndChecksTheRelayFlags(t *testing.T) {
 	if err := productsvc.Run(context.Background(), []string{"--help"}, func(string) string { return "" }, &out, io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"-subscribers", "SUBSCRIBERS", "-relay-client-id", "-relay-client-secret", "-relay-max-attempts", "-relay-max-age", "-relay-lease", "-relay-poll-interval", "-relay-token-url"} {
+	for _, want := range []string{"-subscribers", "SUBSCRIBERS", "-relay-client-id", "-relay-client-secret", "-relay-max-attempts", "-relay-max-age", "-relay-lease", "-relay-call-timeout", "-relay-lanes", "-relay-probe-interval", "-relay-poll-interval", "-relay-token-url"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("--help does not mention %s", want)
 		}

@@ -30,7 +30,6 @@ import (
 	"github.com/google/uuid"
 
 	productv1 "github.com/decoupledshop/shop/gen/proto/shop/product/v1"
-	"github.com/decoupledshop/shop/gen/proto/shop/product/v1/productv1connect"
 	"github.com/decoupledshop/shop/internal/server"
 )
 
@@ -58,7 +57,9 @@ var ErrUnavailable = errors.New("catalog: productsvc did not answer")
 
 // Config configures a Client; zero fields take the defaults.
 type Config struct {
-	// BaseURL is productsvc's base URL, e.g. "http://productsvc:8081".
+	// BaseURL is productsvc's base URL, e.g. "http://productsvc:8081", or
+	// several, comma-separated (one per replica): each attempt of a call
+	// goes to the next one that has not failed within the last second.
 	// Required.
 	BaseURL string
 	// HTTPClient carries the calls; default a pooled HTTP/1.1 client.
@@ -95,7 +96,8 @@ type Config struct {
 	// Now is the clock deciding whether an entry is fresh; default
 	// time.Now.
 	Now func() time.Time
-	// Logger receives breaker state changes; default discard.
+	// Logger receives breaker state changes and, at most once per 10 s,
+	// that productsvc cannot be reached, with the cause; default discard.
 	Logger *slog.Logger
 	// ClientOptions are added to the Connect client's options (telemetry:
 	// traces, which pass the request's traceparent on, and call metrics).
@@ -150,7 +152,8 @@ type Stats struct {
 
 // Client reads products from productsvc. It is safe for concurrent use.
 type Client struct {
-	rpc         productv1connect.ProductServiceClient
+	addrs       *addresses
+	unavailable *unavailableLog
 	cache       *ristretto.Cache[string, cached]
 	breaker     *breaker
 	callTimeout time.Duration
@@ -187,6 +190,10 @@ type flight struct {
 func New(cfg Config) (*Client, error) {
 	if cfg.BaseURL == "" {
 		return nil, errors.New("catalog: BaseURL is required")
+	}
+	urls, err := splitURLs(cfg.BaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("catalog: BaseURL: %w", err)
 	}
 	if cfg.HTTPClient == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
@@ -255,7 +262,8 @@ func New(cfg Config) (*Client, error) {
 	}
 	log := cfg.Logger
 	c := &Client{
-		rpc:         productv1connect.NewProductServiceClient(cfg.HTTPClient, cfg.BaseURL, append(server.ClientOptions(), cfg.ClientOptions...)...),
+		addrs:       newAddresses(urls, cfg.HTTPClient, append(server.ClientOptions(), cfg.ClientOptions...)),
+		unavailable: &unavailableLog{log: cfg.Logger},
 		cache:       cache,
 		callTimeout: cfg.CallTimeout,
 		retries:     cfg.Retries,
@@ -512,6 +520,9 @@ func (c *Client) batchGet(ctx context.Context, ids []uuid.UUID) ([]Product, erro
 	for chunk := range slices.Chunk(ids, maxBatch) {
 		resp, err := c.call(ctx, chunk)
 		if err != nil {
+			if !isCanceled(err) {
+				c.unavailable.failed(time.Now(), err)
+			}
 			return out, fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
 		out = append(out, products(resp, chunk)...)
@@ -546,9 +557,13 @@ func (c *Client) through(ctx context.Context, req *productv1.BatchGetProductsReq
 	c.calls.Add(1)
 	actx, cancel := context.WithTimeout(ctx, c.callTimeout)
 	defer cancel()
-	resp, err := c.rpc.BatchGetProducts(actx, connect.NewRequest(req))
+	addr := c.addrs.pick(time.Now())
+	resp, err := c.addrs.rpcs[addr].BatchGetProducts(actx, connect.NewRequest(req))
 	if err != nil {
 		err = callError(actx, err)
+		if isFailure(err) && !isCanceled(err) {
+			c.addrs.failed(addr, time.Now())
+		}
 	}
 	switch {
 	case isCanceled(err):

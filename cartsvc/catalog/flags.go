@@ -4,7 +4,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net/url"
 	"strconv"
 	"time"
 )
@@ -14,7 +13,7 @@ import (
 // --product-cache-ttl and the breaker's --product-breaker-failures,
 // --product-breaker-open and --product-breaker-open-max.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.BaseURL, "product-url", "", "base URL of productsvc, e.g. http://localhost:8081 (required)")
+	fs.StringVar(&c.BaseURL, "product-url", "", "base URL of productsvc, e.g. http://localhost:8081, or several comma-separated (one per replica: a failed attempt is retried on another) (required)")
 	fs.DurationVar(&c.CallTimeout, "product-timeout", DefaultCallTimeout, "deadline of each call to productsvc")
 	fs.DurationVar(&c.TTL, "product-cache-ttl", DefaultTTL, "how long product data is served from cache before productsvc is asked again")
 	c.BreakerFailures = DefaultBreakerFailures
@@ -32,8 +31,11 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 
 // Validate checks the values the flags set.
 func (c *Config) Validate() error {
-	if u, err := url.Parse(c.BaseURL); c.BaseURL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	if c.BaseURL == "" {
 		return errors.New("--product-url (or PRODUCT_URL) is required: productsvc's base URL, e.g. http://localhost:8081")
+	}
+	if _, err := splitURLs(c.BaseURL); err != nil {
+		return fmt.Errorf("--product-url (or PRODUCT_URL): %w; want productsvc's base URL, e.g. http://localhost:8081, or several comma-separated", err)
 	}
 	for name, d := range map[string]time.Duration{
 		"product-timeout": c.CallTimeout, "product-cache-ttl": c.TTL,

@@ -25,26 +25,50 @@ type item struct {
 	size  int // bytes the event adds to a DeliverEventsRequest
 }
 
-// round claims the subscriber's due rows once and delivers them. It returns
-// how many rows it claimed; an error means nothing was claimed, or the
-// outcome of rows that were not sent could not be recorded.
-func (r *Relay) round(ctx context.Context, s *sender) (int, error) {
+// probeHorizon is how far ahead a probe looks for a waiting row: any.
+const probeHorizon = 100 * 365 * 24 * time.Hour
+
+// round claims the subscriber's due rows once and delivers them; when
+// nothing is due, the subscriber is failing and probe is set, it claims the
+// earliest waiting row whatever its backoff, once per ProbeInterval. It
+// returns how many rows it claimed; an error means nothing was claimed, or
+// the outcome of rows that were not sent could not be recorded.
+func (r *Relay) round(ctx context.Context, s *sender, probe bool) (int, error) {
 	// Without a token every call would fail: do not spend attempts on it.
 	if _, err := r.cfg.Tokens.Token(ctx); err != nil {
 		return 0, fmt.Errorf("get an access token: %w", err)
 	}
 	now := r.cfg.Now()
 	claim := r.cfg.NewID()
-	rows, err := r.q.ClaimDeliveries(ctx, productdb.ClaimDeliveriesParams{
-		Subscriber: s.sub.Name, Now: now, LeaseUntil: now.Add(r.cfg.Lease),
-		ClaimID: claim, MaxRows: int32(s.batchLimit()),
-	})
+	limit := s.batchLimit()
+	params := productdb.ClaimDeliveriesParams{
+		Subscriber: s.sub.Name, Now: now, DueBefore: now, LeaseUntil: now.Add(r.cfg.Lease),
+		ClaimID: claim, MaxRows: int32(limit),
+	}
+	rows, err := r.q.ClaimDeliveries(ctx, params)
+	if err == nil && len(rows) == 0 && probe && s.probeDue(now, r.cfg.ProbeInterval) {
+		params.DueBefore, params.MaxRows = now.Add(probeHorizon), 1
+		rows, err = r.q.ClaimDeliveries(ctx, params)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("claim due events: %w", err)
 	}
 	if len(rows) == 0 {
 		return 0, nil
 	}
+	if len(rows) >= limit {
+		s.wakeOne() // more may be due: another lane joins in
+	}
+	hbCtx, stopHeartbeat := context.WithCancel(context.WithoutCancel(ctx))
+	hbDone := make(chan struct{})
+	go func() {
+		defer close(hbDone)
+		r.heartbeat(hbCtx, s, claim)
+	}()
+	defer func() {
+		stopHeartbeat()
+		<-hbDone
+	}()
 	if r.afterClaim != nil {
 		r.afterClaim(ctx)
 	}
@@ -80,41 +104,98 @@ func (r *Relay) round(ctx context.Context, s *sender) (int, error) {
 			return len(rows), err
 		}
 	}
-	r.deliverAll(ctx, s, claim, items)
+	if unsent := r.deliverAll(ctx, s, claim, items); len(unsent) > 0 {
+		r.release(ctx, s, claim, unsent)
+	}
 	return len(rows), nil
 }
 
+// heartbeat renews the claim's lease every Lease/3 until ctx is done or the
+// claim holds no row any more.
+func (r *Relay) heartbeat(ctx context.Context, s *sender, claim uuid.UUID) {
+	t := time.NewTicker(max(r.cfg.Lease/3, time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n, err := r.q.RenewLeases(ctx, productdb.RenewLeasesParams{
+			Subscriber: s.sub.Name, ClaimID: claim, LeaseUntil: r.cfg.Now().Add(r.cfg.Lease),
+		})
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			r.cfg.Logger.WarnContext(ctx, "relay: renewing a lease failed", "subscriber", s.sub.Name, "error", err)
+		case n == 0:
+			return
+		}
+	}
+}
+
+// release gives back the claim's rows that were never sent (the relay is
+// shutting down): due at once for any relay, their attempt uncounted.
+func (r *Relay) release(ctx context.Context, s *sender, claim uuid.UUID, unsent []item) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
+	defer cancel()
+	ids := make([]uuid.UUID, len(unsent))
+	for i, it := range unsent {
+		ids[i] = it.row.EventID
+	}
+	n, err := r.q.ReleaseDeliveries(ctx, productdb.ReleaseDeliveriesParams{
+		Subscriber: s.sub.Name, ClaimID: claim, Now: r.cfg.Now(), EventIds: ids,
+	})
+	if err != nil {
+		r.cfg.Logger.WarnContext(ctx, "relay: giving back unsent events failed; they are due again when their lease ends",
+			"subscriber", s.sub.Name, "events", len(ids), "error", err)
+		return
+	}
+	r.metrics.releases.WithLabelValues(s.sub.Name).Add(float64(n))
+	r.cfg.Logger.InfoContext(ctx, "relay: stopping; gave back unsent events", "subscriber", s.sub.Name, "events", n)
+}
+
 // deliverAll sends items in batches that fit the subscriber's current
-// limit and MaxBatchBytes. Once ctx is done it sends nothing more: the rest
-// stay leased until the lease ends.
-func (r *Relay) deliverAll(ctx context.Context, s *sender, claim uuid.UUID, items []item) {
-	for len(items) > 0 && ctx.Err() == nil {
+// limit and MaxBatchBytes. Once ctx is done it sends nothing more and
+// returns the items it did not send.
+func (r *Relay) deliverAll(ctx context.Context, s *sender, claim uuid.UUID, items []item) []item {
+	var unsent []item
+	for len(items) > 0 {
+		if ctx.Err() != nil {
+			return append(unsent, items...)
+		}
 		limit := s.batchLimit()
 		n, bytes := 0, 0
 		for n < len(items) && n < limit && (n == 0 || bytes+items[n].size <= r.cfg.MaxBatchBytes) {
 			bytes += items[n].size
 			n++
 		}
-		r.deliverBatch(ctx, s, claim, items[:n])
+		unsent = append(unsent, r.deliverBatch(ctx, s, claim, items[:n])...)
 		items = items[n:]
 	}
+	return unsent
 }
 
 // deliverBatch makes one call with batch and records its outcome (see the
-// classification in classify.go). The call runs to its own timeout (half
-// the lease) even if ctx is cancelled meanwhile, so that what the
-// subscriber applied is recorded.
-func (r *Relay) deliverBatch(ctx context.Context, s *sender, claim uuid.UUID, batch []item) {
+// classification in classify.go), and returns the events it did not send
+// because ctx was done. The call runs to its own timeout (CallTimeout) even
+// if ctx is cancelled meanwhile, so that what the subscriber applied is
+// recorded.
+func (r *Relay) deliverBatch(ctx context.Context, s *sender, claim uuid.UUID, batch []item) []item {
 	if ctx.Err() != nil {
-		return
+		return batch
 	}
 	events := make([]*eventsv1.Event, len(batch))
 	for i, it := range batch {
 		events[i] = it.event
 	}
-	callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.Lease/2)
+	callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.CallTimeout)
 	callCtx, span := r.deliverySpan(callCtx, s, batch)
-	resp, err := s.client.DeliverEvents(callCtx, connect.NewRequest(&eventsv1.DeliverEventsRequest{Events: events}))
+	r.startDelivery(s, batch)
+	req := connect.NewRequest(&eventsv1.DeliverEventsRequest{Events: events})
+	req.Header().Set(ReplicaHeader, r.cfg.Replica)
+	resp, err := s.client.DeliverEvents(callCtx, req)
 	r.endDelivery(span, s, len(batch), err)
 	cancel()
 	now := r.cfg.Now()
@@ -125,16 +206,22 @@ func (r *Relay) deliverBatch(ctx context.Context, s *sender, claim uuid.UUID, ba
 		for _, res := range resp.Msg.GetResults() {
 			status[res.GetEventId()] = res.GetStatus()
 		}
+		retried := false
 		for _, it := range batch {
 			st, ok := status[it.event.GetId()]
 			switch {
 			case final(st):
 				out.done = append(out.done, it.row.EventID)
+				retried = retried || it.row.Attempts > 1
 			case !ok:
 				out.retry(r, it, now, "the subscriber returned no result for the event")
 			default:
 				out.retry(r, it, now, "the subscriber returned the non-final result "+st.String())
 			}
+		}
+		r.metrics.delivered.WithLabelValues(s.sub.Name).Add(float64(len(out.done)))
+		if s.answered(now, retried, r.cfg.ProbeInterval) {
+			defer r.bringForward(ctx, s, now)
 		}
 	} else {
 		code := connect.CodeOf(err)
@@ -143,17 +230,16 @@ func (r *Relay) deliverBatch(ctx context.Context, s *sender, claim uuid.UUID, ba
 			s.shrink(len(batch))
 			r.cfg.Logger.InfoContext(ctx, "relay: subscriber refused a batch as too large; halving the batch limit",
 				"subscriber", s.sub.Name, "batch", len(batch), "limit", s.batchLimit())
-			r.deliverAll(ctx, s, claim, batch)
-			return
+			return r.deliverAll(ctx, s, claim, batch)
 		case len(batch) > 1 && permanent(code):
 			// Some event of the batch is refused: find it by halves.
 			mid := len(batch) / 2
-			r.deliverBatch(ctx, s, claim, batch[:mid])
-			r.deliverBatch(ctx, s, claim, batch[mid:])
-			return
+			unsent := r.deliverBatch(ctx, s, claim, batch[:mid])
+			return append(unsent, r.deliverBatch(ctx, s, claim, batch[mid:])...)
 		case permanent(code):
 			out.dead(r, batch[0].row.EventID, "the subscriber refused the event: "+reason(err))
 		default:
+			s.failed(now)
 			why := reason(err)
 			r.cfg.Logger.WarnContext(ctx, "relay: delivery failed; its events are retried with backoff",
 				"subscriber", s.sub.Name, "events", len(batch), "error", why)
@@ -165,6 +251,30 @@ func (r *Relay) deliverBatch(ctx context.Context, s *sender, claim uuid.UUID, ba
 	if err := r.finish(ctx, s, claim, out); err != nil {
 		r.cfg.Logger.WarnContext(ctx, "relay: recording a delivery failed; its events are sent again after the lease",
 			"subscriber", s.sub.Name, "events", len(batch), "error", err)
+	}
+	return nil
+}
+
+// bringForward makes the subscriber's rows waiting for a retry due now,
+// since it answers again, and wakes the relays to send them.
+func (r *Relay) bringForward(ctx context.Context, s *sender, now time.Time) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
+	defer cancel()
+	n, err := r.q.BringForwardDeliveries(ctx, productdb.BringForwardDeliveriesParams{Subscriber: s.sub.Name, Now: now})
+	if err != nil {
+		r.cfg.Logger.WarnContext(ctx, "relay: bringing waiting events forward failed; they wait for their backoff",
+			"subscriber", s.sub.Name, "error", err)
+		return
+	}
+	if n == 0 {
+		return
+	}
+	r.metrics.broughtForward.WithLabelValues(s.sub.Name).Add(float64(n))
+	r.cfg.Logger.InfoContext(ctx, "relay: the subscriber answers again; its waiting events are due now",
+		"subscriber", s.sub.Name, "events", n)
+	s.wakeOne()
+	if err := r.q.NotifyOutbox(ctx); err != nil {
+		r.cfg.Logger.WarnContext(ctx, "relay: notifying the other relays failed", "error", err)
 	}
 }
 

@@ -6,7 +6,7 @@ import "context"
 func (r *Relay) Round(ctx context.Context, subscriber string) (int, error) {
 	for _, s := range r.senders {
 		if s.sub.Name == subscriber {
-			return r.round(ctx, s)
+			return r.round(ctx, s, true)
 		}
 	}
 	panic("relay: no subscriber " + subscriber)

@@ -12,9 +12,11 @@ import (
 	"github.com/decoupledshop/shop/internal/telemetry"
 )
 
-// metrics counts the relay's calls per subscriber.
+// metrics counts the relay's calls and events per subscriber.
 type metrics struct {
-	batches, attempts, failures *prometheus.CounterVec
+	batches, attempts, failures                       *prometheus.CounterVec
+	delivered, redeliveries, releases, broughtForward *prometheus.CounterVec
+	inFlight                                          *prometheus.GaugeVec
 }
 
 func newMetrics(subscribers []Subscriber) *metrics {
@@ -32,22 +34,63 @@ func newMetrics(subscribers []Subscriber) *metrics {
 			Name: "productsvc_relay_failures_total",
 			Help: "DeliverEvents calls that failed as a whole (their events are retried or split), per subscriber.",
 		}, label),
+		delivered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "productsvc_relay_events_delivered_total",
+			Help: "Events this replica's relay delivered (the subscriber gave a final answer), per subscriber.",
+		}, label),
+		redeliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "productsvc_relay_redeliveries_total",
+			Help: "Events sent again after an earlier attempt (a failure, or a lease that ended), per subscriber.",
+		}, label),
+		releases: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "productsvc_relay_lease_releases_total",
+			Help: "Claimed events given back unsent when the relay stopped, per subscriber.",
+		}, label),
+		broughtForward: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "productsvc_relay_brought_forward_total",
+			Help: "Events waiting for a retry made due at once because the subscriber answered again, per subscriber.",
+		}, label),
+		inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "productsvc_relay_batches_in_flight",
+			Help: "DeliverEvents calls of this replica's relay in flight now, per subscriber.",
+		}, label),
 	}
 	for _, s := range subscribers { // every series exists from the start
-		m.batches.WithLabelValues(s.Name)
-		m.attempts.WithLabelValues(s.Name)
-		m.failures.WithLabelValues(s.Name)
+		for _, c := range []*prometheus.CounterVec{m.batches, m.attempts, m.failures, m.delivered, m.redeliveries, m.releases, m.broughtForward} {
+			c.WithLabelValues(s.Name)
+		}
+		m.inFlight.WithLabelValues(s.Name)
 	}
 	return m
 }
 
 // Collectors returns the relay's metrics, to register on the service's
-// registry: productsvc_relay_batches_total, productsvc_relay_attempts_total
-// and productsvc_relay_failures_total, each by subscriber. (The backlog
-// and dead letters are read from the database at scrape time, see
+// registry, each by subscriber: productsvc_relay_batches_total,
+// productsvc_relay_attempts_total, productsvc_relay_failures_total,
+// productsvc_relay_events_delivered_total,
+// productsvc_relay_redeliveries_total,
+// productsvc_relay_lease_releases_total,
+// productsvc_relay_brought_forward_total and
+// productsvc_relay_batches_in_flight. (The backlog and dead letters are
+// read from the database at scrape time, see
 // productsvc.NewBacklogCollector.)
 func (r *Relay) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{r.metrics.batches, r.metrics.attempts, r.metrics.failures}
+	m := r.metrics
+	return []prometheus.Collector{m.batches, m.attempts, m.failures, m.delivered, m.redeliveries, m.releases, m.broughtForward, m.inFlight}
+}
+
+// startDelivery counts a call to s with batch about to be made.
+func (r *Relay) startDelivery(s *sender, batch []item) {
+	r.metrics.inFlight.WithLabelValues(s.sub.Name).Inc()
+	again := 0
+	for _, it := range batch {
+		if it.row.Attempts > 1 {
+			again++
+		}
+	}
+	if again > 0 {
+		r.metrics.redeliveries.WithLabelValues(s.sub.Name).Add(float64(again))
+	}
 }
 
 // deliverySpan starts the span of one DeliverEvents call for batch: in the
@@ -71,6 +114,7 @@ func (r *Relay) deliverySpan(ctx context.Context, s *sender, batch []item) (cont
 // endDelivery counts a call of n events to s that ended with err, records
 // the error on span, and ends it.
 func (r *Relay) endDelivery(span trace.Span, s *sender, n int, err error) {
+	r.metrics.inFlight.WithLabelValues(s.sub.Name).Dec()
 	r.metrics.batches.WithLabelValues(s.sub.Name).Inc()
 	r.metrics.attempts.WithLabelValues(s.sub.Name).Add(float64(n))
 	if err != nil {

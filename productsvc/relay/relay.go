@@ -10,19 +10,33 @@
 //     next_attempt_at <= now, oldest first) with FOR UPDATE SKIP LOCKED,
 //     leasing them for Lease: the claim sets next_attempt_at = locked_until
 //     = now + Lease and locked_by = a fresh claim id, and counts an attempt;
-//  3. sends them in batches of at most MaxBatch events and MaxBatchBytes
-//     (each call limited to Lease/2, so a lease outlives its call) and,
-//     after each call, in one transaction fenced by the claim id: deletes
-//     the rows that got a final result, reschedules transient failures at
-//     now + Backoff.Delay(attempts), and moves rows that failed permanently
-//     or ran out of attempts or age to outbox_dead (see the classification
-//     in classify.go).
+//     rows of a product that has a row leased to another claim are skipped,
+//     so each product's events are held by one claim at a time;
+//  3. renews the claim's lease every Lease/3 while it delivers (heartbeat),
+//     and sends the rows in batches of at most MaxBatch events and
+//     MaxBatchBytes (each call limited to CallTimeout) and, after each
+//     call, in one transaction fenced by the claim id: deletes the rows that
+//     got a final result, reschedules transient failures at now +
+//     Backoff.Delay(attempts), and moves rows that failed permanently or ran
+//     out of attempts or age to outbox_dead (see the classification in
+//     classify.go).
+//
+// Each subscriber has Lanes such loops, so several calls are in flight at
+// once; since a claim skips products leased to other claims, the events of
+// one product are still sent one call after the other, in order.
 //
 // A relay that dies after claiming leaves its rows leased; they are due
-// again, for any relay, when the lease ends. Cancelling Run's context
-// behaves the same way for rows not yet sent (a call in flight is finished
-// and recorded). Claims go by due time, never by insertion or commit order,
-// so a transaction that commits late is delivered as soon as it is visible.
+// again, for any relay, when the lease (no longer renewed) ends, within
+// Lease. Cancelling Run's context gives back the rows not yet sent at once
+// (a call in flight is finished and recorded). Claims go by due time, never
+// by insertion or commit order, so a transaction that commits late is
+// delivered as soon as it is visible.
+//
+// When a whole call fails (the subscriber is down), the relay probes the
+// subscriber every ProbeInterval with its earliest waiting row whatever
+// its backoff, and the first call that succeeds again brings all the
+// subscriber's waiting rows forward: a backlog drains as soon as the
+// subscriber answers, not when each row's backoff ends.
 //
 // Relays wake when events commit: a relay sharing the writer's Notifier at
 // once, in-process, and every relay on the Notifier's NOTIFY (at most one
@@ -39,6 +53,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -62,11 +77,17 @@ import (
 // Channel is the notification channel Notifier signals and relays LISTEN on.
 const Channel = "shop_outbox"
 
+// ReplicaHeader carries Config.Replica in every DeliverEvents call.
+const ReplicaHeader = "Shop-Relay-Replica"
+
 // Defaults for Config.
 const (
 	DefaultMaxAttempts   = 100
 	DefaultMaxAge        = 24 * time.Hour
-	DefaultLease         = 30 * time.Second
+	DefaultLease         = 3 * time.Second
+	DefaultCallTimeout   = 10 * time.Second
+	DefaultLanes         = 4
+	DefaultProbeInterval = time.Second
 	DefaultPollInterval  = 5 * time.Second
 	DefaultMaxBatch      = 256
 	DefaultMaxBatchBytes = 512 << 10
@@ -142,9 +163,20 @@ type Config struct {
 	// MaxAge is how long after it was queued an event that fails is still
 	// retried; default DefaultMaxAge.
 	MaxAge time.Duration
-	// Lease is how long a claim holds its rows; default DefaultLease. Each
-	// call to a subscriber is limited to half of it.
+	// Lease is how long a claim holds its rows without being renewed;
+	// default DefaultLease. A relay renews its claims' leases every Lease/3
+	// while it delivers them, so a relay that dies hands its rows over to
+	// the others within Lease.
 	Lease time.Duration
+	// CallTimeout limits one DeliverEvents call; default DefaultCallTimeout.
+	CallTimeout time.Duration
+	// Lanes is how many calls to each subscriber may be in flight at once
+	// (each lane claims and delivers on its own); default DefaultLanes.
+	Lanes int
+	// ProbeInterval is how often a subscriber whose calls fail is tried
+	// with its earliest waiting event regardless of backoff; default
+	// DefaultProbeInterval, negative: never (only the backoff schedule).
+	ProbeInterval time.Duration
 	// PollInterval is the longest a relay waits before looking for due rows
 	// (notifications usually wake it sooner); default DefaultPollInterval.
 	PollInterval time.Duration
@@ -159,6 +191,10 @@ type Config struct {
 	// ClientOptions are added to the Connect clients' options (after
 	// server.ClientOptions and the token interceptor).
 	ClientOptions []connect.ClientOption
+	// Replica names this relay's replica to the subscribers, in the
+	// ReplicaHeader of every call (cartsvc's inbox records it); default
+	// the host name and process id.
+	Replica string
 	// Logger receives delivery problems; default discards.
 	Logger *slog.Logger
 	// TracerProvider makes the delivery spans; default records none.
@@ -181,6 +217,15 @@ func (c Config) withDefaults() Config {
 	if c.Lease <= 0 {
 		c.Lease = DefaultLease
 	}
+	if c.CallTimeout <= 0 {
+		c.CallTimeout = DefaultCallTimeout
+	}
+	if c.Lanes <= 0 {
+		c.Lanes = DefaultLanes
+	}
+	if c.ProbeInterval == 0 {
+		c.ProbeInterval = DefaultProbeInterval
+	}
 	if c.PollInterval <= 0 {
 		c.PollInterval = DefaultPollInterval
 	}
@@ -198,6 +243,10 @@ func (c Config) withDefaults() Config {
 		p.SetHTTP1(true)
 		p.SetUnencryptedHTTP2(true)
 		c.HTTPClient = &http.Client{Transport: &http.Transport{Protocols: p, MaxIdleConnsPerHost: 4}}
+	}
+	if c.Replica == "" {
+		host, _ := os.Hostname()
+		c.Replica = fmt.Sprintf("%s-%d", host, os.Getpid())
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -239,6 +288,13 @@ type sender struct {
 	mu    sync.Mutex
 	limit int // events per call, halved on ResourceExhausted
 	fine  int // successful calls since the limit last changed
+	// failing is set by a call that failed as a whole (the subscriber is
+	// down) and cleared by the next one that succeeds; lastTry is when
+	// the last failed call or probe was made (Config.Now).
+	failing bool
+	lastTry time.Time
+	// forwardAt is when waiting rows were last brought forward.
+	forwardAt time.Time
 }
 
 // New returns a relay over db for cfg. It fails when cfg has subscribers but
@@ -280,7 +336,9 @@ func (r *Relay) Run(ctx context.Context) error {
 		wg.Go(func() { r.listen(ctx) })
 	}
 	for _, s := range r.senders {
-		wg.Go(func() { r.loop(ctx, s) })
+		for lane := range r.cfg.Lanes {
+			wg.Go(func() { r.loop(ctx, s, lane) })
+		}
 	}
 	wg.Wait()
 	return nil
@@ -290,11 +348,15 @@ func (r *Relay) Run(ctx context.Context) error {
 // claimed by another relay at this very moment.
 const minWait = 20 * time.Millisecond
 
-func (r *Relay) loop(ctx context.Context, s *sender) {
+// loop is one lane of a subscriber's deliveries. The lanes share the
+// sender's wake channel, so a notification wakes one idle lane; a lane that
+// claimed a full batch wakes another before it delivers, so lanes join in
+// as a backlog grows.
+func (r *Relay) loop(ctx context.Context, s *sender, lane int) {
 	var errWait time.Duration
 	for ctx.Err() == nil {
 		limit := s.batchLimit()
-		n, err := r.round(ctx, s)
+		n, err := r.round(ctx, s, lane == 0)
 		var wait time.Duration
 		switch {
 		case ctx.Err() != nil:
@@ -309,6 +371,9 @@ func (r *Relay) loop(ctx context.Context, s *sender) {
 		default:
 			errWait = 0
 			wait = r.untilDue(ctx, s, n)
+			if s.isFailing() && r.cfg.ProbeInterval > 0 {
+				wait = min(wait, r.cfg.ProbeInterval)
+			}
 		}
 		if wait <= 0 {
 			continue
@@ -372,10 +437,15 @@ func (h wakeHandler) HandleBacklog(context.Context, string, *pgx.Conn) error {
 
 func (r *Relay) wakeAll() {
 	for _, s := range r.senders {
-		select {
-		case s.wake <- struct{}{}:
-		default:
-		}
+		s.wakeOne()
+	}
+}
+
+// wakeOne wakes one idle lane of s, if none is about to wake already.
+func (s *sender) wakeOne() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
 	}
 }
 
@@ -410,4 +480,45 @@ func (s *sender) succeeded(maxBatch int) {
 		s.limit = min(maxBatch, 2*s.limit)
 		s.fine = 0
 	}
+}
+
+// failed records a call to s that failed as a whole at now.
+func (s *sender) failed(now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failing, s.lastTry = true, now
+}
+
+func (s *sender) isFailing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.failing
+}
+
+// probeDue reports whether s is failing and its last try was at least
+// interval before now; if so it counts now as the time of the next try.
+func (s *sender) probeDue(now time.Time, interval time.Duration) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.failing || interval < 0 || now.Sub(s.lastTry) < interval {
+		return false
+	}
+	s.lastTry = now
+	return true
+}
+
+// answered records a successful call at now and reports whether waiting
+// rows should be brought forward: always after failed calls, and at most
+// once per interval when the call delivered events that had been tried
+// before (their earlier failures may have been another relay's).
+func (s *sender) answered(now time.Time, retried bool, interval time.Duration) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	recovered := s.failing
+	s.failing = false
+	if !recovered && (!retried || interval < 0 || now.Sub(s.forwardAt) < interval) {
+		return false
+	}
+	s.forwardAt = now
+	return true
 }

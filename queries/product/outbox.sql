@@ -16,16 +16,42 @@ CROSS JOIN (
            unnest(@events::bytea[]) AS event
 ) AS e;
 
--- ClaimDeliveries leases up to max_rows of a subscriber's due rows (oldest
--- due first) to the claim claim_id until lease_until, and counts the claim as
--- an attempt. Rows another relay is claiming right now are skipped, not
--- waited for; leased rows are not due until their lease is over, so a
--- relay that dies leaves its rows to be claimed again after the lease.
--- The statement is the function claim_deliveries (migration 00005), which
--- walks outbox_due_idx in due order and stops after the batch, whatever
--- the statistics say.
+-- ClaimDeliveries leases up to max_rows of a subscriber's rows due by
+-- due_before (oldest due first) to the claim claim_id until lease_until, and
+-- counts the claim as an attempt. Rows another relay is claiming right now
+-- are skipped, not waited for; leased rows are not due until their lease is
+-- over, so a relay that dies leaves its rows to be claimed again after the
+-- lease; and a row whose aggregate has a row leased to another claim is
+-- skipped, so each product's events are held by one claim at a time. An
+-- ordinary claim passes due_before = now; a probe passes infinity and one
+-- row. The statement is the function claim_ordered_deliveries (migration
+-- 00006), which walks outbox_due_idx in due order and stops after the
+-- batch, whatever the statistics say.
 -- name: ClaimDeliveries :many
-SELECT * FROM claim_deliveries(@subscriber, @now, @lease_until, @claim_id::uuid, @max_rows);
+SELECT * FROM claim_ordered_deliveries(@subscriber, @now, @due_before, @lease_until, @claim_id::uuid, @max_rows);
+
+-- RenewLeases extends the lease of a claim's rows still held (the relay's
+-- heartbeat while it delivers them).
+-- name: RenewLeases :execrows
+UPDATE outbox
+SET next_attempt_at = @lease_until, locked_until = @lease_until
+WHERE subscriber = @subscriber AND locked_by = @claim_id::uuid;
+
+-- ReleaseDeliveries gives back rows of a claim that were never sent (the
+-- relay is shutting down): due at once for any relay, their claim's attempt
+-- uncounted.
+-- name: ReleaseDeliveries :execrows
+UPDATE outbox
+SET next_attempt_at = @now, locked_until = NULL, locked_by = NULL, attempts = greatest(attempts - 1, 0)
+WHERE subscriber = @subscriber AND locked_by = @claim_id::uuid AND event_id = ANY(@event_ids::uuid[]);
+
+-- BringForwardDeliveries makes a subscriber's rows waiting for a retry
+-- (not leased, due later than now) due at now: the subscriber answered
+-- again, so their backoff no longer holds them.
+-- name: BringForwardDeliveries :execrows
+UPDATE outbox
+SET next_attempt_at = @now
+WHERE subscriber = @subscriber AND locked_by IS NULL AND next_attempt_at > @now;
 
 -- DeleteDeliveries deletes the rows of a claim that reached a final state
 -- (retention: delivered rows are not kept). Rows whose lease passed to

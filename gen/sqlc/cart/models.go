@@ -59,6 +59,7 @@ type Inbox struct {
 	Outcome          string
 	Peer             string
 	ReceiveTime      time.Time
+	RelayReplica     pgtype.Text
 }
 
 type ProductVersion struct {

@@ -69,3 +69,11 @@ type ProductSearch struct {
 	CreateTime time.Time
 	Vector     interface{}
 }
+
+type RequestResult struct {
+	Subject     string
+	RequestID   string
+	Fingerprint []byte
+	Response    []byte
+	CreateTime  time.Time
+}

@@ -12,30 +12,57 @@ import (
 	"github.com/google/uuid"
 )
 
+const bringForwardDeliveries = `-- name: BringForwardDeliveries :execrows
+UPDATE outbox
+SET next_attempt_at = $1
+WHERE subscriber = $2 AND locked_by IS NULL AND next_attempt_at > $1
+`
+
+type BringForwardDeliveriesParams struct {
+	Now        time.Time
+	Subscriber string
+}
+
+// BringForwardDeliveries makes a subscriber's rows waiting for a retry
+// (not leased, due later than now) due at now: the subscriber answered
+// again, so their backoff no longer holds them.
+func (q *Queries) BringForwardDeliveries(ctx context.Context, arg BringForwardDeliveriesParams) (int64, error) {
+	result, err := q.db.Exec(ctx, bringForwardDeliveries, arg.Now, arg.Subscriber)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const claimDeliveries = `-- name: ClaimDeliveries :many
-SELECT subscriber, event_id, type, aggregate_id, aggregate_version, occurred_at, event, attempts, next_attempt_at, locked_until, locked_by, last_error, create_time FROM claim_deliveries($1, $2, $3, $4::uuid, $5)
+SELECT subscriber, event_id, type, aggregate_id, aggregate_version, occurred_at, event, attempts, next_attempt_at, locked_until, locked_by, last_error, create_time FROM claim_ordered_deliveries($1, $2, $3, $4, $5::uuid, $6)
 `
 
 type ClaimDeliveriesParams struct {
 	Subscriber string
 	Now        time.Time
+	DueBefore  time.Time
 	LeaseUntil time.Time
 	ClaimID    uuid.UUID
 	MaxRows    int32
 }
 
-// ClaimDeliveries leases up to max_rows of a subscriber's due rows (oldest
-// due first) to the claim claim_id until lease_until, and counts the claim as
-// an attempt. Rows another relay is claiming right now are skipped, not
-// waited for; leased rows are not due until their lease is over, so a
-// relay that dies leaves its rows to be claimed again after the lease.
-// The statement is the function claim_deliveries (migration 00005), which
-// walks outbox_due_idx in due order and stops after the batch, whatever
-// the statistics say.
+// ClaimDeliveries leases up to max_rows of a subscriber's rows due by
+// due_before (oldest due first) to the claim claim_id until lease_until, and
+// counts the claim as an attempt. Rows another relay is claiming right now
+// are skipped, not waited for; leased rows are not due until their lease is
+// over, so a relay that dies leaves its rows to be claimed again after the
+// lease; and a row whose aggregate has a row leased to another claim is
+// skipped, so each product's events are held by one claim at a time. An
+// ordinary claim passes due_before = now; a probe passes infinity and one
+// row. The statement is the function claim_ordered_deliveries (migration
+// 00006), which walks outbox_due_idx in due order and stops after the
+// batch, whatever the statistics say.
 func (q *Queries) ClaimDeliveries(ctx context.Context, arg ClaimDeliveriesParams) ([]Outbox, error) {
 	rows, err := q.db.Query(ctx, claimDeliveries,
 		arg.Subscriber,
 		arg.Now,
+		arg.DueBefore,
 		arg.LeaseUntil,
 		arg.ClaimID,
 		arg.MaxRows,
@@ -213,6 +240,57 @@ SELECT pg_notify('shop_outbox', '')
 func (q *Queries) NotifyOutbox(ctx context.Context) error {
 	_, err := q.db.Exec(ctx, notifyOutbox)
 	return err
+}
+
+const releaseDeliveries = `-- name: ReleaseDeliveries :execrows
+UPDATE outbox
+SET next_attempt_at = $1, locked_until = NULL, locked_by = NULL, attempts = greatest(attempts - 1, 0)
+WHERE subscriber = $2 AND locked_by = $3::uuid AND event_id = ANY($4::uuid[])
+`
+
+type ReleaseDeliveriesParams struct {
+	Now        time.Time
+	Subscriber string
+	ClaimID    uuid.UUID
+	EventIds   []uuid.UUID
+}
+
+// ReleaseDeliveries gives back rows of a claim that were never sent (the
+// relay is shutting down): due at once for any relay, their claim's attempt
+// uncounted.
+func (q *Queries) ReleaseDeliveries(ctx context.Context, arg ReleaseDeliveriesParams) (int64, error) {
+	result, err := q.db.Exec(ctx, releaseDeliveries,
+		arg.Now,
+		arg.Subscriber,
+		arg.ClaimID,
+		arg.EventIds,
+	)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
+const renewLeases = `-- name: RenewLeases :execrows
+UPDATE outbox
+SET next_attempt_at = $1, locked_until = $1
+WHERE subscriber = $2 AND locked_by = $3::uuid
+`
+
+type RenewLeasesParams struct {
+	LeaseUntil time.Time
+	Subscriber string
+	ClaimID    uuid.UUID
+}
+
+// RenewLeases extends the lease of a claim's rows still held (the relay's
+// heartbeat while it delivers them).
+func (q *Queries) RenewLeases(ctx context.Context, arg RenewLeasesParams) (int64, error) {
+	result, err := q.db.Exec(ctx, renewLeases, arg.LeaseUntil, arg.Subscriber, arg.ClaimID)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }
 
 const rescheduleDeliveries = `-- name: RescheduleDeliveries :execrows

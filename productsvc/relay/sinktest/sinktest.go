@@ -47,8 +47,11 @@ type Sink struct {
 	deliveries map[string]int    // deliveries per event id (all answered calls)
 	inFlight   map[string]int    // calls currently carrying each event id
 	overlaps   int               // times an event id was in two calls at once
+	calls      int               // calls being handled now
+	maxCalls   int               // most calls handled at once
 	batches    []int             // sizes of all calls that reached the handler
 	subjects   map[string]int    // calls per token subject
+	replicas   map[string]int    // calls per Shop-Relay-Replica header
 	arrived    chan struct{}
 }
 
@@ -64,6 +67,7 @@ func Start(t testing.TB, iss *devissuer.Issuer) *Sink {
 		deliveries: map[string]int{},
 		inFlight:   map[string]int{},
 		subjects:   map[string]int{},
+		replicas:   map[string]int{},
 		arrived:    make(chan struct{}, 1),
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -182,6 +186,9 @@ func (s *Sink) DeliverEvents(ctx context.Context, req *connect.Request[eventsv1.
 	s.mu.Lock()
 	s.batches = append(s.batches, len(events))
 	s.subjects[id.Subject]++
+	s.replicas[req.Header().Get("Shop-Relay-Replica")]++
+	s.calls++
+	s.maxCalls = max(s.maxCalls, s.calls)
 	for _, ev := range events {
 		s.inFlight[ev.GetId()]++
 		if s.inFlight[ev.GetId()] > 1 {
@@ -199,6 +206,7 @@ func (s *Sink) DeliverEvents(ctx context.Context, req *connect.Request[eventsv1.
 		for _, ev := range events {
 			s.inFlight[ev.GetId()]--
 		}
+		s.calls--
 		s.mu.Unlock()
 	}()
 
@@ -275,6 +283,13 @@ func (s *Sink) Overlaps() int {
 	return s.overlaps
 }
 
+// MaxConcurrent is the most calls the sink handled at once.
+func (s *Sink) MaxConcurrent() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.maxCalls
+}
+
 // Batches returns the number of events of every call that reached the
 // handler, failed or not, in arrival order.
 func (s *Sink) Batches() []int {
@@ -289,6 +304,18 @@ func (s *Sink) Subjects() map[string]int {
 	defer s.mu.Unlock()
 	out := make(map[string]int, len(s.subjects))
 	for k, v := range s.subjects {
+		out[k] = v
+	}
+	return out
+}
+
+// Replicas returns the calls per sender replica (the Shop-Relay-Replica
+// header; "" for calls without it).
+func (s *Sink) Replicas() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int, len(s.replicas))
+	for k, v := range s.replicas {
 		out[k] = v
 	}
 	return out

@@ -114,9 +114,14 @@ func (x *Category) GetUpdateTime() *timestamppb.Timestamp {
 }
 
 type CreateCategoryRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Description   string                 `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Name        string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Description string                 `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
+	// Client-chosen id (1..64 characters) that makes retries safe: a repeat
+	// by the same caller within 24 h returns the first result without
+	// applying the change again; a different request with the same id is
+	// InvalidArgument.
+	RequestId     *string `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3,oneof" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -161,6 +166,13 @@ func (x *CreateCategoryRequest) GetName() string {
 func (x *CreateCategoryRequest) GetDescription() string {
 	if x != nil {
 		return x.Description
+	}
+	return ""
+}
+
+func (x *CreateCategoryRequest) GetRequestId() string {
+	if x != nil && x.RequestId != nil {
+		return *x.RequestId
 	}
 	return ""
 }
@@ -410,10 +422,17 @@ type UpdateCategoryRequest struct {
 	Category *Category `protobuf:"bytes,1,opt,name=category,proto3" json:"category,omitempty"`
 	// Paths to change: "name", "description". Unknown paths are refused.
 	UpdateMask *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
-	// When set, the update fails with Aborted unless the stored version matches.
+	// When set, the update fails with Aborted unless the stored version
+	// matches: read the current version, change, send it back here; on
+	// Aborted read again and decide. Without it the last write wins.
 	ExpectedVersion *int64 `protobuf:"varint,3,opt,name=expected_version,json=expectedVersion,proto3,oneof" json:"expected_version,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Client-chosen id (1..64 characters) that makes retries safe: a repeat
+	// by the same caller within 24 h returns the first result without
+	// applying the change again; a different request with the same id is
+	// InvalidArgument.
+	RequestId     *string `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3,oneof" json:"request_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *UpdateCategoryRequest) Reset() {
@@ -467,6 +486,13 @@ func (x *UpdateCategoryRequest) GetExpectedVersion() int64 {
 	return 0
 }
 
+func (x *UpdateCategoryRequest) GetRequestId() string {
+	if x != nil && x.RequestId != nil {
+		return *x.RequestId
+	}
+	return ""
+}
+
 type UpdateCategoryResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Category      *Category              `protobuf:"bytes,1,opt,name=category,proto3" json:"category,omitempty"`
@@ -512,8 +538,13 @@ func (x *UpdateCategoryResponse) GetCategory() *Category {
 }
 
 type DeleteCategoryRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Client-chosen id (1..64 characters) that makes retries safe: a repeat
+	// by the same caller within 24 h returns the first result without
+	// applying the change again; a different request with the same id is
+	// InvalidArgument.
+	RequestId     *string `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3,oneof" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -551,6 +582,13 @@ func (*DeleteCategoryRequest) Descriptor() ([]byte, []int) {
 func (x *DeleteCategoryRequest) GetId() string {
 	if x != nil {
 		return x.Id
+	}
+	return ""
+}
+
+func (x *DeleteCategoryRequest) GetRequestId() string {
+	if x != nil && x.RequestId != nil {
+		return *x.RequestId
 	}
 	return ""
 }
@@ -604,10 +642,13 @@ const file_shop_product_v1_category_proto_rawDesc = "" +
 	"\vcreate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"M\n" +
+	"updateTime\"\x80\x01\n" +
 	"\x15CreateCategoryRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
-	"\vdescription\x18\x02 \x01(\tR\vdescription\"O\n" +
+	"\vdescription\x18\x02 \x01(\tR\vdescription\x12\"\n" +
+	"\n" +
+	"request_id\x18\x03 \x01(\tH\x00R\trequestId\x88\x01\x01B\r\n" +
+	"\v_request_id\"O\n" +
 	"\x16CreateCategoryResponse\x125\n" +
 	"\bcategory\x18\x01 \x01(\v2\x19.shop.product.v1.CategoryR\bcategory\"$\n" +
 	"\x12GetCategoryRequest\x12\x0e\n" +
@@ -622,17 +663,23 @@ const file_shop_product_v1_category_proto_rawDesc = "" +
 	"\n" +
 	"categories\x18\x01 \x03(\v2\x19.shop.product.v1.CategoryR\n" +
 	"categories\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xd0\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x83\x02\n" +
 	"\x15UpdateCategoryRequest\x125\n" +
 	"\bcategory\x18\x01 \x01(\v2\x19.shop.product.v1.CategoryR\bcategory\x12;\n" +
 	"\vupdate_mask\x18\x02 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
 	"updateMask\x12.\n" +
-	"\x10expected_version\x18\x03 \x01(\x03H\x00R\x0fexpectedVersion\x88\x01\x01B\x13\n" +
-	"\x11_expected_version\"O\n" +
+	"\x10expected_version\x18\x03 \x01(\x03H\x00R\x0fexpectedVersion\x88\x01\x01\x12\"\n" +
+	"\n" +
+	"request_id\x18\x04 \x01(\tH\x01R\trequestId\x88\x01\x01B\x13\n" +
+	"\x11_expected_versionB\r\n" +
+	"\v_request_id\"O\n" +
 	"\x16UpdateCategoryResponse\x125\n" +
-	"\bcategory\x18\x01 \x01(\v2\x19.shop.product.v1.CategoryR\bcategory\"'\n" +
+	"\bcategory\x18\x01 \x01(\v2\x19.shop.product.v1.CategoryR\bcategory\"Z\n" +
 	"\x15DeleteCategoryRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"\x18\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\"\n" +
+	"\n" +
+	"request_id\x18\x02 \x01(\tH\x00R\trequestId\x88\x01\x01B\r\n" +
+	"\v_request_id\"\x18\n" +
 	"\x16DeleteCategoryResponse2\x81\x04\n" +
 	"\x0fCategoryService\x12a\n" +
 	"\x0eCreateCategory\x12&.shop.product.v1.CreateCategoryRequest\x1a'.shop.product.v1.CreateCategoryResponse\x12]\n" +
@@ -701,7 +748,9 @@ func file_shop_product_v1_category_proto_init() {
 	if File_shop_product_v1_category_proto != nil {
 		return
 	}
+	file_shop_product_v1_category_proto_msgTypes[1].OneofWrappers = []any{}
 	file_shop_product_v1_category_proto_msgTypes[7].OneofWrappers = []any{}
+	file_shop_product_v1_category_proto_msgTypes[9].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

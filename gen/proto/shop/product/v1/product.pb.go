@@ -150,12 +150,17 @@ func (x *Product) GetUpdateTime() *timestamppb.Timestamp {
 }
 
 type CreateProductRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Sku           string                 `protobuf:"bytes,1,opt,name=sku,proto3" json:"sku,omitempty"`
-	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	Description   string                 `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
-	CategoryId    string                 `protobuf:"bytes,4,opt,name=category_id,json=categoryId,proto3" json:"category_id,omitempty"`
-	Price         *v1.Money              `protobuf:"bytes,5,opt,name=price,proto3" json:"price,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Sku         string                 `protobuf:"bytes,1,opt,name=sku,proto3" json:"sku,omitempty"`
+	Name        string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Description string                 `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
+	CategoryId  string                 `protobuf:"bytes,4,opt,name=category_id,json=categoryId,proto3" json:"category_id,omitempty"`
+	Price       *v1.Money              `protobuf:"bytes,5,opt,name=price,proto3" json:"price,omitempty"`
+	// Client-chosen id (1..64 characters) that makes retries safe: a repeat
+	// by the same caller within 24 h returns the first result without
+	// applying the change again; a different request with the same id is
+	// InvalidArgument.
+	RequestId     *string `protobuf:"bytes,6,opt,name=request_id,json=requestId,proto3,oneof" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -223,6 +228,13 @@ func (x *CreateProductRequest) GetPrice() *v1.Money {
 		return x.Price
 	}
 	return nil
+}
+
+func (x *CreateProductRequest) GetRequestId() string {
+	if x != nil && x.RequestId != nil {
+		return *x.RequestId
+	}
+	return ""
 }
 
 type CreateProductResponse struct {
@@ -605,10 +617,17 @@ type UpdateProductRequest struct {
 	// Paths to change: "sku", "name", "description", "category_id", "price".
 	// Unknown or output-only paths are refused.
 	UpdateMask *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
-	// When set, the update fails with Aborted unless the stored version matches.
+	// When set, the update fails with Aborted unless the stored version
+	// matches: read the current version, change, send it back here; on
+	// Aborted read again and decide. Without it the last write wins.
 	ExpectedVersion *int64 `protobuf:"varint,3,opt,name=expected_version,json=expectedVersion,proto3,oneof" json:"expected_version,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Client-chosen id (1..64 characters) that makes retries safe: a repeat
+	// by the same caller within 24 h returns the first result without
+	// applying the change again; a different request with the same id is
+	// InvalidArgument.
+	RequestId     *string `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3,oneof" json:"request_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *UpdateProductRequest) Reset() {
@@ -662,6 +681,13 @@ func (x *UpdateProductRequest) GetExpectedVersion() int64 {
 	return 0
 }
 
+func (x *UpdateProductRequest) GetRequestId() string {
+	if x != nil && x.RequestId != nil {
+		return *x.RequestId
+	}
+	return ""
+}
+
 type UpdateProductResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Product       *Product               `protobuf:"bytes,1,opt,name=product,proto3" json:"product,omitempty"`
@@ -707,8 +733,13 @@ func (x *UpdateProductResponse) GetProduct() *Product {
 }
 
 type DeleteProductRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Client-chosen id (1..64 characters) that makes retries safe: a repeat
+	// by the same caller within 24 h returns the first result without
+	// applying the change again; a different request with the same id is
+	// InvalidArgument.
+	RequestId     *string `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3,oneof" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -746,6 +777,13 @@ func (*DeleteProductRequest) Descriptor() ([]byte, []int) {
 func (x *DeleteProductRequest) GetId() string {
 	if x != nil {
 		return x.Id
+	}
+	return ""
+}
+
+func (x *DeleteProductRequest) GetRequestId() string {
+	if x != nil && x.RequestId != nil {
+		return *x.RequestId
 	}
 	return ""
 }
@@ -805,14 +843,17 @@ const file_shop_product_v1_product_proto_rawDesc = "" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"\xaa\x01\n" +
+	"updateTime\"\xdd\x01\n" +
 	"\x14CreateProductRequest\x12\x10\n" +
 	"\x03sku\x18\x01 \x01(\tR\x03sku\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +
 	"\vdescription\x18\x03 \x01(\tR\vdescription\x12\x1f\n" +
 	"\vcategory_id\x18\x04 \x01(\tR\n" +
 	"categoryId\x12)\n" +
-	"\x05price\x18\x05 \x01(\v2\x13.shop.type.v1.MoneyR\x05price\"K\n" +
+	"\x05price\x18\x05 \x01(\v2\x13.shop.type.v1.MoneyR\x05price\x12\"\n" +
+	"\n" +
+	"request_id\x18\x06 \x01(\tH\x00R\trequestId\x88\x01\x01B\r\n" +
+	"\v_request_id\"K\n" +
 	"\x15CreateProductResponse\x122\n" +
 	"\aproduct\x18\x01 \x01(\v2\x18.shop.product.v1.ProductR\aproduct\"#\n" +
 	"\x11GetProductRequest\x12\x0e\n" +
@@ -840,17 +881,23 @@ const file_shop_product_v1_product_proto_rawDesc = "" +
 	"\x10_max_price_minor\"t\n" +
 	"\x14ListProductsResponse\x124\n" +
 	"\bproducts\x18\x01 \x03(\v2\x18.shop.product.v1.ProductR\bproducts\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xcc\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xff\x01\n" +
 	"\x14UpdateProductRequest\x122\n" +
 	"\aproduct\x18\x01 \x01(\v2\x18.shop.product.v1.ProductR\aproduct\x12;\n" +
 	"\vupdate_mask\x18\x02 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
 	"updateMask\x12.\n" +
-	"\x10expected_version\x18\x03 \x01(\x03H\x00R\x0fexpectedVersion\x88\x01\x01B\x13\n" +
-	"\x11_expected_version\"K\n" +
+	"\x10expected_version\x18\x03 \x01(\x03H\x00R\x0fexpectedVersion\x88\x01\x01\x12\"\n" +
+	"\n" +
+	"request_id\x18\x04 \x01(\tH\x01R\trequestId\x88\x01\x01B\x13\n" +
+	"\x11_expected_versionB\r\n" +
+	"\v_request_id\"K\n" +
 	"\x15UpdateProductResponse\x122\n" +
-	"\aproduct\x18\x01 \x01(\v2\x18.shop.product.v1.ProductR\aproduct\"&\n" +
+	"\aproduct\x18\x01 \x01(\v2\x18.shop.product.v1.ProductR\aproduct\"Y\n" +
 	"\x14DeleteProductRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"\x17\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\"\n" +
+	"\n" +
+	"request_id\x18\x02 \x01(\tH\x00R\trequestId\x88\x01\x01B\r\n" +
+	"\v_request_id\"\x17\n" +
 	"\x15DeleteProductResponse2\xdc\x04\n" +
 	"\x0eProductService\x12^\n" +
 	"\rCreateProduct\x12%.shop.product.v1.CreateProductRequest\x1a&.shop.product.v1.CreateProductResponse\x12Z\n" +
@@ -929,8 +976,10 @@ func file_shop_product_v1_product_proto_init() {
 	if File_shop_product_v1_product_proto != nil {
 		return
 	}
+	file_shop_product_v1_product_proto_msgTypes[1].OneofWrappers = []any{}
 	file_shop_product_v1_product_proto_msgTypes[7].OneofWrappers = []any{}
 	file_shop_product_v1_product_proto_msgTypes[9].OneofWrappers = []any{}
+	file_shop_product_v1_product_proto_msgTypes[11].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

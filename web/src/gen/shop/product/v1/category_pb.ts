@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file shop/product/v1/category.proto.
  */
 export const file_shop_product_v1_category: GenFile = /*@__PURE__*/
-  fileDesc("Ch5zaG9wL3Byb2R1Y3QvdjEvY2F0ZWdvcnkucHJvdG8SD3Nob3AucHJvZHVjdC52MSKsAQoIQ2F0ZWdvcnkSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRIPCgd2ZXJzaW9uGAQgASgDEi8KC2NyZWF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiOgoVQ3JlYXRlQ2F0ZWdvcnlSZXF1ZXN0EgwKBG5hbWUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkiRQoWQ3JlYXRlQ2F0ZWdvcnlSZXNwb25zZRIrCghjYXRlZ29yeRgBIAEoCzIZLnNob3AucHJvZHVjdC52MS5DYXRlZ29yeSIgChJHZXRDYXRlZ29yeVJlcXVlc3QSCgoCaWQYASABKAkiQgoTR2V0Q2F0ZWdvcnlSZXNwb25zZRIrCghjYXRlZ29yeRgBIAEoCzIZLnNob3AucHJvZHVjdC52MS5DYXRlZ29yeSI+ChVMaXN0Q2F0ZWdvcmllc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiYAoWTGlzdENhdGVnb3JpZXNSZXNwb25zZRItCgpjYXRlZ29yaWVzGAEgAygLMhkuc2hvcC5wcm9kdWN0LnYxLkNhdGVnb3J5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKpAQoVVXBkYXRlQ2F0ZWdvcnlSZXF1ZXN0EisKCGNhdGVnb3J5GAEgASgLMhkuc2hvcC5wcm9kdWN0LnYxLkNhdGVnb3J5Ei8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzaxIdChBleHBlY3RlZF92ZXJzaW9uGAMgASgDSACIAQFCEwoRX2V4cGVjdGVkX3ZlcnNpb24iRQoWVXBkYXRlQ2F0ZWdvcnlSZXNwb25zZRIrCghjYXRlZ29yeRgBIAEoCzIZLnNob3AucHJvZHVjdC52MS5DYXRlZ29yeSIjChVEZWxldGVDYXRlZ29yeVJlcXVlc3QSCgoCaWQYASABKAkiGAoWRGVsZXRlQ2F0ZWdvcnlSZXNwb25zZTKBBAoPQ2F0ZWdvcnlTZXJ2aWNlEmEKDkNyZWF0ZUNhdGVnb3J5EiYuc2hvcC5wcm9kdWN0LnYxLkNyZWF0ZUNhdGVnb3J5UmVxdWVzdBonLnNob3AucHJvZHVjdC52MS5DcmVhdGVDYXRlZ29yeVJlc3BvbnNlEl0KC0dldENhdGVnb3J5EiMuc2hvcC5wcm9kdWN0LnYxLkdldENhdGVnb3J5UmVxdWVzdBokLnNob3AucHJvZHVjdC52MS5HZXRDYXRlZ29yeVJlc3BvbnNlIgOQAgESZgoOTGlzdENhdGVnb3JpZXMSJi5zaG9wLnByb2R1Y3QudjEuTGlzdENhdGVnb3JpZXNSZXF1ZXN0Gicuc2hvcC5wcm9kdWN0LnYxLkxpc3RDYXRlZ29yaWVzUmVzcG9uc2UiA5ACARJhCg5VcGRhdGVDYXRlZ29yeRImLnNob3AucHJvZHVjdC52MS5VcGRhdGVDYXRlZ29yeVJlcXVlc3QaJy5zaG9wLnByb2R1Y3QudjEuVXBkYXRlQ2F0ZWdvcnlSZXNwb25zZRJhCg5EZWxldGVDYXRlZ29yeRImLnNob3AucHJvZHVjdC52MS5EZWxldGVDYXRlZ29yeVJlcXVlc3QaJy5zaG9wLnByb2R1Y3QudjEuRGVsZXRlQ2F0ZWdvcnlSZXNwb25zZULFAQoTY29tLnNob3AucHJvZHVjdC52MUINQ2F0ZWdvcnlQcm90b1ABWkFnaXRodWIuY29tL2RlY291cGxlZHNob3Avc2hvcC9nZW4vcHJvdG8vc2hvcC9wcm9kdWN0L3YxO3Byb2R1Y3R2MaICA1NQWKoCD1Nob3AuUHJvZHVjdC5WMcoCD1Nob3BcUHJvZHVjdFxWMeICG1Nob3BcUHJvZHVjdFxWMVxHUEJNZXRhZGF0YeoCEVNob3A6OlByb2R1Y3Q6OlYxYgZwcm90bzM", [file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
+  fileDesc("Ch5zaG9wL3Byb2R1Y3QvdjEvY2F0ZWdvcnkucHJvdG8SD3Nob3AucHJvZHVjdC52MSKsAQoIQ2F0ZWdvcnkSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRIPCgd2ZXJzaW9uGAQgASgDEi8KC2NyZWF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiYgoVQ3JlYXRlQ2F0ZWdvcnlSZXF1ZXN0EgwKBG5hbWUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSFwoKcmVxdWVzdF9pZBgDIAEoCUgAiAEBQg0KC19yZXF1ZXN0X2lkIkUKFkNyZWF0ZUNhdGVnb3J5UmVzcG9uc2USKwoIY2F0ZWdvcnkYASABKAsyGS5zaG9wLnByb2R1Y3QudjEuQ2F0ZWdvcnkiIAoSR2V0Q2F0ZWdvcnlSZXF1ZXN0EgoKAmlkGAEgASgJIkIKE0dldENhdGVnb3J5UmVzcG9uc2USKwoIY2F0ZWdvcnkYASABKAsyGS5zaG9wLnByb2R1Y3QudjEuQ2F0ZWdvcnkiPgoVTGlzdENhdGVnb3JpZXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJImAKFkxpc3RDYXRlZ29yaWVzUmVzcG9uc2USLQoKY2F0ZWdvcmllcxgBIAMoCzIZLnNob3AucHJvZHVjdC52MS5DYXRlZ29yeRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAki0QEKFVVwZGF0ZUNhdGVnb3J5UmVxdWVzdBIrCghjYXRlZ29yeRgBIAEoCzIZLnNob3AucHJvZHVjdC52MS5DYXRlZ29yeRIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2sSHQoQZXhwZWN0ZWRfdmVyc2lvbhgDIAEoA0gAiAEBEhcKCnJlcXVlc3RfaWQYBCABKAlIAYgBAUITChFfZXhwZWN0ZWRfdmVyc2lvbkINCgtfcmVxdWVzdF9pZCJFChZVcGRhdGVDYXRlZ29yeVJlc3BvbnNlEisKCGNhdGVnb3J5GAEgASgLMhkuc2hvcC5wcm9kdWN0LnYxLkNhdGVnb3J5IksKFURlbGV0ZUNhdGVnb3J5UmVxdWVzdBIKCgJpZBgBIAEoCRIXCgpyZXF1ZXN0X2lkGAIgASgJSACIAQFCDQoLX3JlcXVlc3RfaWQiGAoWRGVsZXRlQ2F0ZWdvcnlSZXNwb25zZTKBBAoPQ2F0ZWdvcnlTZXJ2aWNlEmEKDkNyZWF0ZUNhdGVnb3J5EiYuc2hvcC5wcm9kdWN0LnYxLkNyZWF0ZUNhdGVnb3J5UmVxdWVzdBonLnNob3AucHJvZHVjdC52MS5DcmVhdGVDYXRlZ29yeVJlc3BvbnNlEl0KC0dldENhdGVnb3J5EiMuc2hvcC5wcm9kdWN0LnYxLkdldENhdGVnb3J5UmVxdWVzdBokLnNob3AucHJvZHVjdC52MS5HZXRDYXRlZ29yeVJlc3BvbnNlIgOQAgESZgoOTGlzdENhdGVnb3JpZXMSJi5zaG9wLnByb2R1Y3QudjEuTGlzdENhdGVnb3JpZXNSZXF1ZXN0Gicuc2hvcC5wcm9kdWN0LnYxLkxpc3RDYXRlZ29yaWVzUmVzcG9uc2UiA5ACARJhCg5VcGRhdGVDYXRlZ29yeRImLnNob3AucHJvZHVjdC52MS5VcGRhdGVDYXRlZ29yeVJlcXVlc3QaJy5zaG9wLnByb2R1Y3QudjEuVXBkYXRlQ2F0ZWdvcnlSZXNwb25zZRJhCg5EZWxldGVDYXRlZ29yeRImLnNob3AucHJvZHVjdC52MS5EZWxldGVDYXRlZ29yeVJlcXVlc3QaJy5zaG9wLnByb2R1Y3QudjEuRGVsZXRlQ2F0ZWdvcnlSZXNwb25zZULFAQoTY29tLnNob3AucHJvZHVjdC52MUINQ2F0ZWdvcnlQcm90b1ABWkFnaXRodWIuY29tL2RlY291cGxlZHNob3Avc2hvcC9nZW4vcHJvdG8vc2hvcC9wcm9kdWN0L3YxO3Byb2R1Y3R2MaICA1NQWKoCD1Nob3AuUHJvZHVjdC5WMcoCD1Nob3BcUHJvZHVjdFxWMeICG1Nob3BcUHJvZHVjdFxWMVxHUEJNZXRhZGF0YeoCEVNob3A6OlByb2R1Y3Q6OlYxYgZwcm90bzM", [file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
 
 /**
  * Category groups products.
@@ -80,6 +80,16 @@ export type CreateCategoryRequest = Message<"shop.product.v1.CreateCategoryReque
    * @generated from field: string description = 2;
    */
   description: string;
+
+  /**
+   * Client-chosen id (1..64 characters) that makes retries safe: a repeat
+   * by the same caller within 24 h returns the first result without
+   * applying the change again; a different request with the same id is
+   * InvalidArgument.
+   *
+   * @generated from field: optional string request_id = 3;
+   */
+  requestId?: string | undefined;
 };
 
 /**
@@ -209,11 +219,23 @@ export type UpdateCategoryRequest = Message<"shop.product.v1.UpdateCategoryReque
   updateMask?: FieldMask | undefined;
 
   /**
-   * When set, the update fails with Aborted unless the stored version matches.
+   * When set, the update fails with Aborted unless the stored version
+   * matches: read the current version, change, send it back here; on
+   * Aborted read again and decide. Without it the last write wins.
    *
    * @generated from field: optional int64 expected_version = 3;
    */
   expectedVersion?: bigint | undefined;
+
+  /**
+   * Client-chosen id (1..64 characters) that makes retries safe: a repeat
+   * by the same caller within 24 h returns the first result without
+   * applying the change again; a different request with the same id is
+   * InvalidArgument.
+   *
+   * @generated from field: optional string request_id = 4;
+   */
+  requestId?: string | undefined;
 };
 
 /**
@@ -248,6 +270,16 @@ export type DeleteCategoryRequest = Message<"shop.product.v1.DeleteCategoryReque
    * @generated from field: string id = 1;
    */
   id: string;
+
+  /**
+   * Client-chosen id (1..64 characters) that makes retries safe: a repeat
+   * by the same caller within 24 h returns the first result without
+   * applying the change again; a different request with the same id is
+   * InvalidArgument.
+   *
+   * @generated from field: optional string request_id = 2;
+   */
+  requestId?: string | undefined;
 };
 
 /**

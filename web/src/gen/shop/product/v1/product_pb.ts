@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file shop/product/v1/product.proto.
  */
 export const file_shop_product_v1_product: GenFile = /*@__PURE__*/
-  fileDesc("Ch1zaG9wL3Byb2R1Y3QvdjEvcHJvZHVjdC5wcm90bxIPc2hvcC5wcm9kdWN0LnYxIogCCgdQcm9kdWN0EgoKAmlkGAEgASgJEgsKA3NrdRgCIAEoCRIMCgRuYW1lGAMgASgJEhMKC2Rlc2NyaXB0aW9uGAQgASgJEhMKC2NhdGVnb3J5X2lkGAUgASgJEhUKDWNhdGVnb3J5X25hbWUYBiABKAkSIgoFcHJpY2UYByABKAsyEy5zaG9wLnR5cGUudjEuTW9uZXkSDwoHdmVyc2lvbhgIIAEoAxIvCgtjcmVhdGVfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIn8KFENyZWF0ZVByb2R1Y3RSZXF1ZXN0EgsKA3NrdRgBIAEoCRIMCgRuYW1lGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJEhMKC2NhdGVnb3J5X2lkGAQgASgJEiIKBXByaWNlGAUgASgLMhMuc2hvcC50eXBlLnYxLk1vbmV5IkIKFUNyZWF0ZVByb2R1Y3RSZXNwb25zZRIpCgdwcm9kdWN0GAEgASgLMhguc2hvcC5wcm9kdWN0LnYxLlByb2R1Y3QiHwoRR2V0UHJvZHVjdFJlcXVlc3QSCgoCaWQYASABKAkiPwoSR2V0UHJvZHVjdFJlc3BvbnNlEikKB3Byb2R1Y3QYASABKAsyGC5zaG9wLnByb2R1Y3QudjEuUHJvZHVjdCImChdCYXRjaEdldFByb2R1Y3RzUmVxdWVzdBILCgNpZHMYASADKAkiWwoYQmF0Y2hHZXRQcm9kdWN0c1Jlc3BvbnNlEioKCHByb2R1Y3RzGAEgAygLMhguc2hvcC5wcm9kdWN0LnYxLlByb2R1Y3QSEwoLbWlzc2luZ19pZHMYAiADKAki6AEKE0xpc3RQcm9kdWN0c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSGAoLY2F0ZWdvcnlfaWQYAyABKAlIAIgBARISCgVxdWVyeRgEIAEoCUgBiAEBEhwKD21pbl9wcmljZV9taW5vchgFIAEoA0gCiAEBEhwKD21heF9wcmljZV9taW5vchgGIAEoA0gDiAEBQg4KDF9jYXRlZ29yeV9pZEIICgZfcXVlcnlCEgoQX21pbl9wcmljZV9taW5vckISChBfbWF4X3ByaWNlX21pbm9yIlsKFExpc3RQcm9kdWN0c1Jlc3BvbnNlEioKCHByb2R1Y3RzGAEgAygLMhguc2hvcC5wcm9kdWN0LnYxLlByb2R1Y3QSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIqYBChRVcGRhdGVQcm9kdWN0UmVxdWVzdBIpCgdwcm9kdWN0GAEgASgLMhguc2hvcC5wcm9kdWN0LnYxLlByb2R1Y3QSLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrEh0KEGV4cGVjdGVkX3ZlcnNpb24YAyABKANIAIgBAUITChFfZXhwZWN0ZWRfdmVyc2lvbiJCChVVcGRhdGVQcm9kdWN0UmVzcG9uc2USKQoHcHJvZHVjdBgBIAEoCzIYLnNob3AucHJvZHVjdC52MS5Qcm9kdWN0IiIKFERlbGV0ZVByb2R1Y3RSZXF1ZXN0EgoKAmlkGAEgASgJIhcKFURlbGV0ZVByb2R1Y3RSZXNwb25zZTLcBAoOUHJvZHVjdFNlcnZpY2USXgoNQ3JlYXRlUHJvZHVjdBIlLnNob3AucHJvZHVjdC52MS5DcmVhdGVQcm9kdWN0UmVxdWVzdBomLnNob3AucHJvZHVjdC52MS5DcmVhdGVQcm9kdWN0UmVzcG9uc2USWgoKR2V0UHJvZHVjdBIiLnNob3AucHJvZHVjdC52MS5HZXRQcm9kdWN0UmVxdWVzdBojLnNob3AucHJvZHVjdC52MS5HZXRQcm9kdWN0UmVzcG9uc2UiA5ACARJsChBCYXRjaEdldFByb2R1Y3RzEiguc2hvcC5wcm9kdWN0LnYxLkJhdGNoR2V0UHJvZHVjdHNSZXF1ZXN0Gikuc2hvcC5wcm9kdWN0LnYxLkJhdGNoR2V0UHJvZHVjdHNSZXNwb25zZSIDkAIBEmAKDExpc3RQcm9kdWN0cxIkLnNob3AucHJvZHVjdC52MS5MaXN0UHJvZHVjdHNSZXF1ZXN0GiUuc2hvcC5wcm9kdWN0LnYxLkxpc3RQcm9kdWN0c1Jlc3BvbnNlIgOQAgESXgoNVXBkYXRlUHJvZHVjdBIlLnNob3AucHJvZHVjdC52MS5VcGRhdGVQcm9kdWN0UmVxdWVzdBomLnNob3AucHJvZHVjdC52MS5VcGRhdGVQcm9kdWN0UmVzcG9uc2USXgoNRGVsZXRlUHJvZHVjdBIlLnNob3AucHJvZHVjdC52MS5EZWxldGVQcm9kdWN0UmVxdWVzdBomLnNob3AucHJvZHVjdC52MS5EZWxldGVQcm9kdWN0UmVzcG9uc2VCxAEKE2NvbS5zaG9wLnByb2R1Y3QudjFCDFByb2R1Y3RQcm90b1ABWkFnaXRodWIuY29tL2RlY291cGxlZHNob3Avc2hvcC9nZW4vcHJvdG8vc2hvcC9wcm9kdWN0L3YxO3Byb2R1Y3R2MaICA1NQWKoCD1Nob3AuUHJvZHVjdC5WMcoCD1Nob3BcUHJvZHVjdFxWMeICG1Nob3BcUHJvZHVjdFxWMVxHUEJNZXRhZGF0YeoCEVNob3A6OlByb2R1Y3Q6OlYxYgZwcm90bzM", [file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_shop_type_v1_money]);
+  fileDesc("Ch1zaG9wL3Byb2R1Y3QvdjEvcHJvZHVjdC5wcm90bxIPc2hvcC5wcm9kdWN0LnYxIogCCgdQcm9kdWN0EgoKAmlkGAEgASgJEgsKA3NrdRgCIAEoCRIMCgRuYW1lGAMgASgJEhMKC2Rlc2NyaXB0aW9uGAQgASgJEhMKC2NhdGVnb3J5X2lkGAUgASgJEhUKDWNhdGVnb3J5X25hbWUYBiABKAkSIgoFcHJpY2UYByABKAsyEy5zaG9wLnR5cGUudjEuTW9uZXkSDwoHdmVyc2lvbhgIIAEoAxIvCgtjcmVhdGVfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIqcBChRDcmVhdGVQcm9kdWN0UmVxdWVzdBILCgNza3UYASABKAkSDAoEbmFtZRgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRITCgtjYXRlZ29yeV9pZBgEIAEoCRIiCgVwcmljZRgFIAEoCzITLnNob3AudHlwZS52MS5Nb25leRIXCgpyZXF1ZXN0X2lkGAYgASgJSACIAQFCDQoLX3JlcXVlc3RfaWQiQgoVQ3JlYXRlUHJvZHVjdFJlc3BvbnNlEikKB3Byb2R1Y3QYASABKAsyGC5zaG9wLnByb2R1Y3QudjEuUHJvZHVjdCIfChFHZXRQcm9kdWN0UmVxdWVzdBIKCgJpZBgBIAEoCSI/ChJHZXRQcm9kdWN0UmVzcG9uc2USKQoHcHJvZHVjdBgBIAEoCzIYLnNob3AucHJvZHVjdC52MS5Qcm9kdWN0IiYKF0JhdGNoR2V0UHJvZHVjdHNSZXF1ZXN0EgsKA2lkcxgBIAMoCSJbChhCYXRjaEdldFByb2R1Y3RzUmVzcG9uc2USKgoIcHJvZHVjdHMYASADKAsyGC5zaG9wLnByb2R1Y3QudjEuUHJvZHVjdBITCgttaXNzaW5nX2lkcxgCIAMoCSLoAQoTTGlzdFByb2R1Y3RzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIYCgtjYXRlZ29yeV9pZBgDIAEoCUgAiAEBEhIKBXF1ZXJ5GAQgASgJSAGIAQESHAoPbWluX3ByaWNlX21pbm9yGAUgASgDSAKIAQESHAoPbWF4X3ByaWNlX21pbm9yGAYgASgDSAOIAQFCDgoMX2NhdGVnb3J5X2lkQggKBl9xdWVyeUISChBfbWluX3ByaWNlX21pbm9yQhIKEF9tYXhfcHJpY2VfbWlub3IiWwoUTGlzdFByb2R1Y3RzUmVzcG9uc2USKgoIcHJvZHVjdHMYASADKAsyGC5zaG9wLnByb2R1Y3QudjEuUHJvZHVjdBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkizgEKFFVwZGF0ZVByb2R1Y3RSZXF1ZXN0EikKB3Byb2R1Y3QYASABKAsyGC5zaG9wLnByb2R1Y3QudjEuUHJvZHVjdBIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2sSHQoQZXhwZWN0ZWRfdmVyc2lvbhgDIAEoA0gAiAEBEhcKCnJlcXVlc3RfaWQYBCABKAlIAYgBAUITChFfZXhwZWN0ZWRfdmVyc2lvbkINCgtfcmVxdWVzdF9pZCJCChVVcGRhdGVQcm9kdWN0UmVzcG9uc2USKQoHcHJvZHVjdBgBIAEoCzIYLnNob3AucHJvZHVjdC52MS5Qcm9kdWN0IkoKFERlbGV0ZVByb2R1Y3RSZXF1ZXN0EgoKAmlkGAEgASgJEhcKCnJlcXVlc3RfaWQYAiABKAlIAIgBAUINCgtfcmVxdWVzdF9pZCIXChVEZWxldGVQcm9kdWN0UmVzcG9uc2Uy3AQKDlByb2R1Y3RTZXJ2aWNlEl4KDUNyZWF0ZVByb2R1Y3QSJS5zaG9wLnByb2R1Y3QudjEuQ3JlYXRlUHJvZHVjdFJlcXVlc3QaJi5zaG9wLnByb2R1Y3QudjEuQ3JlYXRlUHJvZHVjdFJlc3BvbnNlEloKCkdldFByb2R1Y3QSIi5zaG9wLnByb2R1Y3QudjEuR2V0UHJvZHVjdFJlcXVlc3QaIy5zaG9wLnByb2R1Y3QudjEuR2V0UHJvZHVjdFJlc3BvbnNlIgOQAgESbAoQQmF0Y2hHZXRQcm9kdWN0cxIoLnNob3AucHJvZHVjdC52MS5CYXRjaEdldFByb2R1Y3RzUmVxdWVzdBopLnNob3AucHJvZHVjdC52MS5CYXRjaEdldFByb2R1Y3RzUmVzcG9uc2UiA5ACARJgCgxMaXN0UHJvZHVjdHMSJC5zaG9wLnByb2R1Y3QudjEuTGlzdFByb2R1Y3RzUmVxdWVzdBolLnNob3AucHJvZHVjdC52MS5MaXN0UHJvZHVjdHNSZXNwb25zZSIDkAIBEl4KDVVwZGF0ZVByb2R1Y3QSJS5zaG9wLnByb2R1Y3QudjEuVXBkYXRlUHJvZHVjdFJlcXVlc3QaJi5zaG9wLnByb2R1Y3QudjEuVXBkYXRlUHJvZHVjdFJlc3BvbnNlEl4KDURlbGV0ZVByb2R1Y3QSJS5zaG9wLnByb2R1Y3QudjEuRGVsZXRlUHJvZHVjdFJlcXVlc3QaJi5zaG9wLnByb2R1Y3QudjEuRGVsZXRlUHJvZHVjdFJlc3BvbnNlQsQBChNjb20uc2hvcC5wcm9kdWN0LnYxQgxQcm9kdWN0UHJvdG9QAVpBZ2l0aHViLmNvbS9kZWNvdXBsZWRzaG9wL3Nob3AvZ2VuL3Byb3RvL3Nob3AvcHJvZHVjdC92MTtwcm9kdWN0djGiAgNTUFiqAg9TaG9wLlByb2R1Y3QuVjHKAg9TaG9wXFByb2R1Y3RcVjHiAhtTaG9wXFByb2R1Y3RcVjFcR1BCTWV0YWRhdGHqAhFTaG9wOjpQcm9kdWN0OjpWMWIGcHJvdG8z", [file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_shop_type_v1_money]);
 
 /**
  * Product is a sellable item.
@@ -124,6 +124,16 @@ export type CreateProductRequest = Message<"shop.product.v1.CreateProductRequest
    * @generated from field: shop.type.v1.Money price = 5;
    */
   price?: Money | undefined;
+
+  /**
+   * Client-chosen id (1..64 characters) that makes retries safe: a repeat
+   * by the same caller within 24 h returns the first result without
+   * applying the change again; a different request with the same id is
+   * InvalidArgument.
+   *
+   * @generated from field: optional string request_id = 6;
+   */
+  requestId?: string | undefined;
 };
 
 /**
@@ -325,11 +335,23 @@ export type UpdateProductRequest = Message<"shop.product.v1.UpdateProductRequest
   updateMask?: FieldMask | undefined;
 
   /**
-   * When set, the update fails with Aborted unless the stored version matches.
+   * When set, the update fails with Aborted unless the stored version
+   * matches: read the current version, change, send it back here; on
+   * Aborted read again and decide. Without it the last write wins.
    *
    * @generated from field: optional int64 expected_version = 3;
    */
   expectedVersion?: bigint | undefined;
+
+  /**
+   * Client-chosen id (1..64 characters) that makes retries safe: a repeat
+   * by the same caller within 24 h returns the first result without
+   * applying the change again; a different request with the same id is
+   * InvalidArgument.
+   *
+   * @generated from field: optional string request_id = 4;
+   */
+  requestId?: string | undefined;
 };
 
 /**
@@ -364,6 +386,16 @@ export type DeleteProductRequest = Message<"shop.product.v1.DeleteProductRequest
    * @generated from field: string id = 1;
    */
   id: string;
+
+  /**
+   * Client-chosen id (1..64 characters) that makes retries safe: a repeat
+   * by the same caller within 24 h returns the first result without
+   * applying the change again; a different request with the same id is
+   * InvalidArgument.
+   *
+   * @generated from field: optional string request_id = 2;
+   */
+  requestId?: string | undefined;
 };
 
 /**
@@ -391,7 +423,9 @@ export const DeleteProductResponseSchema: GenMessage<DeleteProductResponse> = /*
  *
  * Reads are public and side-effect free (Connect GET works); writes need an
  * access token with the admin role. Every change bumps the product's version
- * and publishes an event (ProductChanged or ProductDeleted).
+ * and publishes an event (ProductChanged or ProductDeleted). Writes that
+ * carry a request_id may be retried: a repeat within 24 h returns the first
+ * result without applying the change twice.
  *
  * @generated from service shop.product.v1.ProductService
  */

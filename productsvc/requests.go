@@ -1,0 +1,131 @@
+package productsvc
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+	"google.golang.org/protobuf/proto"
+
+	productdb "github.com/decoupledshop/shop/gen/sqlc/product"
+	"github.com/decoupledshop/shop/internal/auth"
+	"github.com/decoupledshop/shop/internal/shoperr"
+)
+
+// RequestRetention is how long the result of a catalog write with a
+// request_id is kept: a repeat within it returns the first result.
+const RequestRetention = 24 * time.Hour
+
+// maxRequestID is the longest request_id accepted, in characters.
+const maxRequestID = 64
+
+// pruneBatch is how many expired results a write with a request_id
+// deletes, so that pruning keeps up without a janitor.
+const pruneBatch = 10
+
+// errRequestIDReused answers a request_id the caller already used, within
+// RequestRetention, for a different request.
+var errRequestIDReused = shoperr.Invalid("request_id", "was already used for a different request; use a new request_id for a new request")
+
+// requestFingerprint checks requestID and returns the SHA-256 of procedure
+// and req without its request_id field.
+func requestFingerprint(procedure, requestID string, req proto.Message) ([]byte, error) {
+	if n := utf8.RuneCountInString(requestID); n < 1 || n > maxRequestID {
+		return nil, shoperr.Invalid("request_id", "must be 1 to %d characters when set", maxRequestID)
+	}
+	for _, r := range requestID {
+		if unicode.IsControl(r) {
+			return nil, shoperr.Invalid("request_id", "must not contain control characters")
+		}
+	}
+	m := proto.Clone(req).ProtoReflect()
+	m.Clear(m.Descriptor().Fields().ByName("request_id"))
+	body, err := proto.MarshalOptions{Deterministic: true}.Marshal(m.Interface())
+	if err != nil {
+		return nil, fmt.Errorf("fingerprint the request: %w", err)
+	}
+	sum := sha256.Sum256(append([]byte(procedure+"\x00"), body...))
+	return sum[:], nil
+}
+
+// writeOnce runs write in a transaction like inTx. With a request_id
+// (requestID not nil), the caller's earlier result for that id is returned
+// instead, if there is one within RequestRetention; otherwise write's
+// response is stored with it in the same transaction. Retries of one id
+// wait for each other (a transaction-scoped lock), so a retry racing its
+// first attempt returns that attempt's result.
+func writeOnce[R proto.Message](ctx context.Context, c *Catalog, procedure string, requestID *string, req proto.Message,
+	write func(tx pgx.Tx, q *productdb.Queries) (R, error)) (R, error) {
+	var resp R
+	if requestID == nil {
+		err := c.inTx(ctx, func(tx pgx.Tx, q *productdb.Queries) error {
+			var err error
+			resp, err = write(tx, q)
+			return err
+		})
+		return resp, err
+	}
+	fingerprint, err := requestFingerprint(procedure, *requestID, req)
+	if err != nil {
+		return resp, err
+	}
+	var subject string
+	if id, ok := auth.FromContext(ctx); ok {
+		subject = id.Subject
+	}
+	err = c.inTx(ctx, func(tx pgx.Tx, q *productdb.Queries) error {
+		if err := q.LockRequest(ctx, productdb.LockRequestParams{Subject: subject, RequestID: *requestID}); err != nil {
+			return err
+		}
+		now := c.timestamp()
+		stored, err := q.GetRequestResult(ctx, productdb.GetRequestResultParams{
+			Subject: subject, RequestID: *requestID, Cutoff: now.Add(-RequestRetention),
+		})
+		switch {
+		case err == nil:
+			if !bytes.Equal(stored.Fingerprint, fingerprint) {
+				return errRequestIDReused
+			}
+			resp = resp.ProtoReflect().Type().New().Interface().(R)
+			if err := proto.Unmarshal(stored.Response, resp); err != nil {
+				return fmt.Errorf("stored response of request %q: %w", *requestID, err)
+			}
+			return nil
+		case !errors.Is(err, pgx.ErrNoRows):
+			return err
+		}
+		if resp, err = write(tx, q); err != nil {
+			return err
+		}
+		body, err := proto.Marshal(resp)
+		if err != nil {
+			return err
+		}
+		if err := q.SaveRequestResult(ctx, productdb.SaveRequestResultParams{
+			Subject: subject, RequestID: *requestID, Fingerprint: fingerprint, Response: body, CreateTime: now,
+		}); err != nil {
+			return err
+		}
+		_, err = q.PruneRequestResults(ctx, productdb.PruneRequestResultsParams{Cutoff: now.Add(-RequestRetention), Batch: pruneBatch})
+		return err
+	})
+	return resp, err
+}
+
+// then adapts a write that fills variables of its handler to writeOnce:
+// after write succeeds, respond builds the response from them.
+func then[R proto.Message](write func(tx pgx.Tx, q *productdb.Queries) error, respond func() R) func(pgx.Tx, *productdb.Queries) (R, error) {
+	return func(tx pgx.Tx, q *productdb.Queries) (R, error) {
+		if err := write(tx, q); err != nil {
+			var zero R
+			return zero, err
+		}
+		return respond(), nil
+	}
+}
