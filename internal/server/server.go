@@ -125,7 +125,8 @@ func (s *Server) Run(ctx context.Context) error {
 
 // Serve serves on ln until ctx is cancelled, then drains: readiness turns off
 // at once (/readyz 503, gRPC health NOT_SERVING) while requests are still
-// served for Config.DrainDelay; then the listener closes and in-flight
+// served for Config.DrainDelay, each answer closing its connection (HTTP/1.1
+// Connection: close, HTTP/2 GOAWAY) so that clients reconnect elsewhere; then the listener closes and in-flight
 // requests get up to Config.ShutdownTimeout to finish. Cancelling ctx never
 // cancels in-flight requests. Serve closes ln.
 //
@@ -169,6 +170,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 
 	s.draining.Store(true)
+	// Each answer from now on closes its connection (HTTP/2: GOAWAY once
+	// idle), so clients behind a connection-level balancer reconnect to a
+	// ready replica while this one still serves.
+	hs.SetKeepAlivesEnabled(false)
 	s.cfg.Logger.Info("server draining", "drain_delay", s.cfg.DrainDelay)
 	select {
 	case <-s.drainWait(s.cfg.DrainDelay):

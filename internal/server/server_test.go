@@ -575,3 +575,43 @@ func TestRunListensOnAddrAndStopsCleanly(t *testing.T) {
 		t.Errorf("second Run: nil, want an error (a Server serves once)")
 	}
 }
+
+// TestDrainClosesConnectionsSoClientsMoveOn: while draining, every answer
+// closes its connection (HTTP/1.1 "Connection: close"; HTTP/2 GOAWAY once
+// idle), so a client behind a connection-level balancer reconnects, to a
+// ready replica, before the listener closes, instead of keeping its
+// connection to this one until requests on it fail.
+func TestDrainClosesConnectionsSoClientsMoveOn(t *testing.T) {
+	t.Parallel()
+	drainStarted := make(chan struct{})
+	endDrain := make(chan time.Time)
+	b := setup(t, server.Config{DrainDelay: time.Minute}, func(s *server.Server) {
+		server.SetDrainWait(s, func(time.Duration) <-chan time.Time {
+			close(drainStarted)
+			return endDrain
+		})
+	})
+	healthz := func() *http.Response {
+		t.Helper()
+		resp, err := b.http1.Get(b.baseURL + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	if resp := healthz(); resp.Close {
+		t.Errorf("before the drain: the answer closes its connection, want keep-alive")
+	}
+	served := make(chan error, 1)
+	go func() { served <- b.stop() }()
+	<-drainStarted
+	if resp := healthz(); resp.StatusCode != http.StatusOK || !resp.Close {
+		t.Errorf("while draining: %d, close %v; want 200 with Connection: close", resp.StatusCode, resp.Close)
+	}
+	close(endDrain)
+	if err := <-served; err != nil {
+		t.Errorf("Serve after drain: %v, want nil", err)
+	}
+}
