@@ -30,7 +30,9 @@ import (
 // every window); both relays delivered a share of the events. Last, 30
 // price changes are probed on every cartsvc replica: how long after
 // UpdateProduct answered each replica's cart shows the new price (its
-// product cache invalidated), which must stay far below the cache's TTL.
+// product cache invalidated), which must stay far below the cache's TTL;
+// and one user flooding their cart through the balancer gets no more than
+// the per-replica user limit times the replicas.
 func TestLongReplicas(t *testing.T) {
 	long(t)
 	f := startFleet(t)
@@ -95,6 +97,8 @@ func TestLongReplicas(t *testing.T) {
 	if max := delays[len(delays)-1]; max > 5*time.Second {
 		t.Errorf("a replica showed a price %s after the change was acknowledged; want under 5 s (events invalidate the cache on every replica, not its 30 s TTL)", max)
 	}
+
+	checkUserRate(t, f)
 }
 
 // checkEventRate asserts that the cartsvc replicas together accepted no
@@ -214,4 +218,36 @@ func probeInvalidation(t *testing.T, f *fleet, n int) []time.Duration {
 		delays = append(delays, seen...)
 	}
 	return delays
+}
+
+// The per-user request limit of every cartsvc replica (cartsvc's
+// --user-rate and --user-burst defaults), documented per replica.
+const (
+	userRate  = 20
+	userBurst = 40
+)
+
+// checkUserRate has one user ask for their cart as fast as 8 clients can
+// through the balancer for 3 s: the replicas together answer at most
+// replicas × (rate × seconds + burst), and refuse the rest with
+// ResourceExhausted.
+func checkUserRate(t *testing.T, f *fleet) {
+	t.Helper()
+	user := f.shop.Users[0]
+	msg := &cartv1.GetCartRequest{}
+	stats := shopload.Closed(context.Background(), 8, 3*time.Second, 1_000_000, 10*time.Second, func(ctx context.Context, _ *shopload.Worker) error {
+		req := connect.NewRequest(msg)
+		req.Header().Set("Authorization", user.Auth)
+		_, err := f.shop.Clients.Cart.GetCart(ctx, req)
+		return err
+	})
+	allowed := cartReplicas * (userRate*stats.Elapsed.Seconds() + userBurst)
+	t.Logf("one user flooding GetCart through the balancer for %s: %d answered, %.0f allowed (%d replicas × (%d/s + burst %d), documented per replica), refused %v",
+		stats.Elapsed.Round(time.Millisecond), stats.OK, allowed, cartReplicas, userRate, userBurst, stats.Errors)
+	if float64(stats.OK) > allowed {
+		t.Errorf("%d of one user's requests answered in %s, over the documented %.0f", stats.OK, stats.Elapsed, allowed)
+	}
+	if stats.Errors["resource_exhausted"] == 0 {
+		t.Errorf("no request of the flooding user refused (ResourceExhausted); want the limit to bite: %v", stats.Errors)
+	}
 }
