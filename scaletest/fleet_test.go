@@ -29,8 +29,8 @@ const (
 	// enough that the price storm runs into it.
 	eventsRate = 80
 	// eventsBurst is each replica's bucket, as docs/EVENTS.md documents
-	// it: max(256, rate ÷ replicas).
-	eventsBurst = 256
+	// it: one second of the replica's share, rate ÷ replicas, rounded up.
+	eventsBurst = (eventsRate + cartReplicas - 1) / cartReplicas
 	// relayLease is productsvc's --relay-lease: how late events held by a
 	// relay that stopped mid-lease may be.
 	relayLease = 10 * time.Second
