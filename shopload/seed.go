@@ -81,7 +81,12 @@ func NewHTTPClient(conns int) *http.Client {
 // NewClients builds the clients for a product and a cart URL (noCacheURL
 // may be "").
 func NewClients(conns int, productURL, cartURL, noCacheURL string) *Clients {
-	hc := NewHTTPClient(conns)
+	return NewClientsVia(NewHTTPClient(conns), productURL, cartURL, noCacheURL)
+}
+
+// NewClientsVia builds the clients over hc (e.g. one whose transport is a
+// Balancer).
+func NewClientsVia(hc *http.Client, productURL, cartURL, noCacheURL string) *Clients {
 	c := &Clients{
 		HTTP:         hc,
 		Products:     productv1connect.NewProductServiceClient(hc, productURL),

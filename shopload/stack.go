@@ -45,6 +45,19 @@ type StackConfig struct {
 	// product cache expires at once (--product-cache-ttl 1ns): GetCart
 	// with the cache off.
 	NoCacheReplica bool
+	// ProductReplicas and CartReplicas are how many of each service run
+	// (default 1, more: see replicas.go); with more than one, cartsvc calls
+	// productsvc, and the relays cartsvc, through a BalancingProxy.
+	ProductReplicas, CartReplicas int
+	// PgBouncer puts a transaction-mode PgBouncer between the services'
+	// pools and PostgreSQL (--database-exec-mode describe); LISTEN and
+	// migrations keep the direct URL.
+	PgBouncer bool
+	// RelayLease is productsvc's --relay-lease once events are on;
+	// default 5 minutes.
+	RelayLease time.Duration
+	// DrainDelay is every service's --drain-delay; default 0.
+	DrainDelay time.Duration
 	// Log receives progress lines; default discard.
 	Log io.Writer
 }
@@ -73,6 +86,7 @@ type Stack struct {
 
 	productBase []string
 	productBin  string
+	replicas
 }
 
 // Cluster names of the services' databases and roles, as the dev stack has them.
@@ -174,22 +188,26 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 	}
 	s.ProductMetricsURL, s.CartMetricsURL = "http://"+productAdmin+"/metrics", "http://"+cartAdmin+"/metrics"
 	productURL := "http://" + productAddr
+	if err := s.prepareReplicas(ctx, productAddr, cartAddr); err != nil {
+		return nil, err
+	}
 	cartProductURL := cfg.CartProductURL
 	if cartProductURL == "" {
-		cartProductURL = productURL
+		cartProductURL = s.productURLForCarts(productURL)
 	}
 	s.productBin = filepath.Join(binDir, "productsvc")
-	s.productBase = append([]string{
+	s.productBase = append(append([]string{
 		"--addr", productAddr, "--admin-addr", productAdmin, "--database-url", s.roleURL("productsvc", productDBName),
-		"--oidc-issuer-url", s.Issuer.URL(), "--drain-delay", "0s", "--shutdown-timeout", "5s", "--log-level", "warn",
-	}, cfg.ProductArgs...)
+		"--oidc-issuer-url", s.Issuer.URL(), "--drain-delay", cfg.DrainDelay.String(), "--shutdown-timeout", "5s", "--log-level", "warn",
+	}, s.databaseArgs("productsvc", productDBName)...), cfg.ProductArgs...)
 	s.Products = NewProc("productsvc", s.productBin, s.productBase, s.logPath("productsvc"), productURL)
 	cartArgs := func(addr, admin string, extra ...string) []string {
 		args := []string{
 			"--addr", addr, "--admin-addr", admin, "--database-url", s.roleURL("cartsvc", cartDBName),
 			"--oidc-issuer-url", s.Issuer.URL(), "--product-url", cartProductURL,
-			"--drain-delay", "0s", "--shutdown-timeout", "5s", "--log-level", "warn",
+			"--drain-delay", cfg.DrainDelay.String(), "--shutdown-timeout", "5s", "--log-level", "warn",
 		}
+		args = append(args, s.databaseArgs("cartsvc", cartDBName)...)
 		return append(append(args, cfg.CartArgs...), extra...)
 	}
 	s.Cart = NewProc("cartsvc", filepath.Join(binDir, "cartsvc"), cartArgs(cartAddr, cartAdmin), s.logPath("cartsvc"), "http://"+cartAddr)
@@ -198,6 +216,9 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 		return nil, err
 	}
 	if err := s.Cart.Start(time.Minute); err != nil {
+		return nil, err
+	}
+	if err := s.startReplicas(cartArgs); err != nil {
 		return nil, err
 	}
 	if cfg.NoCacheReplica {
@@ -224,13 +245,21 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 // may wait half of it), so that a backlog built while cartsvc is frozen
 // is delivered when it thaws instead of backing off.
 func (s *Stack) EnableEvents() error {
-	s.Products.Stop()
-	s.Products = NewProc("productsvc", s.productBin, append(append([]string{}, s.productBase...),
-		"--subscribers", "cartsvc="+s.Cart.URL(),
+	lease := s.cfg.RelayLease
+	if lease == 0 {
+		lease = 5 * time.Minute
+	}
+	relayArgs := []string{
+		"--subscribers", "cartsvc=" + s.cartURLForRelays(s.Cart.URL()),
 		"--relay-client-id", devissuer.DemoRelayClient, "--relay-client-secret", devissuer.DemoRelaySecret,
-		"--relay-lease", "5m",
-	), s.logPath("productsvc"), s.Products.URL())
-	return s.Products.Start(time.Minute)
+		"--relay-lease", lease.String(),
+	}
+	s.Products.Stop()
+	s.Products = NewProc("productsvc", s.productBin, append(append([]string{}, s.productBase...), relayArgs...), s.logPath("productsvc"), s.Products.URL())
+	if err := s.Products.Start(time.Minute); err != nil {
+		return err
+	}
+	return s.enableReplicaEvents(relayArgs)
 }
 
 // Procs returns the services' processes.
@@ -239,7 +268,7 @@ func (s *Stack) Procs() []*Proc {
 	if s.CartNoCache != nil {
 		procs = append(procs, s.CartNoCache)
 	}
-	return procs
+	return append(procs, s.extraProcs()...)
 }
 
 // PostmasterPid is the PostgreSQL server's process id (0 if unknown).
@@ -335,11 +364,12 @@ func (s *Stack) logPath(name string) string { return filepath.Join(s.dir, "logs"
 
 // Close stops every part and removes a temporary directory.
 func (s *Stack) Close() {
-	for _, p := range []*Proc{s.Products, s.Cart, s.CartNoCache} {
+	for _, p := range append([]*Proc{s.Products, s.Cart, s.CartNoCache}, s.extraProcs()...) {
 		if p != nil {
 			p.Stop()
 		}
 	}
+	s.closeReplicas()
 	if s.Issuer != nil {
 		s.Issuer.Close()
 	}

@@ -1,7 +1,10 @@
 // Command goclient shows the shop's generated Go clients in use: it gets an
 // access token from the dev issuer (password grant, development only),
 // searches the catalog anonymously, adds the first hit to the user's cart
-// with an auth interceptor, and prints the cart.
+// with an auth interceptor, and prints the cart. Every call is retried
+// while the service answers Unavailable (a replica restarting, the database
+// failing over), with the same request, so the cart write keeps its
+// request_id and applies once.
 //
 //	go run ./examples/goclient --user alice --query runner
 //
@@ -14,6 +17,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"os"
@@ -46,7 +50,8 @@ func run() error {
 	defer cancel()
 
 	// Catalog reads are public: no token, and HTTP GET (cacheable).
-	catalog := productv1connect.NewProductServiceClient(http.DefaultClient, *products, connect.WithHTTPGet())
+	retry := connect.WithInterceptors(retryUnavailable(5, 100*time.Millisecond))
+	catalog := productv1connect.NewProductServiceClient(http.DefaultClient, *products, connect.WithHTTPGet(), retry)
 	found, err := catalog.ListProducts(ctx, connect.NewRequest(&productv1.ListProductsRequest{Query: query, PageSize: 5}))
 	if err != nil {
 		return fmt.Errorf("search: %w", err)
@@ -62,7 +67,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	cart := cartv1connect.NewCartServiceClient(http.DefaultClient, *carts, connect.WithInterceptors(bearer(token)))
+	cart := cartv1connect.NewCartServiceClient(http.DefaultClient, *carts, retry, connect.WithInterceptors(bearer(token)))
 	requestID := fmt.Sprintf("goclient-%d", time.Now().UnixNano()) // lets the call be retried safely
 	added, err := cart.AddCartItem(ctx, connect.NewRequest(&cartv1.AddCartItemRequest{ProductId: p.Id, Quantity: 1, RequestId: &requestID}))
 	if err != nil {
@@ -85,6 +90,34 @@ func bearer(token string) connect.UnaryInterceptorFunc {
 		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
 			req.Header().Set("Authorization", "Bearer "+token)
 			return next(ctx, req)
+		}
+	}
+}
+
+// retryUnavailable is a client interceptor that sends a unary call again,
+// unchanged, while it fails with Unavailable: up to attempts in all, after
+// a random wait below base, 2·base, 4·base…, and never past the call's
+// context. Only Unavailable is retried: the service says nothing was done,
+// or (a commit whose outcome is unknown) that a retry with the same
+// request_id is safe. A write without a request_id should not use it.
+func retryUnavailable(attempts int, base time.Duration) connect.UnaryInterceptorFunc {
+	return func(next connect.UnaryFunc) connect.UnaryFunc {
+		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+			wait := base
+			for attempt := 1; ; attempt++ {
+				resp, err := next(ctx, req)
+				if err == nil || connect.CodeOf(err) != connect.CodeUnavailable || attempt >= attempts {
+					return resp, err
+				}
+				t := time.NewTimer(rand.N(wait) + 1)
+				select {
+				case <-ctx.Done():
+					t.Stop()
+					return nil, err
+				case <-t.C:
+				}
+				wait *= 2
+			}
 		}
 	}
 }

@@ -42,6 +42,9 @@ type Config struct {
 	DirectURL string
 	// MaxConns bounds the database pool (0: pgdb.DefaultMaxConns()).
 	MaxConns int
+	// Replicas is how many replicas of the service share the database,
+	// for the connection budget checked at start-up (pgdb.CheckBudget).
+	Replicas int
 	// ExecMode is how statements are sent (pgdb.ExecPrepared by default).
 	ExecMode pgdb.ExecMode
 	// Migrate applies pending migrations at start-up.
@@ -70,6 +73,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, addr string) {
 	fs.StringVar(&c.DatabaseURL, "database-url", "", "PostgreSQL URL of the service's own database (required)")
 	fs.StringVar(&c.DirectURL, "database-direct-url", "", "PostgreSQL URL bypassing any transaction-mode pooler, for migrations and LISTEN/NOTIFY (default: database-url)")
 	fs.IntVar(&c.MaxConns, "database-max-conns", int(pgdb.DefaultMaxConns()), "maximum database connections in the pool (default: 4 per CPU, 10 to 32); every replica of every service together must stay below PostgreSQL's max_connections (default 100, 3 reserved) or PgBouncer's pool size")
+	fs.IntVar(&c.Replicas, "database-replicas", 1, "how many replicas of this service run against the database (count a rolling restart's surge); start-up fails unless replicas × (database-max-conns + 1 direct) fits PostgreSQL's max_connections minus its reserved slots (without a pooler; behind one, replicas × 1 direct)")
 	c.ExecMode = pgdb.ExecPrepared
 	fs.Func("database-exec-mode", `how statements are sent: "prepared" (default: prepared once per connection and cached; direct connections and PgBouncer >= 1.21 with max_prepared_statements), "describe" (unnamed, parsed and planned every time; for PgBouncer < 1.21 in transaction mode) or "exec" (unnamed, parameter types guessed; any pooler)`, func(s string) error {
 		c.ExecMode = pgdb.ExecMode(s)
@@ -200,6 +204,9 @@ func Start(ctx context.Context, c Config, migrations fs.FS, logOut io.Writer) (e
 		log.InfoContext(ctx, "migrations applied; exiting (--migrate-only)")
 		return nil, ErrMigrated
 	}
+	if err := checkBudget(ctx, c, directFlag, log); err != nil {
+		return nil, err
+	}
 	pool, err := pgdb.Open(ctx, c.DatabaseURL, pgdb.Options{MaxConns: int32(c.MaxConns), ExecMode: c.ExecMode, Tracer: tel.QueryTracer()})
 	if err != nil {
 		return nil, fmt.Errorf("--database-url: %w", err)
@@ -218,6 +225,30 @@ func Start(ctx context.Context, c Config, migrations fs.FS, logOut io.Writer) (e
 		Server:         server.New(c.Server),
 		HandlerOptions: append(tel.HandlerOptions(), server.HandlerOptions(c.Server)...),
 	}, nil
+}
+
+// checkBudget fails if c's replicas may open more connections than the
+// server at the direct URL allows. Behind a pooler (a direct URL of its
+// own) the pools count against the pooler's server-side pool instead,
+// which the server cannot see: only the direct sessions are checked.
+func checkBudget(ctx context.Context, c Config, directFlag string, log *slog.Logger) error {
+	b := pgdb.Budget{Replicas: max(c.Replicas, 1), MaxConns: c.MaxConns, Direct: 1}
+	if b.MaxConns <= 0 {
+		b.MaxConns = int(pgdb.DefaultMaxConns())
+	}
+	if c.DirectURL != c.DatabaseURL {
+		b.MaxConns = 0
+	}
+	limits, err := pgdb.ReadLimits(ctx, c.DirectURL)
+	if err != nil {
+		return fmt.Errorf("%s: %w", directFlag, err)
+	}
+	if err := pgdb.CheckBudget(b, limits); err != nil {
+		return err
+	}
+	log.Info("database connection budget", "replicas", b.Replicas, "max_conns", b.MaxConns, "direct", b.Direct,
+		"need", b.Need(), "available", limits.Available(), "pooled", c.DirectURL != c.DatabaseURL)
+	return nil
 }
 
 // Close releases the database pool, stops the admin listener and flushes

@@ -205,3 +205,8 @@ func serverUser() (*syscall.Credential, string, error) {
 	}
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, "postgres", nil
 }
+
+// ServerUser returns the credentials the server binaries run with (nil:
+// this process's; as root, the postgres user's) and that user's name, for
+// companions such as PgBouncer, which refuses to run as root too.
+func ServerUser() (*syscall.Credential, string, error) { return serverUser() }

@@ -36,12 +36,14 @@ const (
 	// ExecDescribe sends every statement unnamed, parsed and planned on each
 	// run, caching only its description (QueryExecModeCacheDescribe): for
 	// poolers without prepared statements, such as PgBouncer before 1.21 (as
-	// in Debian 12) in transaction mode.
+	// in Debian 12) in transaction mode; both services are tested so
+	// (scaletest.TestServicesThroughPgBouncer).
 	ExecDescribe ExecMode = "describe"
 	// ExecUnprepared sends every statement unnamed in one round trip with
 	// parameter types guessed from the Go values (QueryExecModeExec); it
 	// works behind any pooler, but a guessed type can make a statement fail
-	// where ExecDescribe would not.
+	// where ExecDescribe would not: productsvc's outbox insert (a uuid[]
+	// argument) does, so the services need ExecDescribe behind PgBouncer.
 	ExecUnprepared ExecMode = "exec"
 )
 

@@ -125,7 +125,8 @@ func (s *Server) Run(ctx context.Context) error {
 
 // Serve serves on ln until ctx is cancelled, then drains: readiness turns off
 // at once (/readyz 503, gRPC health NOT_SERVING) while requests are still
-// served for Config.DrainDelay; then the listener closes and in-flight
+// served for Config.DrainDelay, each HTTP/1.1 answer closing its connection
+// (Connection: close) so that clients reconnect elsewhere; then the listener closes and in-flight
 // requests get up to Config.ShutdownTimeout to finish. Cancelling ctx never
 // cancels in-flight requests. Serve closes ln.
 //
@@ -145,7 +146,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true)
 	hs := &http.Server{
-		Handler:           http.MaxBytesHandler(withCORS(s.cfg.CORSAllowedOrigins, s.mux), int64(s.cfg.ReadMaxBytes)+bodySlack),
+		Handler:           s.closeWhileDraining(http.MaxBytesHandler(withCORS(s.cfg.CORSAllowedOrigins, s.mux), int64(s.cfg.ReadMaxBytes)+bodySlack)),
 		Protocols:         protocols,
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		ReadTimeout:       s.cfg.ReadTimeout,
@@ -189,6 +190,24 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	s.cfg.Logger.Info("server stopped")
 	return nil
+}
+
+// closeWhileDraining answers each HTTP/1.1 request that arrives while the
+// server drains with Connection: close, so that a client behind a
+// connection-level balancer (a Kubernetes Service) reconnects, to a ready
+// replica, instead of reusing a connection the shutdown will close. Idle
+// connections stay open until then: closing them at once (as
+// http.Server.SetKeepAlivesEnabled(false) does) races with clients that
+// picked one for a request just before they learnt of the drain. HTTP/2
+// clients get GOAWAY at shutdown, which tells them which requests were not
+// processed.
+func (s *Server) closeWhileDraining(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor == 1 && s.draining.Load() {
+			w.Header().Set("Connection", "close")
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // ready reports whether the server should receive traffic. The returned error

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -13,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -573,5 +575,66 @@ func TestRunListensOnAddrAndStopsCleanly(t *testing.T) {
 	}
 	if err := s.Run(context.Background()); err == nil {
 		t.Errorf("second Run: nil, want an error (a Server serves once)")
+	}
+}
+
+// TestDrainClosesConnectionsSoClientsMoveOn: while draining, every
+// HTTP/1.1 answer closes its connection ("Connection: close"), so a client
+// behind a connection-level balancer reconnects, to a ready replica,
+// before the listener closes; an idle connection opened before the drain
+// still serves its next request (closing idle connections at once would
+// race with a client sending on one).
+func TestDrainClosesConnectionsSoClientsMoveOn(t *testing.T) {
+	t.Parallel()
+	drainStarted := make(chan struct{})
+	endDrain := make(chan time.Time)
+	b := setup(t, server.Config{DrainDelay: time.Minute}, func(s *server.Server) {
+		server.SetDrainWait(s, func(time.Duration) <-chan time.Time {
+			close(drainStarted)
+			return endDrain
+		})
+	})
+	var endOnce sync.Once
+	end := func() { endOnce.Do(func() { close(endDrain) }) }
+	t.Cleanup(end) // runs before setup's, which waits for Serve
+	conn, err := net.Dial("tcp", strings.TrimPrefix(b.baseURL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(conn)
+	healthz := func() (*http.Response, error) {
+		t.Helper()
+		if _, err := io.WriteString(conn, "GET /healthz HTTP/1.1\r\nHost: shop\r\n\r\n"); err != nil {
+			return nil, err
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			return nil, err
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp, nil
+	}
+	if resp, err := healthz(); err != nil || resp.Close {
+		t.Fatalf("before the drain: %v, close %v; want an answer keeping the connection", err, resp != nil && resp.Close)
+	}
+	served := make(chan error, 1)
+	go func() { served <- b.stop() }()
+	<-drainStarted
+	time.Sleep(50 * time.Millisecond) // what a client may take to send on its idle connection
+	resp, err := healthz()
+	if err != nil {
+		t.Fatalf("while draining, a request on a connection idle since before: %v; want it served", err)
+	}
+	if resp.StatusCode != http.StatusOK || !resp.Close {
+		t.Errorf("while draining: %d, close %v; want 200 with Connection: close", resp.StatusCode, resp.Close)
+	}
+	end()
+	if err := <-served; err != nil {
+		t.Errorf("Serve after drain: %v, want nil", err)
 	}
 }
