@@ -79,7 +79,13 @@ func TestMigratedDataThroughTheServices(t *testing.T) {
 		price               int64
 	}
 	want := map[string]product{}
-	rows, err := b.legacy.Query(ctx, `SELECT p.id, `+skuSQL+`, p.name, `+categoryNameSQL+`, (p.price * 100)::bigint
+	rows, err := b.legacy.Query(ctx, `SELECT p.id,
+		    CASE WHEN EXISTS (SELECT 1 FROM products q WHERE q.sku = p.sku AND q.id < p.id AND q.deleted_at IS NULL)
+		        THEN p.sku || '-L' || p.id ELSE p.sku END,
+		    p.name,
+		    CASE WHEN EXISTS (SELECT 1 FROM categories d WHERE lower(d.name) = lower(c.name) AND d.id < c.id)
+		        THEN c.name || ' (legacy ' || c.id || ')' ELSE c.name END,
+		    (p.price * 100)::bigint
 		FROM products p JOIN categories c ON c.id = p.category_id WHERE p.deleted_at IS NULL`)
 	if err != nil {
 		t.Fatal(err)

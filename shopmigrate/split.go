@@ -9,6 +9,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	legacydb "github.com/decoupledshop/shop/gen/sqlc/legacy"
 )
 
 // SplitConfig configures a split of the legacy database into productsvc's
@@ -53,7 +55,11 @@ type SplitConfig struct {
 type splitter struct {
 	cfg                   SplitConfig
 	legacy, product, cart *pgxpool.Pool
-	subjects              map[int64]string
+	lq                    *legacydb.Queries
+	// mark is the legacy clock when this run began: where the next pass
+	// of a table this run starts reads from (less the overlap).
+	mark     time.Time
+	subjects map[int64]string
 	// renamed lists, by legacy table, the rows the checks found a
 	// duplicate of (name or SKU), which are copied renamed.
 	renamed map[string][]int64
@@ -97,6 +103,7 @@ func Split(ctx context.Context, cfg SplitConfig) (*Report, error) {
 		defer (*c.pool).Close()
 	}
 
+	m.lq = legacydb.New(m.legacy)
 	cps := map[string]*checkpoint{}
 	for _, db := range []*pgxpool.Pool{m.product, m.cart} {
 		got, err := checkpoints(ctx, db)
@@ -123,7 +130,7 @@ func Split(ctx context.Context, cfg SplitConfig) (*Report, error) {
 	if err != nil {
 		return rep, m.fail(rep, err)
 	}
-	subjects, fresh, userProblems, err := cfg.Users.users(ctx, m.legacy, stored)
+	subjects, fresh, userProblems, err := cfg.Users.users(ctx, m.lq, stored)
 	if err != nil {
 		return rep, m.fail(rep, err)
 	}
@@ -150,9 +157,21 @@ func Split(ctx context.Context, cfg SplitConfig) (*Report, error) {
 		return rep, m.fail(rep, err)
 	}
 	rep.Changed += n
+	// One legacy clock reading for every table this run starts: taken
+	// before any of them is read, it is at or before each one's start.
+	if m.mark, err = m.lq.LegacyNow(ctx); err != nil {
+		return rep, m.fail(rep, fmt.Errorf("read the legacy clock: %w", err))
+	}
 	phase = time.Now()
 	for _, st := range steps() {
 		tr, err := m.runStep(ctx, st, rep.Pass, cps[st.table])
+		if err == nil && m.cfg.CompareCopy && rep.Pass == 1 && tr.Written > 0 {
+			// After the step, outside its time: the baseline is not part
+			// of the copy it is compared with.
+			if tr.PlainCopyRowsPerSecond, err = plainCopyRate(ctx, m.db(st.db), st); err != nil {
+				err = fmt.Errorf("plain COPY baseline: %w", err)
+			}
+		}
 		rep.Tables = append(rep.Tables, tr)
 		rep.Changed += tr.Written
 		if err != nil {
@@ -244,8 +263,8 @@ func (m *splitter) since(pass int, cp *checkpoint) *time.Time {
 func (m *splitter) plan(ctx context.Context, rep *Report, cps map[string]*checkpoint) error {
 	var total int64
 	for _, st := range steps() {
-		var n int64
-		if err := m.legacy.QueryRow(ctx, st.countSQL, m.since(rep.Pass, cps[st.table])).Scan(&n); err != nil {
+		n, err := st.count(ctx, m.lq, m.since(rep.Pass, cps[st.table]))
+		if err != nil {
 			return m.fail(rep, fmt.Errorf("count %s: %w", st.table, err))
 		}
 		rep.Tables = append(rep.Tables, TableReport{Table: st.table, Database: st.db, LegacyRows: n})
@@ -267,22 +286,20 @@ func (m *splitter) runStep(ctx context.Context, st *step, pass int, cp *checkpoi
 		return tr, nil
 	}
 	if cp == nil || cp.pass < pass {
-		next := &checkpoint{table: st.table, pass: pass, since: m.since(pass, cp)}
-		if err := m.legacy.QueryRow(ctx, `SELECT now()`).Scan(&next.mark); err != nil {
-			return tr, err
-		}
-		cp = next
+		cp = &checkpoint{table: st.table, pass: pass, since: m.since(pass, cp), mark: m.mark}
 	}
 	var total int64
-	if err := m.legacy.QueryRow(ctx, st.countSQL, cp.since).Scan(&total); err != nil {
-		return tr, fmt.Errorf("count: %w", err)
+	if m.cfg.Progress != nil { // the count is for the bar only
+		if total, err = st.count(ctx, m.lq, cp.since); err != nil {
+			return tr, fmt.Errorf("count: %w", err)
+		}
 	}
 	bar := newBar(m.cfg.Progress, total, st.table)
 	defer bar.close()
 	bar.add(cp.read)
-	limit := m.cfg.BatchSize
+	limit := int32(min(m.cfg.BatchSize, 1<<30))
 	if st.parentBatch > 0 {
-		limit = max(1, limit/st.parentBatch)
+		limit = max(1, limit/int32(st.parentBatch))
 	}
 	began := time.Now()
 	defer func() {
@@ -304,28 +321,32 @@ func (m *splitter) runStep(ctx context.Context, st *step, pass int, cp *checkpoi
 		tr.ReadSeconds += r.seconds
 		err = pgx.BeginFunc(ctx, target, func(tx pgx.Tx) error {
 			var n int64
-			if b.read > 0 {
+			if b.keys > 0 {
 				if n, err = m.write(ctx, st, tx, b, pass); err != nil {
 					return err
 				}
 				cp.lastID, cp.read, cp.written, cp.batches = b.last, cp.read+b.read, cp.written+n, cp.batches+1
 			}
-			cp.done = b.read == 0
+			// A short batch is the last: the table's pass ends with it,
+			// in its transaction.
+			cp.done = b.keys < int(limit)
 			tr.Written += n
 			return saveCheckpoint(ctx, tx, cp, m.cfg.Now())
 		})
 		if err != nil {
 			return tr, fmt.Errorf("write batch after legacy id %d: %w", cp.lastID, err)
 		}
-		if cp.done {
-			break
+		if b.keys > 0 {
+			tr.Read += b.read
+			tr.Batches++
+			bar.add(b.read)
+			m.batches++
 		}
-		tr.Read += b.read
-		tr.Batches++
-		bar.add(b.read)
-		m.batches++
 		if m.cfg.failAfterBatches > 0 && m.batches >= m.cfg.failAfterBatches {
 			return tr, errInjected
+		}
+		if cp.done {
+			break
 		}
 		if m.cfg.Throttle > 0 {
 			select {
@@ -338,13 +359,6 @@ func (m *splitter) runStep(ctx context.Context, st *step, pass int, cp *checkpoi
 	if !cp.done {
 		return tr, ctx.Err()
 	}
-	if m.cfg.CompareCopy && pass == 1 && tr.Written > 0 {
-		rate, err := plainCopyRate(ctx, target, st)
-		if err != nil {
-			return tr, fmt.Errorf("plain COPY baseline: %w", err)
-		}
-		tr.PlainCopyRowsPerSecond = rate
-	}
 	return tr, nil
 }
 
@@ -356,22 +370,22 @@ type readResult struct {
 }
 
 // readAhead reads the step's batches after keyset position after, one
-// ahead of the writer: the channel ends after the empty batch that means
-// done, or an error. stop ends the reading and waits for it.
-func (m *splitter) readAhead(ctx context.Context, st *step, after int64, since *time.Time, limit int) (<-chan readResult, func()) {
+// ahead of the writer: the channel ends after a short batch (the last), or
+// an error. stop ends the reading and waits for it.
+func (m *splitter) readAhead(ctx context.Context, st *step, after int64, since *time.Time, limit int32) (<-chan readResult, func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	out := make(chan readResult, 1)
 	go func() {
 		defer close(out)
 		for {
 			began := time.Now()
-			b, err := m.read(ctx, st, after, since, limit)
+			b, err := st.read(ctx, m, after, since, limit)
 			select {
 			case out <- readResult{b, time.Since(began).Seconds(), err}:
 			case <-ctx.Done():
 				return
 			}
-			if err != nil || b.read == 0 {
+			if err != nil || b.keys < int(limit) {
 				return
 			}
 			after = b.last
@@ -382,27 +396,6 @@ func (m *splitter) readAhead(ctx context.Context, st *step, after int64, since *
 		for range out {
 		}
 	}
-}
-
-// read reads the step's batch after keyset position after.
-func (m *splitter) read(ctx context.Context, st *step, after int64, since *time.Time, limit int) (*batch, error) {
-	args := []any{after, limit, since}
-	if st.renames {
-		args = append(args, m.renamed["products"], m.renamed["categories"])
-	}
-	rows, err := m.legacy.Query(ctx, st.readSQL, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	b := &batch{last: after}
-	for rows.Next() {
-		if err := st.scan(m, rows, b); err != nil {
-			return nil, err
-		}
-		b.read++
-	}
-	return b, rows.Err()
 }
 
 // write writes a batch: the first pass COPYs it straight into the table
