@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	legacydb "github.com/decoupledshop/shop/gen/sqlc/legacy"
+	"github.com/decoupledshop/shop/productsvc"
 )
 
 // SplitConfig configures a split of the legacy database into productsvc's
@@ -32,6 +33,13 @@ type SplitConfig struct {
 	// looks for changed rows, for legacy transactions that were running
 	// then and committed later.
 	Overlap time.Duration
+	// Subscribers are the names of productsvc's event subscribers (its
+	// SUBSCRIBERS). A catch-up pass queues, for each, the events
+	// productsvc itself would have written for the changes it copies into
+	// productsvc's tables (ProductChanged, ProductDeleted,
+	// CategoryChanged), in the same transaction, for productsvc's relay to
+	// deliver. The first pass queues none: both sides start at version 1.
+	Subscribers []string
 	// Throttle pauses after every batch, to spare a live legacy database.
 	Throttle time.Duration
 	// CompareCopy times a plain COPY of each first-pass table's rows into
@@ -56,6 +64,7 @@ type splitter struct {
 	cfg                   SplitConfig
 	legacy, product, cart *pgxpool.Pool
 	lq                    *legacydb.Queries
+	events                *productsvc.Outbox
 	// mark is the legacy clock when this run began: where the next pass
 	// of a table this run starts reads from (less the overlap).
 	mark     time.Time
@@ -90,7 +99,7 @@ func Split(ctx context.Context, cfg SplitConfig) (*Report, error) {
 		rep.Finished = cfg.Now()
 		rep.Seconds = rep.Finished.Sub(rep.Started).Seconds()
 	}()
-	m := &splitter{cfg: cfg}
+	m := &splitter{cfg: cfg, events: productsvc.NewOutbox(cfg.Subscribers, cfg.Now, nil)}
 	var err error
 	for _, c := range []struct {
 		name, url string
@@ -168,9 +177,7 @@ func Split(ctx context.Context, cfg SplitConfig) (*Report, error) {
 		if err == nil && m.cfg.CompareCopy && rep.Pass == 1 && tr.Written > 0 {
 			// After the step, outside its time: the baseline is not part
 			// of the copy it is compared with.
-			if tr.PlainCopyRowsPerSecond, err = plainCopyRate(ctx, m.db(st.db), st); err != nil {
-				err = fmt.Errorf("plain COPY baseline: %w", err)
-			}
+			err = m.baseline(ctx, st, &tr)
 		}
 		rep.Tables = append(rep.Tables, tr)
 		rep.Changed += tr.Written
@@ -178,6 +185,14 @@ func Split(ctx context.Context, cfg SplitConfig) (*Report, error) {
 			rep.Outcome = fmt.Sprintf("Stopped in table %s: %v. Every committed batch is checkpointed: rerun the same command to resume.", st.table, err)
 			return rep, fmt.Errorf("%s: %w", st.table, err)
 		}
+	}
+	if rep.Pass > 1 {
+		n, err := m.sweep(ctx, rep)
+		if err != nil {
+			rep.Outcome = fmt.Sprintf("Stopped removing rows deleted from the legacy database: %v. Rerun the same command.", err)
+			return rep, err
+		}
+		rep.Changed += n
 	}
 	rep.CopySeconds = time.Since(phase).Seconds()
 	phase = time.Now()
@@ -297,10 +312,7 @@ func (m *splitter) runStep(ctx context.Context, st *step, pass int, cp *checkpoi
 	bar := newBar(m.cfg.Progress, total, st.table)
 	defer bar.close()
 	bar.add(cp.read)
-	limit := int32(min(m.cfg.BatchSize, 1<<30))
-	if st.parentBatch > 0 {
-		limit = max(1, limit/int32(st.parentBatch))
-	}
+	limit := m.limit(st)
 	began := time.Now()
 	defer func() {
 		tr.Seconds = time.Since(began).Seconds()
@@ -411,6 +423,9 @@ func (m *splitter) write(ctx context.Context, st *step, tx pgx.Tx, b *batch, pas
 		if len(b.ids) > 0 {
 			_, err = tx.CopyFrom(ctx, pgx.Identifier{"shopmigrate", "legacy_ids"}, []string{"tbl", "legacy_id", "id"}, idRows(b.ids))
 		}
+		if err == nil {
+			err = savePromoKeys(ctx, tx, b.promos)
+		}
 		return n, err
 	}
 	if !st.ownStage {
@@ -422,6 +437,9 @@ func (m *splitter) write(ctx context.Context, st *step, tx pgx.Tx, b *batch, pas
 		}
 	}
 	n, err := st.upsert(ctx, m, tx, b)
+	if err == nil {
+		err = savePromoKeys(ctx, tx, b.promos)
+	}
 	if err != nil || len(b.ids) == 0 {
 		return n, err
 	}
@@ -435,41 +453,83 @@ func (m *splitter) write(ctx context.Context, st *step, tx pgx.Tx, b *batch, pas
 	return n, err
 }
 
+// savePromoKeys records (or updates) the codes legacy promo codes became.
+func savePromoKeys(ctx context.Context, tx pgx.Tx, keys []promoKey) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	ids, codes := make([]int64, len(keys)), make([]string, len(keys))
+	for i, k := range keys {
+		ids[i], codes[i] = k.id, k.code
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO shopmigrate.promo_codes (legacy_id, code) SELECT * FROM unnest($1::bigint[], $2::text[])
+		ON CONFLICT (legacy_id) DO UPDATE SET code = excluded.code`, ids, codes)
+	return err
+}
+
 func idRows(ids []legacyID) pgx.CopyFromSource {
 	return pgx.CopyFromSlice(len(ids), func(i int) ([]any, error) {
 		return []any{ids[i].table, ids[i].id, ids[i].uuid}, nil
 	})
 }
 
-// plainCopyRate times a plain COPY of the rows the step wrote into the
+// limit is the keyset positions (rows, or parents) in a batch of st.
+func (m *splitter) limit(st *step) int32 {
+	limit := int32(min(m.cfg.BatchSize, 1<<30))
+	if st.parentBatch > 0 {
+		limit = max(1, limit/int32(st.parentBatch))
+	}
+	return limit
+}
+
+// baseline measures a first pass's baseline for tr: a plain COPY of the
+// rows the step wrote, plus the first batch's legacy read, which no copy
+// of the table can overlap with writing (see TableReport).
+func (m *splitter) baseline(ctx context.Context, st *step, tr *TableReport) error {
+	began := time.Now()
+	if _, err := st.read(ctx, m, 0, nil, m.limit(st)); err != nil {
+		return fmt.Errorf("plain COPY baseline: read the first batch: %w", err)
+	}
+	tr.BaselineFirstReadSeconds = time.Since(began).Seconds()
+	rows, secs, err := plainCopy(ctx, m.db(st.db), st)
+	if err != nil {
+		return fmt.Errorf("plain COPY baseline: %w", err)
+	}
+	if total := secs + tr.BaselineFirstReadSeconds; total > 0 {
+		tr.PlainCopyRowsPerSecond = float64(rows) / total
+	}
+	return nil
+}
+
+// plainCopy times a plain COPY of the rows the step wrote into the
 // table itself (indexes, checks and foreign keys included): the rows are
 // set aside in an unlogged table, the table is emptied in a transaction,
 // the rows are COPYed back (COPY TO from one connection piped into COPY
-// FROM on the other), and the transaction rolls back. It returns the COPY's
-// rows per second.
-func plainCopyRate(ctx context.Context, db *pgxpool.Pool, st *step) (float64, error) {
+// FROM on the other), and the transaction rolls back. It returns the rows
+// and the seconds the COPY took.
+func plainCopy(ctx context.Context, db *pgxpool.Pool, st *step) (int64, float64, error) {
 	table := pgx.Identifier{st.table}.Sanitize()
 	if _, err := db.Exec(ctx, `DROP TABLE IF EXISTS shopmigrate.baseline; CREATE UNLOGGED TABLE shopmigrate.baseline AS SELECT * FROM `+table); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer db.Exec(context.WithoutCancel(ctx), `DROP TABLE IF EXISTS shopmigrate.baseline`)
 	src, err := db.Acquire(ctx)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer src.Release()
 	dst, err := db.Acquire(ctx)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer dst.Release()
 	tx, err := dst.Begin(ctx)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
 	if _, err := tx.Exec(ctx, `TRUNCATE `+table+` CASCADE`); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	pr, pw := io.Pipe()
 	began := time.Now()
@@ -480,11 +540,7 @@ func plainCopyRate(ctx context.Context, db *pgxpool.Pool, st *step) (float64, er
 	tag, err := tx.Conn().PgConn().CopyFrom(ctx, pr, "COPY "+table+" FROM STDIN")
 	pr.CloseWithError(err)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	secs := time.Since(began).Seconds()
-	if secs <= 0 {
-		return 0, nil
-	}
-	return float64(tag.RowsAffected()) / secs, nil
+	return tag.RowsAffected(), time.Since(began).Seconds(), nil
 }

@@ -43,6 +43,21 @@ CREATE TABLE IF NOT EXISTS shopmigrate.legacy_ids (
     id        uuid   NOT NULL,
     PRIMARY KEY (tbl, legacy_id)
 );
+-- Legacy promo codes and the codes they became (cart database only), so
+-- a catch-up pass can remove those deleted from the legacy database.
+CREATE TABLE IF NOT EXISTS shopmigrate.promo_codes (
+    legacy_id bigint PRIMARY KEY,
+    code      text   NOT NULL
+);
+-- Legacy rows a catch-up pass found deleted for good (not softly): the
+-- cart database keeps their products' tombstones, which the verification
+-- leaves out, as the legacy database no longer has them.
+CREATE TABLE IF NOT EXISTS shopmigrate.hard_deletes (
+    tbl         text        NOT NULL,
+    legacy_id   bigint      NOT NULL,
+    delete_time timestamptz NOT NULL,
+    PRIMARY KEY (tbl, legacy_id)
+);
 -- Legacy users and the OIDC subjects their carts and wishlists went to
 -- (cart database only).
 CREATE TABLE IF NOT EXISTS shopmigrate.users (

@@ -4,12 +4,15 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	cartdb "github.com/decoupledshop/shop/gen/sqlc/cart"
 	legacydb "github.com/decoupledshop/shop/gen/sqlc/legacy"
+	productdb "github.com/decoupledshop/shop/gen/sqlc/product"
 )
 
 // idNamespace is the UUIDv5 namespace of legacy ids: the UUID of legacy
@@ -38,9 +41,16 @@ type batch struct {
 	ids     []legacyID  // legacy ids of those rows
 	parents []string    // children steps: the carts (wishlists) covered, by subject
 	deleted []uuid.UUID // products: deleted in the legacy database
+	promos  []promoKey  // promo codes: legacy ids and codes
 	// products: versions of live products by id, and their snapshot
 	names  map[uuid.UUID]string
 	prices map[uuid.UUID]int64
+}
+
+// promoKey is a legacy promo code's id and the code it became.
+type promoKey struct {
+	id   int64
+	code string
 }
 
 // add counts a keyset position (id) of the batch, holding rows legacy rows.
@@ -103,12 +113,7 @@ func steps() []*step {
 				}
 				return b, err
 			},
-			upsert: upsertSQL(`
-INSERT INTO categories AS t (id, name, description, version, create_time, update_time)
-SELECT id, name, description, version, create_time, update_time FROM stage
-ON CONFLICT (id) DO UPDATE SET name = excluded.name, description = excluded.description,
-    update_time = excluded.update_time, version = t.version + 1
-WHERE (t.name, t.description) IS DISTINCT FROM (excluded.name, excluded.description)`),
+			upsert: upsertCategories,
 		},
 		{
 			table: "products", db: "product", columns: productColumns,
@@ -174,6 +179,7 @@ WHERE (t.name, t.description) IS DISTINCT FROM (excluded.name, excluded.descript
 						amount = r.AmountOffMinor
 					}
 					b.add(r.ID, 1)
+					b.promos = append(b.promos, promoKey{r.ID, r.Code})
 					b.rows = append(b.rows, []any{r.Code, percent, amount, m.cfg.Currency, r.MaxRedemptions,
 						r.StartsAt, r.EndsAt, r.Active, r.CreatedAt})
 				}
@@ -346,23 +352,72 @@ func upsertChildren(table, sql, key string) func(context.Context, *splitter, pgx
 	}
 }
 
-// upsertProducts upserts changed products (a real change bumps the
-// version, as an admin's update would) and deletes those deleted in the
-// legacy database.
+// upsertCategories upserts new and changed categories (a real change
+// bumps the version) with their CategoryChanged events, as productsvc's
+// CreateCategory and UpdateCategory would.
+func upsertCategories(ctx context.Context, m *splitter, tx pgx.Tx, b *batch) (int64, error) {
+	rows, err := tx.Query(ctx, `
+INSERT INTO categories AS t (id, name, description, version, create_time, update_time)
+SELECT id, name, description, version, create_time, update_time FROM stage
+ON CONFLICT (id) DO UPDATE SET name = excluded.name, description = excluded.description,
+    update_time = excluded.update_time, version = t.version + 1
+WHERE (t.name, t.description) IS DISTINCT FROM (excluded.name, excluded.description)
+RETURNING t.id, t.name, t.description, t.version, t.create_time, t.update_time`)
+	if err != nil {
+		return 0, err
+	}
+	changed, err := pgx.CollectRows(rows, pgx.RowToStructByPos[productdb.Category])
+	if err != nil {
+		return 0, err
+	}
+	for _, c := range changed {
+		if err := m.events.CategoryChanged(ctx, tx, c); err != nil {
+			return 0, err
+		}
+	}
+	return int64(len(changed)), nil
+}
+
+// upsertProducts upserts new and changed products (a real change bumps
+// the version, as an admin's update would) and deletes those deleted in
+// the legacy database, with the events productsvc would have written:
+// ProductChanged with each product's new state, ProductDeleted at the
+// deleted product's version + 1.
 func upsertProducts(ctx context.Context, m *splitter, tx pgx.Tx, b *batch) (int64, error) {
-	tag, err := tx.Exec(ctx, `
+	rows, err := tx.Query(ctx, `
 INSERT INTO products AS t SELECT * FROM stage
 ON CONFLICT (id) DO UPDATE SET sku = excluded.sku, name = excluded.name, description = excluded.description,
     category_id = excluded.category_id, category_name = excluded.category_name, price_minor = excluded.price_minor,
     currency_code = excluded.currency_code, update_time = excluded.update_time, version = t.version + 1
 WHERE (t.sku, t.name, t.description, t.category_id, t.category_name, t.price_minor, t.currency_code)
     IS DISTINCT FROM (excluded.sku, excluded.name, excluded.description, excluded.category_id, excluded.category_name,
-        excluded.price_minor, excluded.currency_code)`)
+        excluded.price_minor, excluded.currency_code)
+RETURNING t.id, t.sku, t.name, t.description, t.category_id, t.category_name, t.price_minor, t.currency_code,
+    t.version, t.create_time, t.update_time`)
 	if err != nil {
 		return 0, err
 	}
-	del, err := tx.Exec(ctx, `DELETE FROM products WHERE id = ANY($1)`, b.deleted)
-	return tag.RowsAffected() + del.RowsAffected(), err
+	changed, err := pgx.CollectRows(rows, pgx.RowToStructByPos[productdb.Product])
+	if err != nil {
+		return 0, err
+	}
+	if err := m.events.ProductsChanged(ctx, tx, changed); err != nil {
+		return 0, err
+	}
+	rows, err = tx.Query(ctx, `DELETE FROM products WHERE id = ANY($1) RETURNING 0::bigint, id, version + 1`, b.deleted)
+	if err != nil {
+		return 0, err
+	}
+	deleted, err := pgx.CollectRows(rows, pgx.RowToStructByPos[deletedProduct])
+	if err != nil {
+		return 0, err
+	}
+	for _, d := range deleted {
+		if err := m.events.ProductDeleted(ctx, tx, d.ID, d.Version); err != nil {
+			return 0, err
+		}
+	}
+	return int64(len(changed) + len(deleted)), nil
 }
 
 // upsertVersions raises the cart's high-water marks of changed products to
@@ -401,6 +456,7 @@ func upsertVersions(ctx context.Context, m *splitter, tx pgx.Tx, b *batch) (int6
 		return 0, err
 	}
 	var n int64
+	var raised []string
 	err = tx.QueryRow(ctx, `
 WITH marks AS (
     INSERT INTO product_versions AS t (product_id, version, deleted, update_time)
@@ -426,6 +482,35 @@ WITH marks AS (
     WHERE i.product_id = k.product_id
     RETURNING 1
 )
-SELECT (SELECT count(*) FROM marks) + (SELECT count(*) FROM lines) + (SELECT count(*) FROM wishes)`).Scan(&n)
-	return n, err
+SELECT (SELECT count(*) FROM marks) + (SELECT count(*) FROM lines) + (SELECT count(*) FROM wishes),
+    (SELECT coalesce(array_agg(k.product_id::text || ':' || k.version), '{}') FROM marks k)`).Scan(&n, &raised)
+	if err != nil {
+		return 0, err
+	}
+	return n, notifyVersions(ctx, tx, raised)
+}
+
+// maxNotifyPayload keeps a notification's payload under PostgreSQL's
+// 8000-byte limit.
+const maxNotifyPayload = 7000
+
+// notifyVersions announces raised marks ("<product id>:<version>") on
+// cartsvc's VersionsChannel at the commit of tx, as cartsvc does for the
+// events it applies, so that running replicas stop serving older cached
+// product data: a catch-up pass raised them, so the events it queued for
+// them will be STALE there.
+func notifyVersions(ctx context.Context, tx pgx.Tx, marks []string) error {
+	q := cartdb.New(tx)
+	for len(marks) > 0 {
+		n, size := 0, 0
+		for n < len(marks) && size+len(marks[n])+1 <= maxNotifyPayload {
+			size += len(marks[n]) + 1
+			n++
+		}
+		if err := q.NotifyProductVersion(ctx, strings.Join(marks[:n], ",")); err != nil {
+			return err
+		}
+		marks = marks[n:]
+	}
+	return nil
 }

@@ -54,7 +54,8 @@ var tableChecks = []tableCheck{
 		 LEFT JOIN shopmigrate.legacy_ids mc ON mc.tbl = 'categories' AND mc.id = p.category_id`},
 	{"product_versions", "cart", sum((*legacydb.Queries).ChecksumProductVersions),
 		`SELECT m.legacy_id, v.deleted FROM product_versions v
-		 LEFT JOIN shopmigrate.legacy_ids m ON m.tbl = 'products' AND m.id = v.product_id`},
+		 LEFT JOIN shopmigrate.legacy_ids m ON m.tbl = 'products' AND m.id = v.product_id
+		 WHERE NOT EXISTS (SELECT 1 FROM shopmigrate.hard_deletes h WHERE h.tbl = 'products' AND h.legacy_id = m.legacy_id)`},
 	{"promo_codes", "cart", sum((*legacydb.Queries).ChecksumPromoCodes),
 		`SELECT code, percent_off, amount_off_minor, max_redemptions,
 		     extract(epoch FROM start_time), extract(epoch FROM end_time), active FROM promo_codes`},
