@@ -7,6 +7,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -333,17 +334,22 @@ func (m *splitter) runStep(ctx context.Context, st *step, pass int, cp *checkpoi
 		tr.ReadSeconds += r.seconds
 		err = pgx.BeginFunc(ctx, target, func(tx pgx.Tx) error {
 			var n int64
+			// The batch's bookkeeping (legacy ids, promo code keys, the
+			// checkpoint) goes in one round trip after its rows.
+			bk := &pgx.Batch{}
 			if b.keys > 0 {
 				if n, err = m.write(ctx, st, tx, b, pass); err != nil {
 					return err
 				}
+				queueKeys(bk, b, pass)
 				cp.lastID, cp.read, cp.written, cp.batches = b.last, cp.read+b.read, cp.written+n, cp.batches+1
 			}
 			// A short batch is the last: the table's pass ends with it,
 			// in its transaction.
 			cp.done = b.keys < int(limit)
 			tr.Written += n
-			return saveCheckpoint(ctx, tx, cp, m.cfg.Now())
+			queueCheckpoint(bk, cp, m.cfg.Now())
+			return tx.SendBatch(ctx, bk).Close()
 		})
 		if err != nil {
 			return tr, fmt.Errorf("write batch after legacy id %d: %w", cp.lastID, err)
@@ -417,14 +423,11 @@ func (m *splitter) readAhead(ctx context.Context, st *step, after int64, since *
 func (m *splitter) write(ctx context.Context, st *step, tx pgx.Tx, b *batch, pass int) (int64, error) {
 	if pass == 1 {
 		n, err := tx.CopyFrom(ctx, pgx.Identifier{st.table}, st.columns, pgx.CopyFromRows(b.rows))
-		if err != nil {
-			return 0, err
-		}
-		if len(b.ids) > 0 {
-			_, err = tx.CopyFrom(ctx, pgx.Identifier{"shopmigrate", "legacy_ids"}, []string{"tbl", "legacy_id", "id"}, idRows(b.ids))
-		}
-		if err == nil {
-			err = savePromoKeys(ctx, tx, b.promos)
+		if err == nil && copyIDs(b, pass) {
+			_, err = tx.CopyFrom(ctx, pgx.Identifier{"shopmigrate", "legacy_ids"}, []string{"tbl", "legacy_id", "id"},
+				pgx.CopyFromSlice(len(b.ids), func(i int) ([]any, error) {
+					return []any{b.ids[i].table, b.ids[i].id, b.ids[i].uuid}, nil
+				}))
 		}
 		return n, err
 	}
@@ -436,41 +439,38 @@ func (m *splitter) write(ctx context.Context, st *step, tx pgx.Tx, b *batch, pas
 			return 0, err
 		}
 	}
-	n, err := st.upsert(ctx, m, tx, b)
-	if err == nil {
-		err = savePromoKeys(ctx, tx, b.promos)
-	}
-	if err != nil || len(b.ids) == 0 {
-		return n, err
-	}
-	if _, err := tx.Exec(ctx, `CREATE TEMP TABLE stage_ids (LIKE shopmigrate.legacy_ids) ON COMMIT DROP`); err != nil {
-		return 0, err
-	}
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"stage_ids"}, []string{"tbl", "legacy_id", "id"}, idRows(b.ids)); err != nil {
-		return 0, err
-	}
-	_, err = tx.Exec(ctx, `INSERT INTO shopmigrate.legacy_ids SELECT * FROM stage_ids ON CONFLICT DO NOTHING`)
-	return n, err
+	return st.upsert(ctx, m, tx, b)
 }
 
-// savePromoKeys records (or updates) the codes legacy promo codes became.
-func savePromoKeys(ctx context.Context, tx pgx.Tx, keys []promoKey) error {
-	if len(keys) == 0 {
-		return nil
-	}
-	ids, codes := make([]int64, len(keys)), make([]string, len(keys))
-	for i, k := range keys {
-		ids[i], codes[i] = k.id, k.code
-	}
-	_, err := tx.Exec(ctx, `INSERT INTO shopmigrate.promo_codes (legacy_id, code) SELECT * FROM unnest($1::bigint[], $2::text[])
-		ON CONFLICT (legacy_id) DO UPDATE SET code = excluded.code`, ids, codes)
-	return err
-}
+// copyIDsMin is the fewest legacy ids a first pass's batch COPYs into
+// shopmigrate.legacy_ids; fewer go with the batch's other bookkeeping in
+// one round trip (a COPY costs two).
+const copyIDsMin = 256
 
-func idRows(ids []legacyID) pgx.CopyFromSource {
-	return pgx.CopyFromSlice(len(ids), func(i int) ([]any, error) {
-		return []any{ids[i].table, ids[i].id, ids[i].uuid}, nil
-	})
+// copyIDs reports whether write COPYs the batch's legacy ids (new in a
+// first pass) rather than queueKeys inserting them.
+func copyIDs(b *batch, pass int) bool { return pass == 1 && len(b.ids) >= copyIDsMin }
+
+// queueKeys queues to bk the records of the batch's legacy ids (the UUIDs
+// they became; unless write COPYs them) and promo codes (the codes they
+// became), new or updated.
+func queueKeys(bk *pgx.Batch, b *batch, pass int) {
+	if len(b.ids) > 0 && !copyIDs(b, pass) {
+		tables, ids, uuids := make([]string, len(b.ids)), make([]int64, len(b.ids)), make([]uuid.UUID, len(b.ids))
+		for i, id := range b.ids {
+			tables[i], ids[i], uuids[i] = id.table, id.id, id.uuid
+		}
+		bk.Queue(`INSERT INTO shopmigrate.legacy_ids (tbl, legacy_id, id) SELECT * FROM unnest($1::text[], $2::bigint[], $3::uuid[])
+			ON CONFLICT DO NOTHING`, tables, ids, uuids)
+	}
+	if len(b.promos) > 0 {
+		ids, codes := make([]int64, len(b.promos)), make([]string, len(b.promos))
+		for i, k := range b.promos {
+			ids[i], codes[i] = k.id, k.code
+		}
+		bk.Queue(`INSERT INTO shopmigrate.promo_codes (legacy_id, code) SELECT * FROM unnest($1::bigint[], $2::text[])
+			ON CONFLICT (legacy_id) DO UPDATE SET code = excluded.code`, ids, codes)
+	}
 }
 
 // limit is the keyset positions (rows, or parents) in a batch of st.
