@@ -81,7 +81,8 @@ type TableReport struct {
 	RowsPerSecond float64 `json:"rowsPerSecond"`
 	// PlainCopyRowsPerSecond is a plain COPY of the same rows into the
 	// same table, measured in the same run (--compare-copy) in a
-	// transaction rolled back afterwards, plus the one cost every copy
+	// transaction of its own (BEGIN, COPY, and a ROLLBACK standing for
+	// the COMMIT, timed), plus the one cost every copy
 	// of the table pays once whatever its size: reading its first batch
 	// from the legacy database, which nothing overlaps
 	// (BaselineFirstReadSeconds, timed again right before the COPY).

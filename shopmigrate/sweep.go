@@ -14,8 +14,12 @@ import (
 // now with the rows earlier passes copied (shopmigrate.legacy_ids,
 // shopmigrate.users, shopmigrate.promo_codes) and resolves each row gone
 // from the legacy database as hardDeleteResolutions says, reporting each
-// as a non-blocking problem of kind "hard-deleted". Rows the services
-// created themselves are in none of those tables and are never touched.
+// as a non-blocking problem of kind "hard-deleted". Products, categories
+// and promo codes the services created themselves are in none of those
+// tables and are never touched; carts and wishlists are known by their
+// owner, a legacy user, so catch-up passes must run before cartsvc takes
+// writes (the README's walk-through), or a cart cartsvc made for a legacy
+// user without a legacy cart would go.
 // Lines, wishlist items and held codes need no sweep: deleting one
 // touches its cart or wishlist, whose next catch-up rewrites them all.
 
