@@ -140,7 +140,7 @@ func splitFlags(fs *flag.FlagSet) (*SplitConfig, func(legacyURL string, stderr i
 	fs.IntVar(&cfg.BatchSize, "batch-size", 5000, "legacy rows per batch; each batch commits with its checkpoint")
 	fs.DurationVar(&cfg.Overlap, "overlap", time.Minute, "a catch-up pass also re-reads rows changed this long before the previous pass began (legacy transactions running then)")
 	fs.DurationVar(&cfg.Throttle, "throttle", 0, "pause after every batch, to spare a live legacy database")
-	fs.BoolVar(&cfg.CompareCopy, "compare-copy", false, "also time a plain COPY of each table's rows into the table (rolled back), for the report's ratio; not while the services run")
+	fs.BoolVar(&cfg.CompareCopy, "compare-copy", false, "first pass: also time a plain COPY of each batch's rows into its table (rolled back) before writing it, for the report's ratio")
 	fs.BoolVar(&cfg.DryRun, "dry-run", false, "plan and report (row counts, every problem); write nothing")
 	subscribers := fs.String("subscribers", "cartsvc", `productsvc's event subscribers, "name" or "name=url" comma-separated (productsvc's SUBSCRIBERS works as is): a catch-up pass queues the events of the product changes it copies for each`)
 	return cfg, func(legacyURL string, stderr io.Writer) error {

@@ -44,9 +44,9 @@ type SplitConfig struct {
 	// Throttle pauses after every batch, to spare a live legacy database.
 	Throttle time.Duration
 	// CompareCopy times a plain COPY of each first-pass table's rows into
-	// the table itself (rolled back), for the report's ratio. It empties
-	// the table meanwhile inside its transaction: only while the services
-	// are not yet running on it.
+	// the table itself, for the report's ratio: each batch's rows are
+	// COPYed in a transaction of their own, rolled back, right before the
+	// batch is written, so both see the same table and the same load.
 	CompareCopy bool
 	// DryRun plans and reports, writing nothing.
 	DryRun bool
@@ -315,8 +315,9 @@ func (m *splitter) runStep(ctx context.Context, st *step, pass int, cp *checkpoi
 	bar.add(cp.read)
 	limit := m.limit(st)
 	began := time.Now()
+	var baseline time.Duration // the interleaved plain COPYs, not the copy's
 	defer func() {
-		tr.Seconds = time.Since(began).Seconds()
+		tr.Seconds = (time.Since(began) - baseline).Seconds()
 		if tr.Seconds > 0 {
 			tr.RowsPerSecond = float64(tr.Written) / tr.Seconds
 		}
@@ -332,6 +333,14 @@ func (m *splitter) runStep(ctx context.Context, st *step, pass int, cp *checkpoi
 		}
 		b := r.b
 		tr.ReadSeconds += r.seconds
+		if m.cfg.CompareCopy && pass == 1 && len(b.rows) > 0 {
+			d, err := plainCopy(ctx, target, st, b.rows)
+			if err != nil {
+				return tr, fmt.Errorf("plain COPY baseline: %w", err)
+			}
+			baseline += d
+			tr.baselineRows, tr.baselineSeconds = tr.baselineRows+int64(len(b.rows)), tr.baselineSeconds+d.Seconds()
+		}
 		err = pgx.BeginFunc(ctx, target, func(tx pgx.Tx) error {
 			var n int64
 			// The batch's bookkeeping (legacy ids, promo code keys, the
@@ -482,74 +491,37 @@ func (m *splitter) limit(st *step) int32 {
 	return limit
 }
 
-// baseline measures a first pass's baseline for tr: a plain COPY of the
-// rows the step wrote, plus the first batch's legacy read, which no copy
-// of the table can overlap with writing (see TableReport).
+// baseline completes a first pass's baseline for tr: the plain COPYs of
+// its batches (timed by runStep), plus the first batch's legacy read,
+// which no copy of the table can overlap with writing (see TableReport).
 func (m *splitter) baseline(ctx context.Context, st *step, tr *TableReport) error {
 	began := time.Now()
 	if _, err := st.read(ctx, m, 0, nil, m.limit(st)); err != nil {
 		return fmt.Errorf("plain COPY baseline: read the first batch: %w", err)
 	}
 	tr.BaselineFirstReadSeconds = time.Since(began).Seconds()
-	rows, secs, err := plainCopy(ctx, m.db(st.db), st)
-	if err != nil {
-		return fmt.Errorf("plain COPY baseline: %w", err)
-	}
-	if total := secs + tr.BaselineFirstReadSeconds; total > 0 {
-		tr.PlainCopyRowsPerSecond = float64(rows) / total
+	if total := tr.baselineSeconds + tr.BaselineFirstReadSeconds; total > 0 {
+		tr.PlainCopyRowsPerSecond = float64(tr.baselineRows) / total
 	}
 	return nil
 }
 
-// plainCopy times a plain COPY of the rows the step wrote into the
-// table itself (indexes, checks and foreign keys included): the rows are
-// set aside in an unlogged table, the table is emptied in a transaction,
-// the rows are COPYed back (COPY TO from one connection piped into COPY
-// FROM on the other), and the transaction rolls back. It returns the rows
-// and the seconds the transaction took, as a plain COPY in a transaction
-// of its own would: BEGIN, the COPY, and the ROLLBACK (standing for a
-// COMMIT, which costs more), not the TRUNCATE.
-func plainCopy(ctx context.Context, db *pgxpool.Pool, st *step) (int64, float64, error) {
-	table := pgx.Identifier{st.table}.Sanitize()
-	if _, err := db.Exec(ctx, `DROP TABLE IF EXISTS shopmigrate.baseline; CREATE UNLOGGED TABLE shopmigrate.baseline AS SELECT * FROM `+table); err != nil {
-		return 0, 0, err
-	}
-	defer db.Exec(context.WithoutCancel(ctx), `DROP TABLE IF EXISTS shopmigrate.baseline`)
-	src, err := db.Acquire(ctx)
-	if err != nil {
-		return 0, 0, err
-	}
-	defer src.Release()
-	dst, err := db.Acquire(ctx)
-	if err != nil {
-		return 0, 0, err
-	}
-	defer dst.Release()
+// plainCopy times a plain COPY of rows into the step's table, in a
+// transaction of its own as a plain COPY would run: BEGIN, the COPY (its
+// indexes, triggers and foreign keys included) and a ROLLBACK standing
+// for the COMMIT (which costs more).
+func plainCopy(ctx context.Context, db *pgxpool.Pool, st *step, rows [][]any) (time.Duration, error) {
 	began := time.Now()
-	tx, err := dst.Begin(ctx)
+	tx, err := db.Begin(ctx)
 	if err != nil {
-		return 0, 0, err
+		return 0, err
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
-	secs := time.Since(began).Seconds()
-	if _, err := tx.Exec(ctx, `TRUNCATE `+table+` CASCADE`); err != nil {
-		return 0, 0, err
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{st.table}, st.columns, pgx.CopyFromRows(rows)); err != nil {
+		return 0, err
 	}
-	pr, pw := io.Pipe()
-	began = time.Now()
-	go func() {
-		_, err := src.Conn().PgConn().CopyTo(ctx, pw, "COPY shopmigrate.baseline TO STDOUT")
-		pw.CloseWithError(err)
-	}()
-	tag, err := tx.Conn().PgConn().CopyFrom(ctx, pr, "COPY "+table+" FROM STDIN")
-	pr.CloseWithError(err)
-	if err != nil {
-		return 0, 0, err
-	}
-	secs += time.Since(began).Seconds()
-	began = time.Now()
 	if err := tx.Rollback(ctx); err != nil {
-		return 0, 0, err
+		return 0, err
 	}
-	return tag.RowsAffected(), secs + time.Since(began).Seconds(), nil
+	return time.Since(began), nil
 }
