@@ -79,7 +79,13 @@ func TestMigratedDataThroughTheServices(t *testing.T) {
 		price               int64
 	}
 	want := map[string]product{}
-	rows, err := b.legacy.Query(ctx, `SELECT p.id, `+skuSQL+`, p.name, `+categoryNameSQL+`, (p.price * 100)::bigint
+	rows, err := b.legacy.Query(ctx, `SELECT p.id,
+		    CASE WHEN EXISTS (SELECT 1 FROM products q WHERE q.sku = p.sku AND q.id < p.id AND q.deleted_at IS NULL)
+		        THEN p.sku || '-L' || p.id ELSE p.sku END,
+		    p.name,
+		    CASE WHEN EXISTS (SELECT 1 FROM categories d WHERE lower(d.name) = lower(c.name) AND d.id < c.id)
+		        THEN c.name || ' (legacy ' || c.id || ')' ELSE c.name END,
+		    (p.price * 100)::bigint
 		FROM products p JOIN categories c ON c.id = p.category_id WHERE p.deleted_at IS NULL`)
 	if err != nil {
 		t.Fatal(err)
@@ -141,8 +147,10 @@ func TestMigratedDataThroughTheServices(t *testing.T) {
 		t.Fatal(err)
 	}
 	var l line
+	legacyIDs := map[string]int64{}
 	if _, err := pgx.ForEachRow(rows, []any{&id, &l.quantity, &l.name, &l.price, &l.added, &l.available}, func() error {
 		wantLines[LegacyUUID("products", id).String()] = l
+		legacyIDs[LegacyUUID("products", id).String()] = id
 		return nil
 	}); err != nil {
 		t.Fatal(err)
@@ -170,6 +178,40 @@ func TestMigratedDataThroughTheServices(t *testing.T) {
 		}
 	}
 	t.Logf("alice's migrated cart: %d lines, %d of deleted products (shown unavailable)", len(items), unavailable)
+
+	// A legacy price change copied by a catch-up pass while the services
+	// run reaches the cart through the events the pass queued in
+	// productsvc's outbox: cartsvc receives the ProductChanged, and GetCart
+	// shows the new price (its product cache holds the old one).
+	var caughtUp string
+	for pid, w := range wantLines {
+		if w.available && pid != repriced {
+			caughtUp = pid
+			break
+		}
+	}
+	if caughtUp == "" {
+		t.Fatal("alice's cart has no second available line")
+	}
+	execSQL(t, b.legacy, `UPDATE products SET price = 77.77 WHERE id = $1`, legacyIDs[caughtUp])
+	cfg := b.cfg
+	cfg.Subscribers = []string{"cartsvc"}
+	if rep := split(t, cfg); rep.Pass != 2 || !rep.Verified {
+		t.Fatalf("catch-up: pass %d, verified %t", rep.Pass, rep.Verified)
+	}
+	caughtDeadline := time.Now().Add(15 * time.Second)
+	for count(t, b.cart, `SELECT count(*) FROM inbox WHERE aggregate_id = $1 AND aggregate_version = 2 AND type = 'shop.events.v1.ProductChanged'`, caughtUp) == 0 {
+		if time.Now().After(caughtDeadline) {
+			t.Fatalf("cartsvc received no ProductChanged at version 2 for %s 15 s after the catch-up pass", caughtUp)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for it := getCart()[caughtUp]; it.UnitPrice.GetAmountMinor() != 7777; it = getCart()[caughtUp] {
+		if time.Now().After(caughtDeadline) {
+			t.Fatalf("GetCart shows %s at %v after the catch-up's event was delivered; want 77.77", caughtUp, it.UnitPrice)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 
 	// A price change after the cut-over reaches the migrated line by event.
 	if _, err := products.UpdateProduct(ctx, connect.NewRequest(&productv1.UpdateProductRequest{

@@ -80,3 +80,89 @@ func TestCatchUpCopiesOnlyChanges(t *testing.T) {
 		t.Errorf("a catch-up with nothing new: pass %d, changed %d, %q; want pass 3, nothing changed", again.Pass, again.Changed, again.Outcome)
 	}
 }
+
+// TestCatchUpRemovesHardDeletes splits, then deletes rows from the legacy
+// database for good (DELETE, which updated_at cannot show): a product
+// with its lines, a category no product uses, a cart, a wishlist and a
+// promo code. The catch-up pass removes each from the services' databases
+// (the product with a ProductDeleted event and a tombstone in the cart's
+// product_versions), reports each, and verifies; one more run changes
+// nothing.
+func TestCatchUpRemovesHardDeletes(t *testing.T) {
+	t.Parallel()
+	b := setup(t, SmallSize)
+	b.cfg.Subscribers = []string{"cartsvc"}
+	execSQL(t, b.legacy, `INSERT INTO categories (name) VALUES ('Spare')`)
+	split(t, b.cfg)
+
+	var product, cart, wishlist, code int64
+	if err := b.legacy.QueryRow(t.Context(), `SELECT
+		(SELECT min(i.product_id) FROM cart_items i JOIN products p ON p.id = i.product_id WHERE p.deleted_at IS NULL),
+		(SELECT max(c.id) FROM carts c JOIN users u ON u.id = c.user_id WHERE u.deleted_at IS NULL),
+		(SELECT max(id) FROM wishlists),
+		(SELECT max(id) FROM promo_codes)`).Scan(&product, &cart, &wishlist, &code); err != nil {
+		t.Fatal(err)
+	}
+	var cartOwner, wishOwner string
+	if err := b.cart.QueryRow(t.Context(), `SELECT
+		(SELECT subject FROM shopmigrate.users WHERE legacy_id = $1), (SELECT subject FROM shopmigrate.users WHERE legacy_id = $2)`,
+		count(t, b.legacy, `SELECT user_id FROM carts WHERE id = $1`, cart),
+		count(t, b.legacy, `SELECT user_id FROM wishlists WHERE id = $1`, wishlist)).Scan(&cartOwner, &wishOwner); err != nil {
+		t.Fatal(err)
+	}
+	var promo string
+	if err := b.legacy.QueryRow(t.Context(), `SELECT upper(code) FROM promo_codes WHERE id = $1`, code).Scan(&promo); err != nil {
+		t.Fatal(err)
+	}
+	execSQL(t, b.legacy, `DELETE FROM cart_items WHERE product_id = $1`, product)
+	execSQL(t, b.legacy, `DELETE FROM wishlist_items WHERE product_id = $1`, product)
+	execSQL(t, b.legacy, `DELETE FROM products WHERE id = $1`, product)
+	execSQL(t, b.legacy, `DELETE FROM categories WHERE name = 'Spare'`)
+	execSQL(t, b.legacy, `DELETE FROM carts WHERE id = $1`, cart)
+	execSQL(t, b.legacy, `DELETE FROM wishlists WHERE id = $1`, wishlist)
+	execSQL(t, b.legacy, `DELETE FROM cart_promo_codes WHERE promo_code_id = $1`, code)
+	execSQL(t, b.legacy, `DELETE FROM promo_codes WHERE id = $1`, code)
+
+	rep := split(t, b.cfg)
+	if !rep.Verified || rep.Pass != 2 {
+		t.Fatalf("catch-up after hard deletes: pass %d, verified %t; want pass 2, verified", rep.Pass, rep.Verified)
+	}
+	reported := map[string]int{}
+	for _, p := range rep.Problems {
+		if p.Kind == "hard-deleted" {
+			reported[p.Table]++
+		}
+	}
+	for _, table := range []string{"products", "categories", "carts", "wishlists", "promo_codes"} {
+		if reported[table] != 1 {
+			t.Errorf("%d hard deletes of %s reported; want 1 (all: %v)", reported[table], table, reported)
+		}
+	}
+	pid := LegacyUUID("products", product)
+	if n := count(t, b.product, `SELECT count(*) FROM products WHERE id = $1`, pid); n != 0 {
+		t.Error("the product deleted for good is still in productsvc")
+	}
+	if n := count(t, b.product, `SELECT count(*) FROM outbox WHERE aggregate_id = $1 AND type = 'shop.events.v1.ProductDeleted'`, pid); n != 1 {
+		t.Errorf("%d ProductDeleted events queued for the product deleted for good; want 1", n)
+	}
+	if n := count(t, b.cart, `SELECT count(*) FROM product_versions WHERE product_id = $1 AND deleted`, pid); n != 1 {
+		t.Error("the cart holds no tombstone of the product deleted for good")
+	}
+	if n := count(t, b.product, `SELECT count(*) FROM categories WHERE name = 'Spare'`); n != 0 {
+		t.Error("the category deleted for good is still in productsvc")
+	}
+	if n := count(t, b.cart, `SELECT count(*) FROM carts WHERE user_id = $1`, cartOwner); n != 0 {
+		t.Errorf("the cart deleted for good (of %s) is still in cartsvc", cartOwner)
+	}
+	if n := count(t, b.cart, `SELECT count(*) FROM wishlists WHERE user_id = $1`, wishOwner); n != 0 {
+		t.Errorf("the wishlist deleted for good (of %s) is still in cartsvc", wishOwner)
+	}
+	if n := count(t, b.cart, `SELECT count(*) FROM promo_codes WHERE code = $1`, promo); n != 0 {
+		t.Errorf("the promo code %s deleted for good is still in cartsvc", promo)
+	}
+
+	again := split(t, b.cfg)
+	if again.Changed != 0 || !again.Verified || !strings.HasPrefix(again.Outcome, "Nothing changed") {
+		t.Errorf("a run after the sweep: changed %d, verified %t, %q; want nothing changed", again.Changed, again.Verified, again.Outcome)
+	}
+}

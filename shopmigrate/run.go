@@ -11,6 +11,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"regexp"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/decoupledshop/shop/internal/envflag"
@@ -120,6 +123,9 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return err
 }
 
+// subscriberName is what the outbox accepts as a subscriber's name.
+var subscriberName = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,62}$`)
+
 // splitFlags defines split's flags on fs; finish validates them and
 // completes the config once parsed.
 func splitFlags(fs *flag.FlagSet) (*SplitConfig, func(legacyURL string, stderr io.Writer) error) {
@@ -134,8 +140,9 @@ func splitFlags(fs *flag.FlagSet) (*SplitConfig, func(legacyURL string, stderr i
 	fs.IntVar(&cfg.BatchSize, "batch-size", 5000, "legacy rows per batch; each batch commits with its checkpoint")
 	fs.DurationVar(&cfg.Overlap, "overlap", time.Minute, "a catch-up pass also re-reads rows changed this long before the previous pass began (legacy transactions running then)")
 	fs.DurationVar(&cfg.Throttle, "throttle", 0, "pause after every batch, to spare a live legacy database")
-	fs.BoolVar(&cfg.CompareCopy, "compare-copy", false, "also time a plain COPY of each table's rows into the table (rolled back), for the report's ratio; not while the services run")
+	fs.BoolVar(&cfg.CompareCopy, "compare-copy", false, "first pass: also time a plain COPY of each batch's rows into its table (rolled back) before writing it, for the report's ratio")
 	fs.BoolVar(&cfg.DryRun, "dry-run", false, "plan and report (row counts, every problem); write nothing")
+	subscribers := fs.String("subscribers", "cartsvc", `productsvc's event subscribers, "name" or "name=url" comma-separated (productsvc's SUBSCRIBERS works as is): a catch-up pass queues the events of the product changes it copies for each`)
 	return cfg, func(legacyURL string, stderr io.Writer) error {
 		cfg.LegacyURL = legacyURL
 		if legacyURL == "" || cfg.ProductURL == "" || cfg.CartURL == "" {
@@ -158,6 +165,16 @@ func splitFlags(fs *flag.FlagSet) (*SplitConfig, func(legacyURL string, stderr i
 			if cfg.Users.ByEmail, cfg.Users.ByID, err = LoadUserMap(*userMap); err != nil {
 				return fmt.Errorf("--user-map: %w", err)
 			}
+		}
+		for part := range strings.SplitSeq(*subscribers, ",") {
+			name, _, _ := strings.Cut(strings.TrimSpace(part), "=")
+			if name == "" {
+				continue
+			}
+			if !subscriberName.MatchString(name) || slices.Contains(cfg.Subscribers, name) {
+				return fmt.Errorf("--subscribers: %q: want distinct names of lowercase letters, digits, '_' or '-', starting with a letter", name)
+			}
+			cfg.Subscribers = append(cfg.Subscribers, name)
 		}
 		if cfg.BatchSize < 1 || cfg.Overlap < 0 || cfg.Throttle < 0 {
 			return errors.New("--batch-size must be positive, --overlap and --throttle not negative")

@@ -43,6 +43,21 @@ CREATE TABLE IF NOT EXISTS shopmigrate.legacy_ids (
     id        uuid   NOT NULL,
     PRIMARY KEY (tbl, legacy_id)
 );
+-- Legacy promo codes and the codes they became (cart database only), so
+-- a catch-up pass can remove those deleted from the legacy database.
+CREATE TABLE IF NOT EXISTS shopmigrate.promo_codes (
+    legacy_id bigint PRIMARY KEY,
+    code      text   NOT NULL
+);
+-- Legacy rows a catch-up pass found deleted for good (not softly): the
+-- cart database keeps their products' tombstones, which the verification
+-- leaves out, as the legacy database no longer has them.
+CREATE TABLE IF NOT EXISTS shopmigrate.hard_deletes (
+    tbl         text        NOT NULL,
+    legacy_id   bigint      NOT NULL,
+    delete_time timestamptz NOT NULL,
+    PRIMARY KEY (tbl, legacy_id)
+);
 -- Legacy users and the OIDC subjects their carts and wishlists went to
 -- (cart database only).
 CREATE TABLE IF NOT EXISTS shopmigrate.users (
@@ -93,15 +108,15 @@ func checkpoints(ctx context.Context, db *pgxpool.Pool) (map[string]*checkpoint,
 	return out, err
 }
 
-// saveCheckpoint writes c in tx, the transaction of the batch it records.
-func saveCheckpoint(ctx context.Context, tx pgx.Tx, c *checkpoint, now time.Time) error {
-	_, err := tx.Exec(ctx, `
+// queueCheckpoint queues the write of c to bk, sent in the transaction of
+// the batch it records.
+func queueCheckpoint(bk *pgx.Batch, c *checkpoint, now time.Time) {
+	bk.Queue(`
 INSERT INTO shopmigrate.checkpoints (tbl, pass, last_id, done, read_rows, written, batches, since, mark, update_time)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 ON CONFLICT (tbl) DO UPDATE SET pass = $2, last_id = $3, done = $4, read_rows = $5, written = $6,
     batches = $7, since = $8, mark = $9, update_time = $10`,
 		c.table, c.pass, c.lastID, c.done, c.read, c.written, c.batches, c.since, c.mark, now)
-	return err
 }
 
 // storedSubjects returns the subjects an earlier run gave legacy users.

@@ -9,29 +9,11 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-)
 
-// Conflict resolutions, as SQL on the legacy database, so that the copy,
-// the plan and the verification all resolve the same way. The row with the
-// lowest id keeps its name or SKU; the others get their legacy id appended.
-const (
-	// categoryNameSQL is category c's name in productsvc.
-	categoryNameSQL = `CASE WHEN EXISTS (SELECT 1 FROM categories d WHERE lower(d.name) = lower(c.name) AND d.id < c.id)
-	THEN c.name || ' (legacy ' || c.id || ')' ELSE c.name END`
-	// skuSQL is product p's SKU in productsvc (deleted products are not
-	// copied there, so they hold no SKU).
-	skuSQL = `CASE WHEN EXISTS (SELECT 1 FROM products q WHERE q.sku = p.sku AND q.id < p.id AND q.deleted_at IS NULL)
-	THEN p.sku || '-L' || p.id ELSE p.sku END`
+	cartdb "github.com/decoupledshop/shop/gen/sqlc/cart"
+	legacydb "github.com/decoupledshop/shop/gen/sqlc/legacy"
+	productdb "github.com/decoupledshop/shop/gen/sqlc/product"
 )
-
-// productsAfter selects the batch of products after $1: up to $2, live
-// ones in the first pass ($3 NULL), else those changed (or whose category
-// changed) since $3. The batch is chosen from products alone, so that the
-// primary key's order and the LIMIT bound the work.
-const productsAfter = `SELECT * FROM products WHERE id > $1
-	AND (($3::timestamptz IS NULL AND deleted_at IS NULL) OR updated_at >= $3
-		OR category_id IN (SELECT id FROM categories WHERE updated_at >= $3))
-	ORDER BY id LIMIT $2`
 
 // idNamespace is the UUIDv5 namespace of legacy ids: the UUID of legacy
 // row <table>:<id> is uuid.NewSHA1(idNamespace, "<table>:<id>").
@@ -53,14 +35,27 @@ type legacyID struct {
 // batch is what one read of the legacy database gives one step.
 type batch struct {
 	last    int64       // keyset position after the batch
+	keys    int         // keyset positions (rows, or parents) read
 	read    int64       // legacy rows read
 	rows    [][]any     // target rows, in the step's columns
 	ids     []legacyID  // legacy ids of those rows
 	parents []string    // children steps: the carts (wishlists) covered, by subject
 	deleted []uuid.UUID // products: deleted in the legacy database
+	promos  []promoKey  // promo codes: legacy ids and codes
 	// products: versions of live products by id, and their snapshot
 	names  map[uuid.UUID]string
 	prices map[uuid.UUID]int64
+}
+
+// promoKey is a legacy promo code's id and the code it became.
+type promoKey struct {
+	id   int64
+	code string
+}
+
+// add counts a keyset position (id) of the batch, holding rows legacy rows.
+func (b *batch) add(id int64, rows int) {
+	b.last, b.keys, b.read = id, b.keys+1, b.read+int64(rows)
 }
 
 // step copies one target table.
@@ -68,20 +63,16 @@ type step struct {
 	table   string
 	db      string // "product" or "cart"
 	columns []string
-	// countSQL counts the legacy rows a pass reads ($1: since, NULL in the
-	// first pass), for the progress bar.
-	countSQL string
-	// readSQL reads the batch after keyset position $1: up to $2 rows (or
-	// parents), changed at or after $3 (NULL: all).
-	readSQL string
+	// count counts the legacy rows a pass reads (since: nil in the first
+	// pass), for the progress bar.
+	count func(ctx context.Context, q *legacydb.Queries, since *time.Time) (int64, error)
+	// read reads the batch after keyset position after: up to limit rows
+	// (or parents), changed at or after since (nil: all).
+	read func(ctx context.Context, m *splitter, after int64, since *time.Time, limit int32) (*batch, error)
 	// parentBatch divides the batch size for steps reading by parent.
 	parentBatch int
-	// renames: readSQL takes the ids of renamed products and categories
-	// as $4 and $5.
-	renames bool
 	// ownStage: upsert creates and fills table stage itself.
 	ownStage bool
-	scan     func(m *splitter, rows pgx.Rows, b *batch) error
 	// upsert moves the catch-up batch in table stage into the table and
 	// returns the rows it changed.
 	upsert func(ctx context.Context, m *splitter, tx pgx.Tx, b *batch) (int64, error)
@@ -107,109 +98,92 @@ func steps() []*step {
 	return []*step{
 		{
 			table: "categories", db: "product", columns: categoryColumns,
-			countSQL: `SELECT count(*) FROM categories WHERE $1::timestamptz IS NULL OR updated_at >= $1`,
-			readSQL: `SELECT c.id, ` + categoryNameSQL + `, c.description, c.created_at, c.updated_at FROM categories c
-				WHERE c.id > $1 AND ($3::timestamptz IS NULL OR c.updated_at >= $3) ORDER BY c.id LIMIT $2`,
-			scan: func(m *splitter, rows pgx.Rows, b *batch) error {
-				var id int64
-				var name, desc string
-				var created, updated time.Time
-				if err := rows.Scan(&id, &name, &desc, &created, &updated); err != nil {
-					return err
-				}
-				u := LegacyUUID("categories", id)
-				b.last = id
-				b.rows = append(b.rows, []any{u, name, desc, int64(1), created, updated})
-				b.ids = append(b.ids, legacyID{"categories", id, u})
-				return nil
+			count: func(ctx context.Context, q *legacydb.Queries, since *time.Time) (int64, error) {
+				return q.CountCategories(ctx, since)
 			},
-			upsert: upsertSQL(`
-INSERT INTO categories AS t (id, name, description, version, create_time, update_time)
-SELECT id, name, description, version, create_time, update_time FROM stage
-ON CONFLICT (id) DO UPDATE SET name = excluded.name, description = excluded.description,
-    update_time = excluded.update_time, version = t.version + 1
-WHERE (t.name, t.description) IS DISTINCT FROM (excluded.name, excluded.description)`),
+			read: func(ctx context.Context, m *splitter, after int64, since *time.Time, limit int32) (*batch, error) {
+				rows, err := m.lq.ReadCategories(ctx, legacydb.ReadCategoriesParams{
+					Renamed: m.renamed["categories"], After: after, Since: since, MaxRows: limit})
+				b := &batch{last: after}
+				for _, r := range rows {
+					u := LegacyUUID("categories", r.ID)
+					b.add(r.ID, 1)
+					b.rows = append(b.rows, []any{u, r.Name, r.Description, int64(1), r.CreatedAt, r.UpdatedAt})
+					b.ids = append(b.ids, legacyID{"categories", r.ID, u})
+				}
+				return b, err
+			},
+			upsert: upsertCategories,
 		},
 		{
 			table: "products", db: "product", columns: productColumns,
-			countSQL: `SELECT count(*) FROM products p JOIN categories c ON c.id = p.category_id
-				WHERE ($1::timestamptz IS NULL AND p.deleted_at IS NULL) OR p.updated_at >= $1 OR c.updated_at >= $1`,
-			renames: true,
-			// The renames are those the checks listed ($4: products, $5:
-			// categories), rather than each row looking for its duplicates
-			// again; the verification derives them on its own.
-			readSQL: `SELECT p.id, CASE WHEN p.id = ANY($4::bigint[]) THEN p.sku || '-L' || p.id ELSE p.sku END,
-					p.name, p.description, p.category_id,
-					CASE WHEN c.id = ANY($5::bigint[]) THEN c.name || ' (legacy ' || c.id || ')' ELSE c.name END,
-					(p.price * 100)::bigint, p.created_at, p.updated_at, p.deleted_at IS NOT NULL
-				FROM (` + productsAfter + `) p JOIN categories c ON c.id = p.category_id ORDER BY p.id`,
-			scan: func(m *splitter, rows pgx.Rows, b *batch) error {
-				var id, categoryID, price int64
-				var sku, name, desc, categoryName string
-				var created, updated time.Time
-				var deleted bool
-				if err := rows.Scan(&id, &sku, &name, &desc, &categoryID, &categoryName, &price, &created, &updated, &deleted); err != nil {
-					return err
+			count: func(ctx context.Context, q *legacydb.Queries, since *time.Time) (int64, error) {
+				return q.CountProducts(ctx, since)
+			},
+			// The renames are those the checks listed, rather than each
+			// row looking for its duplicates again; the verification
+			// derives them on its own.
+			read: func(ctx context.Context, m *splitter, after int64, since *time.Time, limit int32) (*batch, error) {
+				rows, err := m.lq.ReadProducts(ctx, legacydb.ReadProductsParams{
+					RenamedProducts: m.renamed["products"], RenamedCategories: m.renamed["categories"],
+					After: after, Since: since, MaxRows: limit})
+				b := &batch{last: after}
+				for _, r := range rows {
+					u := LegacyUUID("products", r.ID)
+					b.add(r.ID, 1)
+					if r.Deleted {
+						b.deleted = append(b.deleted, u)
+						continue
+					}
+					b.rows = append(b.rows, []any{u, r.Sku, r.Name, r.Description, LegacyUUID("categories", r.CategoryID),
+						r.CategoryName, r.PriceMinor, m.cfg.Currency, int64(1), r.CreatedAt, r.UpdatedAt})
+					b.ids = append(b.ids, legacyID{"products", r.ID, u})
 				}
-				u := LegacyUUID("products", id)
-				b.last = id
-				if deleted {
-					b.deleted = append(b.deleted, u)
-					return nil
-				}
-				b.rows = append(b.rows, []any{u, sku, name, desc, LegacyUUID("categories", categoryID), categoryName, price,
-					m.cfg.Currency, int64(1), created, updated})
-				b.ids = append(b.ids, legacyID{"products", id, u})
-				return nil
+				return b, err
 			},
 			upsert: upsertProducts,
 		},
 		{
 			table: "product_versions", db: "cart", columns: versionColumns,
-			countSQL: `SELECT count(*) FROM products p JOIN categories c ON c.id = p.category_id
-				WHERE $1::timestamptz IS NULL OR p.updated_at >= $1 OR c.updated_at >= $1`,
-			readSQL: `SELECT p.id, p.deleted_at IS NOT NULL, p.name, (p.price * 100)::bigint, p.updated_at
-				FROM (` + strings.Replace(productsAfter, "($3::timestamptz IS NULL AND deleted_at IS NULL)", "$3::timestamptz IS NULL", 1) + `) p
-				ORDER BY p.id`,
-			scan: func(m *splitter, rows pgx.Rows, b *batch) error {
-				var id, price int64
-				var deleted bool
-				var name string
-				var updated time.Time
-				if err := rows.Scan(&id, &deleted, &name, &price, &updated); err != nil {
-					return err
+			count: func(ctx context.Context, q *legacydb.Queries, since *time.Time) (int64, error) {
+				return q.CountProductVersions(ctx, since)
+			},
+			read: func(ctx context.Context, m *splitter, after int64, since *time.Time, limit int32) (*batch, error) {
+				rows, err := m.lq.ReadProductVersions(ctx, legacydb.ReadProductVersionsParams{After: after, Since: since, MaxRows: limit})
+				b := &batch{last: after, names: map[uuid.UUID]string{}, prices: map[uuid.UUID]int64{}}
+				for _, r := range rows {
+					u := LegacyUUID("products", r.ID)
+					b.add(r.ID, 1)
+					b.rows = append(b.rows, []any{u, int64(1), r.Deleted, r.UpdatedAt})
+					b.ids = append(b.ids, legacyID{"products", r.ID, u})
+					b.names[u], b.prices[u] = r.Name, r.PriceMinor
 				}
-				u := LegacyUUID("products", id)
-				b.last = id
-				b.rows = append(b.rows, []any{u, int64(1), deleted, updated})
-				b.ids = append(b.ids, legacyID{"products", id, u})
-				if b.names == nil {
-					b.names, b.prices = map[uuid.UUID]string{}, map[uuid.UUID]int64{}
-				}
-				b.names[u], b.prices[u] = name, price
-				return nil
+				return b, err
 			},
 			upsert: upsertVersions, ownStage: true,
 		},
 		{
 			table: "promo_codes", db: "cart", columns: promoColumns,
-			countSQL: `SELECT count(*) FROM promo_codes WHERE $1::timestamptz IS NULL OR updated_at >= $1`,
-			readSQL: `SELECT id, upper(code), percent_off, (amount_off * 100)::bigint, max_redemptions, starts_at, ends_at, active, created_at
-				FROM promo_codes WHERE id > $1 AND ($3::timestamptz IS NULL OR updated_at >= $3) ORDER BY id LIMIT $2`,
-			scan: func(m *splitter, rows pgx.Rows, b *batch) error {
-				var id int64
-				var code string
-				var percent *int32
-				var amount *int64
-				var maxRed int32
-				var start, end, created time.Time
-				var active bool
-				if err := rows.Scan(&id, &code, &percent, &amount, &maxRed, &start, &end, &active, &created); err != nil {
-					return err
+			count: func(ctx context.Context, q *legacydb.Queries, since *time.Time) (int64, error) {
+				return q.CountPromoCodes(ctx, since)
+			},
+			read: func(ctx context.Context, m *splitter, after int64, since *time.Time, limit int32) (*batch, error) {
+				rows, err := m.lq.ReadPromoCodes(ctx, legacydb.ReadPromoCodesParams{After: after, Since: since, MaxRows: limit})
+				b := &batch{last: after}
+				for _, r := range rows {
+					var percent, amount any
+					if r.PercentOff.Valid {
+						percent = r.PercentOff.Int32
+					}
+					if r.HasAmountOff {
+						amount = r.AmountOffMinor
+					}
+					b.add(r.ID, 1)
+					b.promos = append(b.promos, promoKey{r.ID, r.Code})
+					b.rows = append(b.rows, []any{r.Code, percent, amount, m.cfg.Currency, r.MaxRedemptions,
+						r.StartsAt, r.EndsAt, r.Active, r.CreatedAt})
 				}
-				b.last = id
-				b.rows = append(b.rows, []any{code, percent, amount, m.cfg.Currency, maxRed, start, end, active, created})
-				return nil
+				return b, err
 			},
 			upsert: upsertSQL(`
 INSERT INTO promo_codes AS t SELECT * FROM stage
@@ -219,37 +193,34 @@ ON CONFLICT (code) DO UPDATE SET percent_off = excluded.percent_off, amount_off_
 WHERE (t.percent_off, t.amount_off_minor, t.max_redemptions, t.start_time, t.end_time, t.active)
     IS DISTINCT FROM (excluded.percent_off, excluded.amount_off_minor, excluded.max_redemptions, excluded.start_time, excluded.end_time, excluded.active)`),
 		},
-		ownerStep("carts"),
+		ownerStep("carts", (*legacydb.Queries).CountCarts,
+			func(ctx context.Context, q *legacydb.Queries, after int64, since *time.Time, limit int32) ([]owner, error) {
+				rows, err := q.ReadCarts(ctx, legacydb.ReadCartsParams{After: after, Since: since, MaxRows: limit})
+				out := make([]owner, len(rows))
+				for i, r := range rows {
+					out[i] = owner(r)
+				}
+				return out, err
+			}),
 		{
 			table: "cart_items", db: "cart", columns: cartItemColumns, parentBatch: 8,
-			countSQL: `SELECT count(*) FROM cart_items i JOIN carts c ON c.id = i.cart_id WHERE $1::timestamptz IS NULL OR c.updated_at >= $1`,
-			readSQL: `WITH parents AS (
-					SELECT id, user_id FROM carts WHERE id > $1 AND ($3::timestamptz IS NULL OR updated_at >= $3) ORDER BY id LIMIT $2)
-				SELECT c.id, c.user_id, i.product_id, i.quantity, p.name, (p.price * 100)::bigint, (i.unit_price * 100)::bigint,
-					p.deleted_at IS NULL, i.created_at, i.updated_at
-				FROM parents c LEFT JOIN cart_items i ON i.cart_id = c.id LEFT JOIN products p ON p.id = i.product_id
-				ORDER BY c.id`,
-			scan: func(m *splitter, rows pgx.Rows, b *batch) error {
-				var cartID, userID int64
-				var productID, price, added *int64
-				var quantity *int32
-				var name *string
-				var available *bool
-				var created, updated *time.Time
-				if err := rows.Scan(&cartID, &userID, &productID, &quantity, &name, &price, &added, &available, &created, &updated); err != nil {
-					return err
-				}
-				sub := m.subjects[userID]
-				if cartID != b.last || len(b.parents) == 0 {
+			count: func(ctx context.Context, q *legacydb.Queries, since *time.Time) (int64, error) {
+				return q.CountCartItems(ctx, since)
+			},
+			read: func(ctx context.Context, m *splitter, after int64, since *time.Time, limit int32) (*batch, error) {
+				rows, err := m.lq.ReadCartItems(ctx, legacydb.ReadCartItemsParams{After: after, Since: since, MaxRows: limit})
+				b := &batch{last: after}
+				for _, r := range rows {
+					sub := m.subjects[r.UserID]
+					b.add(r.CartID, len(r.LineProductIds))
 					b.parents = append(b.parents, sub)
+					for i, pid := range r.LineProductIds {
+						b.rows = append(b.rows, []any{sub, LegacyUUID("products", pid), r.LineQuantities[i], r.LineNames[i],
+							r.LinePrices[i], r.LineAddedPrices[i], m.cfg.Currency, int64(1), r.LineAvailable[i],
+							r.LineCreated[i], r.LineUpdated[i]})
+					}
 				}
-				b.last = cartID
-				if productID == nil {
-					return nil
-				}
-				b.rows = append(b.rows, []any{sub, LegacyUUID("products", *productID), *quantity, *name, *price, *added,
-					m.cfg.Currency, int64(1), *available, *created, *updated})
-				return nil
+				return b, err
 			},
 			upsert: upsertChildren("cart_items", `
 INSERT INTO cart_items AS t
@@ -263,34 +234,33 @@ WHERE (t.quantity, t.name, t.unit_price_minor, t.added_unit_price_minor, t.produ
     IS DISTINCT FROM (excluded.quantity, excluded.name, excluded.unit_price_minor, excluded.added_unit_price_minor,
         excluded.product_version, excluded.available, excluded.update_time)`, "product_id"),
 		},
-		ownerStep("wishlists"),
+		ownerStep("wishlists", (*legacydb.Queries).CountWishlists,
+			func(ctx context.Context, q *legacydb.Queries, after int64, since *time.Time, limit int32) ([]owner, error) {
+				rows, err := q.ReadWishlists(ctx, legacydb.ReadWishlistsParams{After: after, Since: since, MaxRows: limit})
+				out := make([]owner, len(rows))
+				for i, r := range rows {
+					out[i] = owner(r)
+				}
+				return out, err
+			}),
 		{
 			table: "wishlist_items", db: "cart", columns: wishItemColumns, parentBatch: 8,
-			countSQL: `SELECT count(*) FROM wishlist_items i JOIN wishlists w ON w.id = i.wishlist_id WHERE $1::timestamptz IS NULL OR w.updated_at >= $1`,
-			readSQL: `WITH parents AS (
-					SELECT id, user_id FROM wishlists WHERE id > $1 AND ($3::timestamptz IS NULL OR updated_at >= $3) ORDER BY id LIMIT $2)
-				SELECT w.id, w.user_id, i.product_id, p.name, (p.price * 100)::bigint, p.deleted_at IS NULL, i.created_at
-				FROM parents w LEFT JOIN wishlist_items i ON i.wishlist_id = w.id LEFT JOIN products p ON p.id = i.product_id
-				ORDER BY w.id`,
-			scan: func(m *splitter, rows pgx.Rows, b *batch) error {
-				var wishlistID, userID int64
-				var productID, price *int64
-				var name *string
-				var available *bool
-				var created *time.Time
-				if err := rows.Scan(&wishlistID, &userID, &productID, &name, &price, &available, &created); err != nil {
-					return err
-				}
-				sub := m.subjects[userID]
-				if wishlistID != b.last || len(b.parents) == 0 {
+			count: func(ctx context.Context, q *legacydb.Queries, since *time.Time) (int64, error) {
+				return q.CountWishlistItems(ctx, since)
+			},
+			read: func(ctx context.Context, m *splitter, after int64, since *time.Time, limit int32) (*batch, error) {
+				rows, err := m.lq.ReadWishlistItems(ctx, legacydb.ReadWishlistItemsParams{After: after, Since: since, MaxRows: limit})
+				b := &batch{last: after}
+				for _, r := range rows {
+					sub := m.subjects[r.UserID]
+					b.add(r.WishlistID, len(r.ItemProductIds))
 					b.parents = append(b.parents, sub)
+					for i, pid := range r.ItemProductIds {
+						b.rows = append(b.rows, []any{sub, LegacyUUID("products", pid), r.ItemNames[i], r.ItemPrices[i],
+							m.cfg.Currency, int64(1), r.ItemAvailable[i], r.ItemCreated[i]})
+					}
 				}
-				b.last = wishlistID
-				if productID == nil {
-					return nil
-				}
-				b.rows = append(b.rows, []any{sub, LegacyUUID("products", *productID), *name, *price, m.cfg.Currency, int64(1), *available, *created})
-				return nil
+				return b, err
 			},
 			upsert: upsertChildren("wishlist_items", `
 INSERT INTO wishlist_items AS t
@@ -303,29 +273,21 @@ WHERE (t.name, t.price_minor, t.product_version, t.available)
 		},
 		{
 			table: "cart_promo_codes", db: "cart", columns: holdColumns, parentBatch: 1,
-			countSQL: `SELECT count(*) FROM cart_promo_codes h JOIN carts c ON c.id = h.cart_id WHERE $1::timestamptz IS NULL OR c.updated_at >= $1`,
-			readSQL: `WITH parents AS (
-					SELECT id, user_id FROM carts WHERE id > $1 AND ($3::timestamptz IS NULL OR updated_at >= $3) ORDER BY id LIMIT $2)
-				SELECT c.id, c.user_id, upper(pc.code), h.applied_at
-				FROM parents c LEFT JOIN cart_promo_codes h ON h.cart_id = c.id LEFT JOIN promo_codes pc ON pc.id = h.promo_code_id
-				ORDER BY c.id`,
-			scan: func(m *splitter, rows pgx.Rows, b *batch) error {
-				var cartID, userID int64
-				var code *string
-				var applied *time.Time
-				if err := rows.Scan(&cartID, &userID, &code, &applied); err != nil {
-					return err
-				}
-				sub := m.subjects[userID]
-				if cartID != b.last || len(b.parents) == 0 {
+			count: func(ctx context.Context, q *legacydb.Queries, since *time.Time) (int64, error) {
+				return q.CountCartPromoCodes(ctx, since)
+			},
+			read: func(ctx context.Context, m *splitter, after int64, since *time.Time, limit int32) (*batch, error) {
+				rows, err := m.lq.ReadCartPromoCodes(ctx, legacydb.ReadCartPromoCodesParams{After: after, Since: since, MaxRows: limit})
+				b := &batch{last: after}
+				for _, r := range rows {
+					sub := m.subjects[r.UserID]
+					b.add(r.CartID, len(r.Codes))
 					b.parents = append(b.parents, sub)
+					for i, code := range r.Codes {
+						b.rows = append(b.rows, []any{sub, code, r.Applied[i]})
+					}
 				}
-				b.last = cartID
-				if code == nil {
-					return nil
-				}
-				b.rows = append(b.rows, []any{sub, *code, *applied})
-				return nil
+				return b, err
 			},
 			upsert: upsertChildren("cart_promo_codes", `
 INSERT INTO cart_promo_codes AS t SELECT * FROM stage
@@ -335,22 +297,28 @@ WHERE t.apply_time IS DISTINCT FROM excluded.apply_time`, "code"),
 	}
 }
 
+// owner is a legacy cart or wishlist.
+type owner struct {
+	ID, UserID           int64
+	CreatedAt, UpdatedAt time.Time
+}
+
 // ownerStep copies carts or wishlists: one row per legacy user who has one.
-func ownerStep(table string) *step {
+func ownerStep(table string, count func(*legacydb.Queries, context.Context, *time.Time) (int64, error),
+	read func(ctx context.Context, q *legacydb.Queries, after int64, since *time.Time, limit int32) ([]owner, error)) *step {
 	return &step{
 		table: table, db: "cart", columns: ownerColumns,
-		countSQL: `SELECT count(*) FROM ` + table + ` WHERE $1::timestamptz IS NULL OR updated_at >= $1`,
-		readSQL: `SELECT id, user_id, created_at, updated_at FROM ` + table + `
-			WHERE id > $1 AND ($3::timestamptz IS NULL OR updated_at >= $3) ORDER BY id LIMIT $2`,
-		scan: func(m *splitter, rows pgx.Rows, b *batch) error {
-			var id, userID int64
-			var created, updated time.Time
-			if err := rows.Scan(&id, &userID, &created, &updated); err != nil {
-				return err
+		count: func(ctx context.Context, q *legacydb.Queries, since *time.Time) (int64, error) {
+			return count(q, ctx, since)
+		},
+		read: func(ctx context.Context, m *splitter, after int64, since *time.Time, limit int32) (*batch, error) {
+			rows, err := read(ctx, m.lq, after, since, limit)
+			b := &batch{last: after}
+			for _, r := range rows {
+				b.add(r.ID, 1)
+				b.rows = append(b.rows, []any{m.subjects[r.UserID], r.CreatedAt, r.UpdatedAt})
 			}
-			b.last = id
-			b.rows = append(b.rows, []any{m.subjects[userID], created, updated})
-			return nil
+			return b, err
 		},
 		upsert: upsertSQL(`
 INSERT INTO ` + table + ` AS t SELECT * FROM stage
@@ -384,23 +352,72 @@ func upsertChildren(table, sql, key string) func(context.Context, *splitter, pgx
 	}
 }
 
-// upsertProducts upserts changed products (a real change bumps the
-// version, as an admin's update would) and deletes those deleted in the
-// legacy database.
+// upsertCategories upserts new and changed categories (a real change
+// bumps the version) with their CategoryChanged events, as productsvc's
+// CreateCategory and UpdateCategory would.
+func upsertCategories(ctx context.Context, m *splitter, tx pgx.Tx, b *batch) (int64, error) {
+	rows, err := tx.Query(ctx, `
+INSERT INTO categories AS t (id, name, description, version, create_time, update_time)
+SELECT id, name, description, version, create_time, update_time FROM stage
+ON CONFLICT (id) DO UPDATE SET name = excluded.name, description = excluded.description,
+    update_time = excluded.update_time, version = t.version + 1
+WHERE (t.name, t.description) IS DISTINCT FROM (excluded.name, excluded.description)
+RETURNING t.id, t.name, t.description, t.version, t.create_time, t.update_time`)
+	if err != nil {
+		return 0, err
+	}
+	changed, err := pgx.CollectRows(rows, pgx.RowToStructByPos[productdb.Category])
+	if err != nil {
+		return 0, err
+	}
+	for _, c := range changed {
+		if err := m.events.CategoryChanged(ctx, tx, c); err != nil {
+			return 0, err
+		}
+	}
+	return int64(len(changed)), nil
+}
+
+// upsertProducts upserts new and changed products (a real change bumps
+// the version, as an admin's update would) and deletes those deleted in
+// the legacy database, with the events productsvc would have written:
+// ProductChanged with each product's new state, ProductDeleted at the
+// deleted product's version + 1.
 func upsertProducts(ctx context.Context, m *splitter, tx pgx.Tx, b *batch) (int64, error) {
-	tag, err := tx.Exec(ctx, `
+	rows, err := tx.Query(ctx, `
 INSERT INTO products AS t SELECT * FROM stage
 ON CONFLICT (id) DO UPDATE SET sku = excluded.sku, name = excluded.name, description = excluded.description,
     category_id = excluded.category_id, category_name = excluded.category_name, price_minor = excluded.price_minor,
     currency_code = excluded.currency_code, update_time = excluded.update_time, version = t.version + 1
 WHERE (t.sku, t.name, t.description, t.category_id, t.category_name, t.price_minor, t.currency_code)
     IS DISTINCT FROM (excluded.sku, excluded.name, excluded.description, excluded.category_id, excluded.category_name,
-        excluded.price_minor, excluded.currency_code)`)
+        excluded.price_minor, excluded.currency_code)
+RETURNING t.id, t.sku, t.name, t.description, t.category_id, t.category_name, t.price_minor, t.currency_code,
+    t.version, t.create_time, t.update_time`)
 	if err != nil {
 		return 0, err
 	}
-	del, err := tx.Exec(ctx, `DELETE FROM products WHERE id = ANY($1)`, b.deleted)
-	return tag.RowsAffected() + del.RowsAffected(), err
+	changed, err := pgx.CollectRows(rows, pgx.RowToStructByPos[productdb.Product])
+	if err != nil {
+		return 0, err
+	}
+	if err := m.events.ProductsChanged(ctx, tx, changed); err != nil {
+		return 0, err
+	}
+	rows, err = tx.Query(ctx, `DELETE FROM products WHERE id = ANY($1) RETURNING 0::bigint, id, version + 1`, b.deleted)
+	if err != nil {
+		return 0, err
+	}
+	deleted, err := pgx.CollectRows(rows, pgx.RowToStructByPos[deletedProduct])
+	if err != nil {
+		return 0, err
+	}
+	for _, d := range deleted {
+		if err := m.events.ProductDeleted(ctx, tx, d.ID, d.Version); err != nil {
+			return 0, err
+		}
+	}
+	return int64(len(changed) + len(deleted)), nil
 }
 
 // upsertVersions raises the cart's high-water marks of changed products to
@@ -439,6 +456,7 @@ func upsertVersions(ctx context.Context, m *splitter, tx pgx.Tx, b *batch) (int6
 		return 0, err
 	}
 	var n int64
+	var raised []string
 	err = tx.QueryRow(ctx, `
 WITH marks AS (
     INSERT INTO product_versions AS t (product_id, version, deleted, update_time)
@@ -464,6 +482,35 @@ WITH marks AS (
     WHERE i.product_id = k.product_id
     RETURNING 1
 )
-SELECT (SELECT count(*) FROM marks) + (SELECT count(*) FROM lines) + (SELECT count(*) FROM wishes)`).Scan(&n)
-	return n, err
+SELECT (SELECT count(*) FROM marks) + (SELECT count(*) FROM lines) + (SELECT count(*) FROM wishes),
+    (SELECT coalesce(array_agg(k.product_id::text || ':' || k.version), '{}') FROM marks k)`).Scan(&n, &raised)
+	if err != nil {
+		return 0, err
+	}
+	return n, notifyVersions(ctx, tx, raised)
+}
+
+// maxNotifyPayload keeps a notification's payload under PostgreSQL's
+// 8000-byte limit.
+const maxNotifyPayload = 7000
+
+// notifyVersions announces raised marks ("<product id>:<version>") on
+// cartsvc's VersionsChannel at the commit of tx, as cartsvc does for the
+// events it applies, so that running replicas stop serving older cached
+// product data: a catch-up pass raised them, so the events it queued for
+// them will be STALE there.
+func notifyVersions(ctx context.Context, tx pgx.Tx, marks []string) error {
+	q := cartdb.New(tx)
+	for len(marks) > 0 {
+		n, size := 0, 0
+		for n < len(marks) && size+len(marks[n])+1 <= maxNotifyPayload {
+			size += len(marks[n]) + 1
+			n++
+		}
+		if err := q.NotifyProductVersion(ctx, strings.Join(marks[:n], ",")); err != nil {
+			return err
+		}
+		marks = marks[n:]
+	}
+	return nil
 }

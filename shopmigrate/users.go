@@ -10,8 +10,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
+	legacydb "github.com/decoupledshop/shop/gen/sqlc/legacy"
 )
 
 // UserMapping decides which OIDC subject (the token's sub) a legacy user
@@ -89,8 +88,8 @@ type userRow struct {
 // catch-ups keep them; new users are decided by the mapping. It returns
 // the subjects by legacy id, the new rows to store, and one problem per
 // unmapped user. Memory: one map entry per legacy user.
-func (um UserMapping) users(ctx context.Context, legacy *pgxpool.Pool, stored map[int64]string) (map[int64]string, []userRow, []Problem, error) {
-	rows, err := legacy.Query(ctx, `SELECT id, email, deleted_at IS NOT NULL FROM users ORDER BY id`)
+func (um UserMapping) users(ctx context.Context, legacy *legacydb.Queries, stored map[int64]string) (map[int64]string, []userRow, []Problem, error) {
+	rows, err := legacy.ListUsers(ctx)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("read legacy users: %w", err)
 	}
@@ -101,16 +100,15 @@ func (um UserMapping) users(ctx context.Context, legacy *pgxpool.Pool, stored ma
 	}
 	var fresh []userRow
 	var problems []Problem
-	var u userRow
-	var deleted bool
-	_, err = pgx.ForEachRow(rows, []any{&u.id, &u.email, &deleted}, func() error {
+	for _, lu := range rows {
+		u, deleted := userRow{id: lu.ID, email: lu.Email}, lu.Deleted
 		if sub, ok := stored[u.id]; ok {
 			if !strings.HasPrefix(sub, um.UnmappedPrefix) {
-				return nil
+				continue
 			}
 			problems = append(problems, Problem{Kind: "unmapped-user", Table: "users", LegacyID: u.id,
 				Detail: "unmapped in an earlier pass", Resolution: "carts and wishlists carried under " + sub})
-			return nil
+			continue
 		}
 		r := userRow{id: u.id, email: u.email}
 		cand, ok := um.ByID[u.id]
@@ -139,10 +137,6 @@ func (um UserMapping) users(ctx context.Context, legacy *pgxpool.Pool, stored ma
 		}
 		subjects[u.id], takenBy[r.subject] = r.subject, u.id
 		fresh = append(fresh, r)
-		return nil
-	})
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("read legacy users: %w", err)
 	}
 	return subjects, fresh, problems, nil
 }

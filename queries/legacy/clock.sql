@@ -1,0 +1,3 @@
+-- LegacyNow is the legacy database's clock: where a pass begins.
+-- name: LegacyNow :one
+SELECT now()::timestamptz AS now;
