@@ -230,7 +230,7 @@ const benchCartArgs = "--user-rate 100000 --user-burst 100000"
 // stackSetup describes how a run that starts its own stack measures.
 var stackSetup = []string{
 	"Everything on loopback on this machine: load generator, plain handler, productsvc, cartsvc (and a cache-off cartsvc replica on the same database), PostgreSQL (fsync on, one cluster for both services and the baselines).",
-	"productsvc and cartsvc are the binaries of ./cmd/productsvc and ./cmd/cartsvc, run as separate processes with their default flags plus --log-level warn (productsvc with cartsvc as its subscriber and --relay-lease 5m); CPU per request is from /proc/<pid>/stat (postgres: the postmaster and all its children).",
+	"productsvc and cartsvc are the binaries of ./cmd/productsvc and ./cmd/cartsvc, run as separate processes with their default flags plus --log-level warn (productsvc with cartsvc as its subscriber); CPU per request is from /proc/<pid>/stat (postgres: the postmaster and all its children).",
 	"Clients are the generated Connect clients over HTTP/1.1 (binary protobuf unless named JSON), closed loop: each client sends its next request when the last one answered; each keeps to its own share of the users, so no two concurrent cart requests are one user's.",
 	"cartsvc runs with the --cartsvc-args of the config (by default " + benchCartArgs + ": the per-user limits are checked but not reached; the users stand for many more).",
 	"The plain handler runs in the load generator's process (its CPU is in the shopload column).",

@@ -54,7 +54,7 @@ type StackConfig struct {
 	// migrations keep the direct URL.
 	PgBouncer bool
 	// RelayLease is productsvc's --relay-lease once events are on;
-	// default 5 minutes.
+	// default productsvc's own.
 	RelayLease time.Duration
 	// DrainDelay is every service's --drain-delay; default 0.
 	DrainDelay time.Duration
@@ -241,18 +241,15 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 
 // EnableEvents restarts productsvc with cartsvc as its subscriber, so
 // catalog changes go through the outbox and the relay from now on, as in
-// the dev stack. The relay's lease is long (5 minutes: each delivery call
-// may wait half of it), so that a backlog built while cartsvc is frozen
-// is delivered when it thaws instead of backing off.
+// the dev stack, with the relay's default lease unless
+// StackConfig.RelayLease says otherwise.
 func (s *Stack) EnableEvents() error {
-	lease := s.cfg.RelayLease
-	if lease == 0 {
-		lease = 5 * time.Minute
-	}
 	relayArgs := []string{
 		"--subscribers", "cartsvc=" + s.cartURLForRelays(s.Cart.URL()),
 		"--relay-client-id", devissuer.DemoRelayClient, "--relay-client-secret", devissuer.DemoRelaySecret,
-		"--relay-lease", lease.String(),
+	}
+	if s.cfg.RelayLease > 0 {
+		relayArgs = append(relayArgs, "--relay-lease", s.cfg.RelayLease.String())
 	}
 	s.Products.Stop()
 	s.Products = NewProc("productsvc", s.productBin, append(append([]string{}, s.productBase...), relayArgs...), s.logPath("productsvc"), s.Products.URL())
