@@ -2,6 +2,7 @@ package cartsvc
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/google/uuid"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -181,8 +182,8 @@ func (v cartView) deleted() map[uuid.UUID]bool {
 
 // readCart reads the user's cart with its lines' known versions, its holds
 // giving a discount now, the stored result of key's request_id (if key is
-// not nil) and the marks of the products in fresh, with one query
-// (GetCartView).
+// not nil) and the mark of the product in fresh (at most one), with one
+// query (GetCartView).
 func (s *Service) readCart(ctx context.Context, q *cartdb.Queries, user string, key *requestKey, fresh []uuid.UUID) (cartView, error) {
 	return s.readCartView(ctx, q, user, key, fresh, true)
 }
@@ -191,11 +192,16 @@ func (s *Service) readCart(ctx context.Context, q *cartdb.Queries, user string, 
 // and KnownDeleted unset (saving an index probe per line).
 func (s *Service) readCartView(ctx context.Context, q *cartdb.Queries, user string, key *requestKey, fresh []uuid.UUID, withKnown bool) (cartView, error) {
 	now := s.timestamp()
-	if fresh == nil {
-		fresh = []uuid.UUID{}
+	var mark uuid.UUID // the nil UUID asks for none
+	switch len(fresh) {
+	case 0:
+	case 1:
+		mark = fresh[0]
+	default:
+		return cartView{}, fmt.Errorf("readCart: the marks of %d products asked for, at most one is read", len(fresh))
 	}
 	r, err := q.GetCartView(ctx, cartdb.GetCartViewParams{
-		UserID: user, HoldCutoff: s.holdCutoff(now), Now: now, Fresh: fresh,
+		UserID: user, HoldCutoff: s.holdCutoff(now), Now: now, Fresh: mark,
 		RequestID: key.requestID(), RequestCutoff: now.Add(-RequestRetention), WithKnown: withKnown,
 	})
 	if err != nil {

@@ -10,7 +10,7 @@
 --     amount_off_minor are 0 where the code has none;
 --   - the stored result of the user's request_id if one was stored at or
 --     after request_cutoff (NULLs otherwise; request_id '' asks for none);
---   - the marks (mark_*) of the products in fresh that have one.
+--   - the mark (mark_*) of the product fresh, if it has one.
 -- name: GetCartView :one
 SELECT l.line_product_ids, l.line_quantities, l.line_names, l.line_unit_prices, l.line_added_unit_prices,
        l.line_currencies, l.line_versions, l.line_available, l.line_known_versions, l.line_known_deleted,
@@ -52,7 +52,11 @@ FROM (
            coalesce(array_agg(pv.version), '{}')::bigint[] AS mark_versions,
            coalesce(array_agg(pv.deleted), '{}')::boolean[] AS mark_deleted
     FROM product_versions pv
-    WHERE pv.product_id = ANY(@fresh::uuid[])
+    -- One product at most (the nil UUID for none), as a scalar: with an
+    -- array ("= ANY(@fresh)") PostgreSQL planned this statement again on
+    -- every run (its generic plan guessed many products) once
+    -- product_versions was large, and scanned all of it when small.
+    WHERE pv.product_id = @fresh::uuid
 ) m
 LEFT JOIN request_results r
     ON r.user_id = @user_id AND r.request_id = @request_id AND r.create_time >= @request_cutoff;

@@ -53,7 +53,11 @@ FROM (
            coalesce(array_agg(pv.version), '{}')::bigint[] AS mark_versions,
            coalesce(array_agg(pv.deleted), '{}')::boolean[] AS mark_deleted
     FROM product_versions pv
-    WHERE pv.product_id = ANY($5::uuid[])
+    -- One product at most (the nil UUID for none), as a scalar: with an
+    -- array ("= ANY(@fresh)") PostgreSQL planned this statement again on
+    -- every run (its generic plan guessed many products) once
+    -- product_versions was large, and scanned all of it when small.
+    WHERE pv.product_id = $5::uuid
 ) m
 LEFT JOIN request_results r
     ON r.user_id = $2 AND r.request_id = $6 AND r.create_time >= $7
@@ -64,7 +68,7 @@ type GetCartViewParams struct {
 	UserID        string
 	HoldCutoff    time.Time
 	Now           time.Time
-	Fresh         []uuid.UUID
+	Fresh         uuid.UUID
 	RequestID     string
 	RequestCutoff time.Time
 }
@@ -103,7 +107,7 @@ type GetCartViewRow struct {
 //     amount_off_minor are 0 where the code has none;
 //   - the stored result of the user's request_id if one was stored at or
 //     after request_cutoff (NULLs otherwise; request_id ” asks for none);
-//   - the marks (mark_*) of the products in fresh that have one.
+//   - the mark (mark_*) of the product fresh, if it has one.
 func (q *Queries) GetCartView(ctx context.Context, arg GetCartViewParams) (GetCartViewRow, error) {
 	row := q.db.QueryRow(ctx, getCartView,
 		arg.WithKnown,
