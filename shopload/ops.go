@@ -2,6 +2,7 @@ package shopload
 
 import (
 	"context"
+	"math/rand/v2"
 	"time"
 
 	"connectrpc.com/connect"
@@ -137,7 +138,10 @@ func (r Retry) retries(code connect.Code) bool {
 }
 
 // call runs f until it answers something retry does not retry or ctx
-// ends, 100 ms between attempts. When ctx ends during an attempt after a
+// ends, waiting between attempts with jittered exponential backoff (about
+// 100 ms doubling to 800 ms), as a well-behaved client does: retrying every
+// 100 ms spent a user's own rate limit on retries after an outage and kept
+// them refused for seconds after the database was back. When ctx ends during an attempt after a
 // retried answer, that answer is returned: the client gave up on a service
 // that kept saying "retry", which is not the service failing to answer. An
 // attempt started with less than lastGasp of ctx left counts as ending with
@@ -146,7 +150,7 @@ func (r Retry) retries(code connect.Code) bool {
 // along); an attempt with more time than that must get a real answer.
 func call(ctx context.Context, retry Retry, f func() error) error {
 	var retried error
-	for {
+	for attempt := 0; ; attempt++ {
 		began := time.Now()
 		err := f()
 		switch {
@@ -162,9 +166,16 @@ func call(ctx context.Context, retry Retry, f func() error) error {
 		select {
 		case <-ctx.Done():
 			return retried
-		case <-time.After(100 * time.Millisecond):
+		case <-time.After(retryWait(attempt)):
 		}
 	}
+}
+
+// retryWait is the wait after the attempt-th failed attempt (from 0): a
+// random time between half and all of 100 ms·2^attempt, at most 800 ms.
+func retryWait(attempt int) time.Duration {
+	d := 100 * time.Millisecond << min(attempt, 3)
+	return d/2 + rand.N(d/2+1)
 }
 
 // lastGasp is how little of its deadline an attempt may start with and
