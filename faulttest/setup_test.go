@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -56,6 +57,11 @@ func setup(t *testing.T, cfg shopload.StackConfig) *bundle {
 		t.Fatal(err)
 	}
 	t.Cleanup(st.Close)
+	t.Cleanup(func() { // runs before st.Close: the logs are still there
+		if t.Failed() {
+			logTrouble(t, st.LogDir())
+		}
+	})
 	clients := shopload.NewClients(64, st.Products.URL(), st.Cart.URL(), "")
 	shop, err := shopload.Seed(ctx, st.Target(), shopload.SeedConfig{Products: products, Users: users, Lines: lines}, clients, log)
 	if err != nil {
@@ -65,6 +71,33 @@ func setup(t *testing.T, cfg shopload.StackConfig) *bundle {
 		t.Fatal(err)
 	}
 	return &bundle{st: st, shop: shop}
+}
+
+// logTrouble puts the last warnings and errors each service logged into
+// the test's output, so a failure in CI can be read without the stack.
+func logTrouble(t *testing.T, dir string) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Logf("service logs: %v", err)
+		return
+	}
+	for _, e := range entries {
+		body, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			continue
+		}
+		var trouble []string
+		for line := range strings.Lines(string(body)) {
+			if strings.Contains(line, `"level":"WARN"`) || strings.Contains(line, `"level":"ERROR"`) ||
+				strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") {
+				trouble = append(trouble, strings.TrimSpace(line))
+			}
+		}
+		if n := len(trouble); n > 40 {
+			trouble = trouble[n-40:]
+		}
+		t.Logf("%s: last warnings and errors (%d shown):\n%s", e.Name(), len(trouble), strings.Join(trouble, "\n"))
+	}
 }
 
 // testLog writes progress lines to the test log.
