@@ -18,12 +18,10 @@ import (
 
 // The event types cartsvc knows: the full names of the payload messages.
 var (
-	typeProductChanged  = typeName(&eventsv1.ProductChanged{})
-	typeProductDeleted  = typeName(&eventsv1.ProductDeleted{})
-	typeCategoryChanged = typeName(&eventsv1.CategoryChanged{})
+	typeProductChanged  = string(proto.MessageName(&eventsv1.ProductChanged{}))
+	typeProductDeleted  = string(proto.MessageName(&eventsv1.ProductDeleted{}))
+	typeCategoryChanged = string(proto.MessageName(&eventsv1.CategoryChanged{}))
 )
-
-func typeName(m proto.Message) string { return string(m.ProtoReflect().Descriptor().FullName()) }
 
 // outcome is what receiving one event came to.
 type outcome string

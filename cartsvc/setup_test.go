@@ -39,7 +39,7 @@ import (
 	"github.com/decoupledshop/shop/internal/auth"
 	"github.com/decoupledshop/shop/internal/devissuer"
 	"github.com/decoupledshop/shop/internal/devissuer/issuertest"
-	"github.com/decoupledshop/shop/internal/migrate"
+	"github.com/decoupledshop/shop/internal/pgdb"
 	"github.com/decoupledshop/shop/internal/pgtest"
 	"github.com/decoupledshop/shop/internal/server"
 	"github.com/decoupledshop/shop/internal/shoptest"
@@ -57,14 +57,14 @@ var (
 		Name: "cart",
 		Role: "cartsvc",
 		Migrate: func(ctx context.Context, url string) error {
-			return migrate.Up(ctx, url, cartmigrations.FS)
+			return pgdb.Migrate(ctx, url, cartmigrations.FS)
 		},
 	}
 	productSchema = pgtest.Schema{
 		Name: "product",
 		Role: "productsvc",
 		Migrate: func(ctx context.Context, url string) error {
-			return migrate.Up(ctx, url, productmigrations.FS)
+			return pgdb.Migrate(ctx, url, productmigrations.FS)
 		},
 	}
 )

@@ -10,7 +10,7 @@ import (
 
 	cartv1 "github.com/decoupledshop/shop/gen/proto/shop/cart/v1"
 	"github.com/decoupledshop/shop/internal/shoperr"
-	"github.com/decoupledshop/shop/internal/uuidarg"
+	"github.com/decoupledshop/shop/internal/input"
 )
 
 // checkQuantity requires min..MaxQuantity.
@@ -53,7 +53,7 @@ func checkWrite(procedure string, req proto.Message) (checkedWrite, error) {
 	var err error
 	product := func(s string) {
 		if err == nil {
-			w.product, err = uuidarg.Parse("product_id", s)
+			w.product, err = input.UUID("product_id", s)
 		}
 		if err == nil && w.product == uuid.Nil {
 			err = shoperr.Invalid("product_id", "must not be the nil UUID: no product has it")

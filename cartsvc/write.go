@@ -3,13 +3,10 @@ package cartsvc
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"slices"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -18,6 +15,7 @@ import (
 	"github.com/decoupledshop/shop/cartsvc/catalog"
 	cartv1 "github.com/decoupledshop/shop/gen/proto/shop/cart/v1"
 	cartdb "github.com/decoupledshop/shop/gen/sqlc/cart"
+	"github.com/decoupledshop/shop/internal/input"
 	"github.com/decoupledshop/shop/internal/shoperr"
 )
 
@@ -28,9 +26,6 @@ type requestKey struct {
 	fingerprint []byte
 }
 
-// maxRequestID is the longest request_id accepted, in characters.
-const maxRequestID = 64
-
 // newRequestKey returns the key of req, a request of procedure with an
 // optional request_id field, or nil when req has no request_id. The
 // fingerprint covers the procedure and every other field of req.
@@ -38,42 +33,23 @@ func newRequestKey(procedure string, requestID *string, req proto.Message) (*req
 	if requestID == nil {
 		return nil, nil
 	}
-	id := *requestID
-	if n := utf8.RuneCountInString(id); n < 1 || n > maxRequestID {
-		return nil, shoperr.Invalid("request_id", "must be 1 to %d characters when set", maxRequestID)
-	}
-	for _, r := range id {
-		if unicode.IsControl(r) {
-			return nil, shoperr.Invalid("request_id", "must not contain control characters")
-		}
-	}
-	m := proto.Clone(req).ProtoReflect()
-	m.Clear(m.Descriptor().Fields().ByName("request_id"))
-	body, err := proto.MarshalOptions{Deterministic: true}.Marshal(m.Interface())
+	fingerprint, err := input.Fingerprint(procedure, *requestID, req)
 	if err != nil {
-		return nil, fmt.Errorf("fingerprint request: %w", err)
+		return nil, err
 	}
-	h := sha256.New()
-	h.Write([]byte(procedure))
-	h.Write([]byte{0})
-	h.Write(body)
-	return &requestKey{id: id, fingerprint: h.Sum(nil)}, nil
+	return &requestKey{id: *requestID, fingerprint: fingerprint}, nil
 }
-
-// errRequestIDReused is returned for a request_id already used, within the
-// retention window, by a different request.
-var errRequestIDReused = shoperr.Invalid("request_id", "was already used for a different request; use a new request_id for a new request")
 
 // storedResult decodes the stored response of key's request, if one was
 // found (fingerprint and response not nil); a different request stored
-// under the same request_id is errRequestIDReused.
+// under the same request_id is input.ErrRequestIDReused.
 func storedResult[R proto.Message](key *requestKey, fingerprint, response []byte) (R, bool, error) {
 	var zero R
 	if key == nil || fingerprint == nil {
 		return zero, false, nil
 	}
 	if !bytes.Equal(fingerprint, key.fingerprint) {
-		return zero, false, errRequestIDReused
+		return zero, false, input.ErrRequestIDReused
 	}
 	resp := zero.ProtoReflect().Type().New().Interface().(R)
 	if err := proto.Unmarshal(response, resp); err != nil {

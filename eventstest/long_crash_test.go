@@ -34,7 +34,7 @@ import (
 	"github.com/decoupledshop/shop/gen/proto/shop/product/v1/productv1connect"
 	"github.com/decoupledshop/shop/internal/devissuer"
 	"github.com/decoupledshop/shop/internal/devissuer/issuertest"
-	"github.com/decoupledshop/shop/internal/migrate"
+	"github.com/decoupledshop/shop/internal/pgdb"
 	"github.com/decoupledshop/shop/internal/pgcluster"
 	"github.com/decoupledshop/shop/internal/shoptest"
 	"github.com/decoupledshop/shop/productsvc"
@@ -66,7 +66,7 @@ func TestLongCrash(t *testing.T) {
 	work := t.TempDir()
 	pg := startDurableCluster(t)
 	productDB, cartDB := pg.database(t, "productsvc", "product"), pg.database(t, "cartsvc", "cart")
-	if err := migrate.Up(ctx, cartDB, cartmigrations.FS); err != nil {
+	if err := pgdb.Migrate(ctx, cartDB, cartmigrations.FS); err != nil {
 		t.Fatal(err)
 	}
 	auditVersions(t, cartDB)

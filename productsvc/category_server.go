@@ -14,7 +14,7 @@ import (
 	"github.com/decoupledshop/shop/internal/pagetoken"
 	"github.com/decoupledshop/shop/internal/pgdb"
 	"github.com/decoupledshop/shop/internal/shoperr"
-	"github.com/decoupledshop/shop/internal/uuidarg"
+	"github.com/decoupledshop/shop/internal/input"
 )
 
 // CategoryServer implements shop.product.v1.CategoryService.
@@ -63,7 +63,7 @@ func (s *CategoryServer) CreateCategory(ctx context.Context, req *connect.Reques
 
 // GetCategory returns one category.
 func (s *CategoryServer) GetCategory(ctx context.Context, req *connect.Request[productv1.GetCategoryRequest]) (*connect.Response[productv1.GetCategoryResponse], error) {
-	id, err := uuidarg.Parse("id", req.Msg.GetId())
+	id, err := input.UUID("id", req.Msg.GetId())
 	if err != nil {
 		return nil, err
 	}
@@ -107,7 +107,7 @@ func (s *CategoryServer) UpdateCategory(ctx context.Context, req *connect.Reques
 	if in == nil {
 		return nil, shoperr.Invalid("category", "is required")
 	}
-	id, err := uuidarg.Parse("category.id", in.GetId())
+	id, err := input.UUID("category.id", in.GetId())
 	if err != nil {
 		return nil, err
 	}
@@ -192,7 +192,7 @@ func (s *CategoryServer) UpdateCategory(ctx context.Context, req *connect.Reques
 // (which holds FOR SHARE on it) either commits before the check sees its
 // product, or waits and then finds the category gone.
 func (s *CategoryServer) DeleteCategory(ctx context.Context, req *connect.Request[productv1.DeleteCategoryRequest]) (*connect.Response[productv1.DeleteCategoryResponse], error) {
-	id, err := uuidarg.Parse("id", req.Msg.GetId())
+	id, err := input.UUID("id", req.Msg.GetId())
 	if err != nil {
 		return nil, err
 	}

@@ -31,12 +31,10 @@ type Publisher interface {
 
 // Event type names: the full names of the payload messages.
 var (
-	TypeProductChanged  = typeName(&eventsv1.ProductChanged{})
-	TypeProductDeleted  = typeName(&eventsv1.ProductDeleted{})
-	TypeCategoryChanged = typeName(&eventsv1.CategoryChanged{})
+	TypeProductChanged  = string(proto.MessageName(&eventsv1.ProductChanged{}))
+	TypeProductDeleted  = string(proto.MessageName(&eventsv1.ProductDeleted{}))
+	TypeCategoryChanged = string(proto.MessageName(&eventsv1.CategoryChanged{}))
 )
-
-func typeName(m proto.Message) string { return string(m.ProtoReflect().Descriptor().FullName()) }
 
 // Outbox is the Publisher of the transactional outbox (docs/EVENTS.md): it
 // inserts each event into the outbox table once per subscriber, with one

@@ -18,7 +18,7 @@ import (
 	"github.com/decoupledshop/shop/internal/pagetoken"
 	"github.com/decoupledshop/shop/internal/pgdb"
 	"github.com/decoupledshop/shop/internal/shoperr"
-	"github.com/decoupledshop/shop/internal/uuidarg"
+	"github.com/decoupledshop/shop/internal/input"
 )
 
 // ProductServer implements shop.product.v1.ProductService.
@@ -47,7 +47,7 @@ func (s *ProductServer) CreateProduct(ctx context.Context, req *connect.Request[
 	if err := checkText("description", m.GetDescription(), maxProductDescription); err != nil {
 		return nil, err
 	}
-	categoryID, err := uuidarg.Parse("category_id", m.GetCategoryId())
+	categoryID, err := input.UUID("category_id", m.GetCategoryId())
 	if err != nil {
 		return nil, err
 	}
@@ -83,7 +83,7 @@ func (s *ProductServer) CreateProduct(ctx context.Context, req *connect.Request[
 
 // GetProduct returns one product; NotFound once deleted.
 func (s *ProductServer) GetProduct(ctx context.Context, req *connect.Request[productv1.GetProductRequest]) (*connect.Response[productv1.GetProductResponse], error) {
-	id, err := uuidarg.Parse("id", req.Msg.GetId())
+	id, err := input.UUID("id", req.Msg.GetId())
 	if err != nil {
 		return nil, err
 	}
@@ -108,7 +108,7 @@ func (s *ProductServer) BatchGetProducts(ctx context.Context, req *connect.Reque
 	ids := make([]uuid.UUID, 0, len(raw))
 	seen := make(map[uuid.UUID]bool, len(raw))
 	for i, r := range raw {
-		id, err := uuidarg.Parse(fmt.Sprintf("ids[%d]", i), r)
+		id, err := input.UUID(fmt.Sprintf("ids[%d]", i), r)
 		if err != nil {
 			return nil, err
 		}
@@ -183,7 +183,7 @@ func listFilters(m *productv1.ListProductsRequest) (productdb.SearchProductsPara
 	var f productdb.SearchProductsParams
 	var filters strings.Builder
 	if m.CategoryId != nil {
-		id, err := uuidarg.Parse("category_id", m.GetCategoryId())
+		id, err := input.UUID("category_id", m.GetCategoryId())
 		if err != nil {
 			return f, "", err
 		}
@@ -234,7 +234,7 @@ func (s *ProductServer) UpdateProduct(ctx context.Context, req *connect.Request[
 	if in == nil {
 		return nil, shoperr.Invalid("product", "is required")
 	}
-	id, err := uuidarg.Parse("product.id", in.GetId())
+	id, err := input.UUID("product.id", in.GetId())
 	if err != nil {
 		return nil, err
 	}
@@ -269,7 +269,7 @@ func (s *ProductServer) UpdateProduct(ctx context.Context, req *connect.Request[
 	}
 	var categoryID uuid.UUID
 	if paths["category_id"] {
-		if categoryID, err = uuidarg.Parse("product.category_id", in.GetCategoryId()); err != nil {
+		if categoryID, err = input.UUID("product.category_id", in.GetCategoryId()); err != nil {
 			return nil, err
 		}
 	}
@@ -338,7 +338,7 @@ func (s *ProductServer) UpdateProduct(ctx context.Context, req *connect.Request[
 // removed, so no update can bring it back) and publishes ProductDeleted
 // with the bumped version as the receivers' tombstone.
 func (s *ProductServer) DeleteProduct(ctx context.Context, req *connect.Request[productv1.DeleteProductRequest]) (*connect.Response[productv1.DeleteProductResponse], error) {
-	id, err := uuidarg.Parse("id", req.Msg.GetId())
+	id, err := input.UUID("id", req.Msg.GetId())
 	if err != nil {
 		return nil, err
 	}

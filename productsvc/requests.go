@@ -3,56 +3,25 @@ package productsvc
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"google.golang.org/protobuf/proto"
 
 	productdb "github.com/decoupledshop/shop/gen/sqlc/product"
 	"github.com/decoupledshop/shop/internal/auth"
-	"github.com/decoupledshop/shop/internal/shoperr"
+	"github.com/decoupledshop/shop/internal/input"
 )
 
 // RequestRetention is how long the result of a catalog write with a
 // request_id is kept: a repeat within it returns the first result.
 const RequestRetention = 24 * time.Hour
 
-// maxRequestID is the longest request_id accepted, in characters.
-const maxRequestID = 64
-
 // pruneBatch is how many expired results a write with a request_id
 // deletes, so that pruning keeps up without a janitor.
 const pruneBatch = 10
-
-// errRequestIDReused answers a request_id the caller already used, within
-// RequestRetention, for a different request.
-var errRequestIDReused = shoperr.Invalid("request_id", "was already used for a different request; use a new request_id for a new request")
-
-// requestFingerprint checks requestID and returns the SHA-256 of procedure
-// and req without its request_id field.
-func requestFingerprint(procedure, requestID string, req proto.Message) ([]byte, error) {
-	if n := utf8.RuneCountInString(requestID); n < 1 || n > maxRequestID {
-		return nil, shoperr.Invalid("request_id", "must be 1 to %d characters when set", maxRequestID)
-	}
-	for _, r := range requestID {
-		if unicode.IsControl(r) {
-			return nil, shoperr.Invalid("request_id", "must not contain control characters")
-		}
-	}
-	m := proto.Clone(req).ProtoReflect()
-	m.Clear(m.Descriptor().Fields().ByName("request_id"))
-	body, err := proto.MarshalOptions{Deterministic: true}.Marshal(m.Interface())
-	if err != nil {
-		return nil, fmt.Errorf("fingerprint the request: %w", err)
-	}
-	sum := sha256.Sum256(append([]byte(procedure+"\x00"), body...))
-	return sum[:], nil
-}
 
 // writeOnce runs write in a transaction like inTx. With a request_id
 // (requestID not nil), the caller's earlier result for that id is returned
@@ -71,7 +40,7 @@ func writeOnce[R proto.Message](ctx context.Context, c *Catalog, procedure strin
 		})
 		return resp, err
 	}
-	fingerprint, err := requestFingerprint(procedure, *requestID, req)
+	fingerprint, err := input.Fingerprint(procedure, *requestID, req)
 	if err != nil {
 		return resp, err
 	}
@@ -90,7 +59,7 @@ func writeOnce[R proto.Message](ctx context.Context, c *Catalog, procedure strin
 		switch {
 		case err == nil:
 			if !bytes.Equal(stored.Fingerprint, fingerprint) {
-				return errRequestIDReused
+				return input.ErrRequestIDReused
 			}
 			resp = resp.ProtoReflect().Type().New().Interface().(R)
 			if err := proto.Unmarshal(stored.Response, resp); err != nil {

@@ -19,7 +19,7 @@ import (
 	"github.com/decoupledshop/shop/internal/auth"
 	"github.com/decoupledshop/shop/internal/devissuer"
 	"github.com/decoupledshop/shop/internal/devissuer/issuertest"
-	"github.com/decoupledshop/shop/internal/migrate"
+	"github.com/decoupledshop/shop/internal/pgdb"
 	"github.com/decoupledshop/shop/internal/pgtest"
 	"github.com/decoupledshop/shop/internal/server"
 	"github.com/decoupledshop/shop/internal/shoptest"
@@ -34,7 +34,7 @@ var productSchema = pgtest.Schema{
 	Name: "product",
 	Role: "productsvc",
 	Migrate: func(ctx context.Context, url string) error {
-		return migrate.Up(ctx, url, migrations.FS)
+		return pgdb.Migrate(ctx, url, migrations.FS)
 	},
 }
 

@@ -21,7 +21,6 @@ import (
 	typev1 "github.com/decoupledshop/shop/gen/proto/shop/type/v1"
 	"github.com/decoupledshop/shop/internal/devissuer"
 	"github.com/decoupledshop/shop/internal/devissuer/issuertest"
-	"github.com/decoupledshop/shop/internal/migrate"
 	"github.com/decoupledshop/shop/internal/pgdb"
 	"github.com/decoupledshop/shop/internal/pgtest"
 	"github.com/decoupledshop/shop/internal/shoptest"
@@ -33,11 +32,11 @@ import (
 var (
 	cartSchema = pgtest.Schema{
 		Name: "cart", Role: "cartsvc",
-		Migrate: func(ctx context.Context, url string) error { return migrate.Up(ctx, url, cartmigrations.FS) },
+		Migrate: func(ctx context.Context, url string) error { return pgdb.Migrate(ctx, url, cartmigrations.FS) },
 	}
 	productSchema = pgtest.Schema{
 		Name: "product", Role: "productsvc",
-		Migrate: func(ctx context.Context, url string) error { return migrate.Up(ctx, url, productmigrations.FS) },
+		Migrate: func(ctx context.Context, url string) error { return pgdb.Migrate(ctx, url, productmigrations.FS) },
 	}
 )
 

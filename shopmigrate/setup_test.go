@@ -12,7 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	cartmigrations "github.com/decoupledshop/shop/cartsvc/migrations"
-	"github.com/decoupledshop/shop/internal/migrate"
+	"github.com/decoupledshop/shop/internal/pgdb"
 	"github.com/decoupledshop/shop/internal/pgtest"
 	productmigrations "github.com/decoupledshop/shop/productsvc/migrations"
 )
@@ -23,11 +23,11 @@ var (
 	legacySchema = pgtest.Schema{Name: "legacy", Role: "legacyshop", Migrate: CreateLegacySchema}
 	cartSchema   = pgtest.Schema{
 		Name: "cart", Role: "cartsvc",
-		Migrate: func(ctx context.Context, url string) error { return migrate.Up(ctx, url, cartmigrations.FS) },
+		Migrate: func(ctx context.Context, url string) error { return pgdb.Migrate(ctx, url, cartmigrations.FS) },
 	}
 	productSchema = pgtest.Schema{
 		Name: "product", Role: "productsvc",
-		Migrate: func(ctx context.Context, url string) error { return migrate.Up(ctx, url, productmigrations.FS) },
+		Migrate: func(ctx context.Context, url string) error { return pgdb.Migrate(ctx, url, productmigrations.FS) },
 	}
 )
 

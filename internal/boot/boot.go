@@ -22,7 +22,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/decoupledshop/shop/internal/auth"
-	"github.com/decoupledshop/shop/internal/migrate"
 	"github.com/decoupledshop/shop/internal/pgdb"
 	"github.com/decoupledshop/shop/internal/server"
 	"github.com/decoupledshop/shop/internal/telemetry"
@@ -196,7 +195,7 @@ func Start(ctx context.Context, c Config, migrations fs.FS, logOut io.Writer) (e
 		if err := pgdb.Check(ctx, c.DirectURL); err != nil {
 			return nil, fmt.Errorf("%s: %w", directFlag, err)
 		}
-		if err := migrate.UpLogged(ctx, c.DirectURL, migrations, log); err != nil {
+		if err := pgdb.MigrateLogged(ctx, c.DirectURL, migrations, log); err != nil {
 			return nil, err
 		}
 	}

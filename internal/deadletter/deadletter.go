@@ -15,9 +15,9 @@ import (
 
 	eventsv1 "github.com/decoupledshop/shop/gen/proto/shop/events/v1"
 	"github.com/decoupledshop/shop/gen/proto/shop/events/v1/eventsv1connect"
+	"github.com/decoupledshop/shop/internal/input"
 	"github.com/decoupledshop/shop/internal/pagetoken"
 	"github.com/decoupledshop/shop/internal/shoperr"
-	"github.com/decoupledshop/shop/internal/uuidarg"
 )
 
 // MaxIDs bounds the ids of one replay or purge request.
@@ -35,7 +35,7 @@ func IDs(raw []string, all bool) ([]uuid.UUID, error) {
 	}
 	ids := make([]uuid.UUID, len(raw))
 	for i, r := range raw {
-		id, err := uuidarg.Parse(fmt.Sprintf("ids[%d]", i), r)
+		id, err := input.UUID(fmt.Sprintf("ids[%d]", i), r)
 		if err != nil {
 			return nil, err
 		}

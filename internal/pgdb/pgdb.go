@@ -1,5 +1,6 @@
-// Package pgdb opens PostgreSQL pools the way both services need them and
-// runs transactions with rollback-on-error and bounded retries.
+// Package pgdb opens PostgreSQL pools the way both services need them,
+// applies their embedded migrations, and runs transactions with
+// rollback-on-error and bounded retries.
 package pgdb
 
 import (

@@ -16,7 +16,6 @@ import (
 	productdb "github.com/decoupledshop/shop/gen/sqlc/product"
 	"github.com/decoupledshop/shop/internal/clientcreds"
 	"github.com/decoupledshop/shop/internal/devissuer"
-	"github.com/decoupledshop/shop/internal/migrate"
 	"github.com/decoupledshop/shop/internal/pgdb"
 	"github.com/decoupledshop/shop/internal/pgtest"
 	"github.com/decoupledshop/shop/internal/shoptest"
@@ -32,7 +31,7 @@ var productSchema = pgtest.Schema{
 	Name: "product",
 	Role: "productsvc",
 	Migrate: func(ctx context.Context, url string) error {
-		return migrate.Up(ctx, url, migrations.FS)
+		return pgdb.Migrate(ctx, url, migrations.FS)
 	},
 }
 

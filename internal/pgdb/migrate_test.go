@@ -1,4 +1,4 @@
-package migrate_test
+package pgdb_test
 
 import (
 	"context"
@@ -11,11 +11,9 @@ import (
 	"github.com/pressly/goose/v3/lock"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/decoupledshop/shop/internal/migrate"
+	"github.com/decoupledshop/shop/internal/pgdb"
 	"github.com/decoupledshop/shop/internal/pgtest"
 )
-
-func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // empty is a database with nothing in it, as a service finds it on its first start.
 var empty = pgtest.Schema{Name: "migrate", Role: "migratesvc", Migrate: func(context.Context, string) error { return nil }}
@@ -27,7 +25,7 @@ var widgets = fstest.MapFS{
 	"00002_seed_widgets.sql":   {Data: []byte("-- +goose Up\nINSERT INTO widgets (id, name) SELECT coalesce(max(id), 0) + 1, 'seed' FROM widgets;\n")},
 }
 
-func connect(t *testing.T, url string) *pgx.Conn {
+func connectTo(t *testing.T, url string) *pgx.Conn {
 	t.Helper()
 	conn, err := pgx.Connect(t.Context(), url)
 	if err != nil {
@@ -58,26 +56,26 @@ func TestUpTwiceIsANoOp(t *testing.T) {
 	url := pgtest.NewDatabase(t, empty)
 
 	for i := range 2 {
-		if err := migrate.Up(t.Context(), url, widgets); err != nil {
+		if err := pgdb.Migrate(t.Context(), url, widgets); err != nil {
 			t.Fatalf("Up #%d: %v", i+1, err)
 		}
 	}
 
-	wantMigratedOnce(t, connect(t, url))
+	wantMigratedOnce(t, connectTo(t, url))
 }
 
 func TestConcurrentUpsMigrateOnce(t *testing.T) {
 	t.Parallel()
 	url := pgtest.NewDatabase(t, empty)
 	// Hold goose's lock until both Ups wait for it, so that they are sure to overlap.
-	holder := connect(t, url)
+	holder := connectTo(t, url)
 	if _, err := holder.Exec(t.Context(), "SELECT pg_advisory_lock($1)", lock.DefaultLockID); err != nil {
 		t.Fatal(err)
 	}
 
 	var g errgroup.Group
 	for range 2 {
-		g.Go(func() error { return migrate.Up(t.Context(), url, widgets) })
+		g.Go(func() error { return pgdb.Migrate(t.Context(), url, widgets) })
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
@@ -109,14 +107,14 @@ func TestBrokenMigrationLeavesNothingBehind(t *testing.T) {
 			"INSERT INTO no_such_table VALUES (1);\n")},
 	}
 
-	err := migrate.Up(t.Context(), url, broken)
+	err := pgdb.Migrate(t.Context(), url, broken)
 	if err == nil || !strings.Contains(err.Error(), "00002_broken.sql") {
 		t.Fatalf("Up with a broken migration: got %v, want an error naming 00002_broken.sql", err)
 	}
 
 	var widgets, gadgets bool
 	var version int64
-	err = connect(t, url).QueryRow(t.Context(), `
+	err = connectTo(t, url).QueryRow(t.Context(), `
 		SELECT to_regclass('widgets') IS NOT NULL, to_regclass('gadgets') IS NOT NULL,
 		       (SELECT max(version_id) FROM goose_db_version)`).Scan(&widgets, &gadgets, &version)
 	if err != nil {

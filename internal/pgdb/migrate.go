@@ -1,5 +1,4 @@
-// Package migrate applies a service's embedded, numbered goose SQL migrations at start-up.
-package migrate
+package pgdb
 
 import (
 	"context"
@@ -14,25 +13,25 @@ import (
 	"github.com/pressly/goose/v3/lock"
 )
 
-// Up applies every pending migration in migrations to the PostgreSQL database at databaseURL and
+// Migrate applies every pending migration in migrations to the PostgreSQL database at databaseURL and
 // returns nil once the database is at the latest version; it is a no-op when nothing is pending.
 //
 // Migrations are goose SQL files named <version>_<name>.sql at the root of migrations (pass
 // [fs.Sub] for a subdirectory), each starting with "-- +goose Up". Each file runs in its own
 // transaction unless it is annotated "-- +goose NO TRANSACTION", so a failing file leaves nothing
-// of itself behind: Up returns its error (naming the file), and the files before it stay applied.
+// of itself behind: Migrate returns its error (naming the file), and the files before it stay applied.
 //
-// Replicas may call Up at the same time: a session-level advisory lock makes them take turns, so
+// Replicas may call Migrate at the same time: a session-level advisory lock makes them take turns, so
 // every migration runs exactly once. Because the lock lives on the session, databaseURL must be a
-// direct connection, not one through a transaction-mode pooler. Up waits for the lock for at most
+// direct connection, not one through a transaction-mode pooler. Migrate waits for the lock for at most
 // five minutes, or until ctx is done. It logs each file it applied to [slog.Default].
-func Up(ctx context.Context, databaseURL string, migrations fs.FS) error {
-	return UpLogged(ctx, databaseURL, migrations, slog.Default())
+func Migrate(ctx context.Context, databaseURL string, migrations fs.FS) error {
+	return MigrateLogged(ctx, databaseURL, migrations, slog.Default())
 }
 
-// UpLogged is [Up] logging each file it applied to log, so a service's
+// MigrateLogged is [Migrate] logging each file it applied to log, so a service's
 // migration lines share its log format.
-func UpLogged(ctx context.Context, databaseURL string, migrations fs.FS, log *slog.Logger) error {
+func MigrateLogged(ctx context.Context, databaseURL string, migrations fs.FS, log *slog.Logger) error {
 	cfg, err := pgx.ParseConfig(databaseURL)
 	if err != nil {
 		return fmt.Errorf("migrate: parse database URL: %w", err)
