@@ -5,7 +5,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/decoupledshop/shop/cartsvc/catalog"
+	"github.com/decoupledshop/shop/cartsvc/productclient"
 	"github.com/decoupledshop/shop/internal/telemetry"
 )
 
@@ -34,7 +34,7 @@ func TestCacheAndBreakerAreMeasured(t *testing.T) {
 		b.expireCache()
 		b.cart(t, "alice")
 	}
-	if b.catalog.BreakerState() != catalog.StateOpen {
+	if b.catalog.BreakerState() != productclient.StateOpen {
 		t.Fatal("the breaker did not open")
 	}
 	for sample, want := range map[string]string{
@@ -48,7 +48,7 @@ func TestCacheAndBreakerAreMeasured(t *testing.T) {
 		}
 	}
 	b.front.set(pass)
-	eventually(t, "the breaker is half-open", func() bool { return b.catalog.BreakerState() == catalog.StateHalfOpen })
+	eventually(t, "the breaker is half-open", func() bool { return b.catalog.BreakerState() == productclient.StateHalfOpen })
 	if got := metric("cartsvc_catalog_breaker_state"); got != "1" {
 		t.Errorf("half-open breaker state %s, want 1", got)
 	}

@@ -11,7 +11,7 @@ import (
 	"connectrpc.com/connect"
 	"github.com/google/uuid"
 
-	"github.com/decoupledshop/shop/cartsvc/catalog"
+	"github.com/decoupledshop/shop/cartsvc/productclient"
 	cartv1 "github.com/decoupledshop/shop/gen/proto/shop/cart/v1"
 	eventsv1 "github.com/decoupledshop/shop/gen/proto/shop/events/v1"
 	productv1 "github.com/decoupledshop/shop/gen/proto/shop/product/v1"
@@ -198,7 +198,7 @@ func TestNewerVersionEvictsCachedEntry(t *testing.T) {
 // breakerCatalog opens the breaker after 2 failed calls, stays open 2 s
 // (on the wall clock) and does not retry, so calls map one to
 // one onto breaker outcomes.
-func breakerCatalog(c *catalog.Config) {
+func breakerCatalog(c *productclient.Config) {
 	c.BreakerFailures = 2
 	c.BreakerOpen = 2 * time.Second
 	c.Retries = -1
@@ -222,7 +222,7 @@ func TestBreakerOpensHalfOpensCloses(t *testing.T) {
 			t.Fatalf("GetCart %d with productsvc dropping connections = %v; want stale, from cache", i, c)
 		}
 	}
-	if s := b.catalog.BreakerState(); s != catalog.StateOpen {
+	if s := b.catalog.BreakerState(); s != productclient.StateOpen {
 		t.Fatalf("after 2 failed calls the breaker is %v, want open", s)
 	}
 	b.front.set(pass) // productsvc is back, but the breaker does not know yet
@@ -238,7 +238,7 @@ func TestBreakerOpensHalfOpensCloses(t *testing.T) {
 		t.Errorf("with the breaker open %d calls reached productsvc, want 0", got)
 	}
 
-	eventually(t, "the breaker is half-open", func() bool { return b.catalog.BreakerState() == catalog.StateHalfOpen })
+	eventually(t, "the breaker is half-open", func() bool { return b.catalog.BreakerState() == productclient.StateHalfOpen })
 	c := b.cart(t, "alice")
 	if c.Stale {
 		t.Errorf("GetCart through the half-open breaker = %v; want fresh", c)
@@ -246,7 +246,7 @@ func TestBreakerOpensHalfOpensCloses(t *testing.T) {
 	if got := b.front.calls.Load() - before; got != 1 {
 		t.Errorf("the half-open breaker let %d calls through, want 1 probe", got)
 	}
-	if s := b.catalog.BreakerState(); s != catalog.StateClosed {
+	if s := b.catalog.BreakerState(); s != productclient.StateClosed {
 		t.Errorf("after a successful probe the breaker is %v, want closed", s)
 	}
 	b.add(t, "alice", soap, 1)
@@ -258,7 +258,7 @@ func TestBreakerOpensHalfOpensCloses(t *testing.T) {
 // open it.
 func TestBreakerCountsOnlyProductsvcFailures(t *testing.T) {
 	t.Parallel()
-	b := setup(t, withCatalog(func(c *catalog.Config) {
+	b := setup(t, withCatalog(func(c *productclient.Config) {
 		c.BreakerFailures = 3
 		c.Retries = 2
 	}))
@@ -279,7 +279,7 @@ func TestBreakerCountsOnlyProductsvcFailures(t *testing.T) {
 				t.Errorf("%v was attempted %d times, want once (not retried)", code, calls)
 			}
 		}
-		if s := b.catalog.BreakerState(); s != catalog.StateClosed {
+		if s := b.catalog.BreakerState(); s != productclient.StateClosed {
 			t.Fatalf("after 3 × %v the breaker is %v, want closed", code, s)
 		}
 	}
@@ -287,7 +287,7 @@ func TestBreakerCountsOnlyProductsvcFailures(t *testing.T) {
 	if calls := lookup(); calls != 3 {
 		t.Errorf("Unavailable was attempted %d times, want 3 (2 retries)", calls)
 	}
-	if s := b.catalog.BreakerState(); s != catalog.StateOpen {
+	if s := b.catalog.BreakerState(); s != productclient.StateOpen {
 		t.Errorf("after 3 Unavailable calls the breaker is %v, want open", s)
 	}
 }
@@ -351,7 +351,7 @@ func TestProductsvcStopped(t *testing.T) {
 // than productsvc's answer still gets a stale cart, not an error.
 func TestProductsvcSlow(t *testing.T) {
 	t.Parallel()
-	b := setup(t, withCatalog(func(c *catalog.Config) {
+	b := setup(t, withCatalog(func(c *productclient.Config) {
 		c.CallTimeout = 100 * time.Millisecond
 		c.Retries = 1
 	}))
@@ -369,7 +369,7 @@ func TestProductsvcSlow(t *testing.T) {
 		t.Errorf("AddCartItem with productsvc slow: %v, want Unavailable", err)
 	}
 
-	slowDeadline := setup(t, withCatalog(func(c *catalog.Config) { c.CallTimeout = time.Minute }))
+	slowDeadline := setup(t, withCatalog(func(c *productclient.Config) { c.CallTimeout = time.Minute }))
 	honey := slowDeadline.createProduct(t, "Honey", 800)
 	slowDeadline.add(t, "alice", honey, 1)
 	slowDeadline.expireCache()
@@ -474,7 +474,7 @@ func TestProductChangedFillsTheCache(t *testing.T) {
 // without the race detector.
 func TestWritesRecoverSoonAfterProductsvcReturns(t *testing.T) {
 	t.Parallel()
-	b := setup(t, withCatalog(func(c *catalog.Config) {
+	b := setup(t, withCatalog(func(c *productclient.Config) {
 		c.BreakerFailures = 2
 		c.Retries = -1
 	}))
@@ -491,7 +491,7 @@ func TestWritesRecoverSoonAfterProductsvcReturns(t *testing.T) {
 			t.Fatalf("AddCartItem with productsvc down: %v, want Unavailable", err)
 		}
 	}
-	if s := b.catalog.BreakerState(); s != catalog.StateOpen {
+	if s := b.catalog.BreakerState(); s != productclient.StateOpen {
 		t.Fatalf("after 2 failed calls the breaker is %v, want open", s)
 	}
 	// The first probe fails: productsvc is still down.

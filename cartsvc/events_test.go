@@ -16,7 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/decoupledshop/shop/cartsvc"
-	"github.com/decoupledshop/shop/cartsvc/catalog"
+	"github.com/decoupledshop/shop/cartsvc/productclient"
 	cartv1 "github.com/decoupledshop/shop/gen/proto/shop/cart/v1"
 	eventsv1 "github.com/decoupledshop/shop/gen/proto/shop/events/v1"
 	"github.com/decoupledshop/shop/gen/proto/shop/events/v1/eventsv1connect"
@@ -750,13 +750,13 @@ func TestVersionsReachOtherReplicas(t *testing.T) {
 // replica is another cartsvc replica's service and catalog cache.
 type replica struct {
 	svc     *cartsvc.Service
-	catalog *catalog.Client
+	catalog *productclient.Client
 }
 
 // secondReplica returns another cartsvc replica on the bundle's database.
 func (b *testBundle) secondReplica(t *testing.T) replica {
 	t.Helper()
-	cat, err := catalog.New(catalog.Config{BaseURL: b.front.url, Now: b.clock.Now})
+	cat, err := productclient.New(productclient.Config{BaseURL: b.front.url, Now: b.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

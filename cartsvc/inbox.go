@@ -13,7 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/decoupledshop/shop/cartsvc/catalog"
+	"github.com/decoupledshop/shop/cartsvc/productclient"
 	eventsv1 "github.com/decoupledshop/shop/gen/proto/shop/events/v1"
 	cartdb "github.com/decoupledshop/shop/gen/sqlc/cart"
 )
@@ -303,7 +303,7 @@ func (s *Service) observe(e event, out outcome) {
 	switch {
 	case out != outcomeApplied:
 	case e.kind == kindProductChanged:
-		s.products.ObserveProduct(catalog.Product{
+		s.products.ObserveProduct(productclient.Product{
 			ID: e.aggregate.Bytes, Name: e.name, PriceMinor: e.price, Currency: e.currency, Version: e.version,
 		})
 	default:

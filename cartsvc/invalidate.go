@@ -12,7 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgxlisten"
 
-	"github.com/decoupledshop/shop/cartsvc/catalog"
+	"github.com/decoupledshop/shop/cartsvc/productclient"
 	cartdb "github.com/decoupledshop/shop/gen/sqlc/cart"
 )
 
@@ -30,10 +30,10 @@ const (
 	catchUpSlack = time.Minute
 	// catchUpWindow: older marks cannot matter, since the catalog keeps no
 	// entry longer than its maximum staleness.
-	catchUpWindow = catalog.DefaultMaxStale
+	catchUpWindow = productclient.DefaultMaxStale
 	// maxCatchUp bounds the marks read at once (the catalog's default
 	// bound on marks).
-	maxCatchUp = catalog.DefaultMaxEntries
+	maxCatchUp = productclient.DefaultMaxEntries
 )
 
 // ListenForVersions keeps this replica's product cache in step with the
@@ -42,7 +42,7 @@ const (
 // pooler) and hands each announced version to the catalog's
 // ObserveVersion, which stops older cached data from being served. A lost
 // connection is retried every second; after each (re)connection the marks
-// raised since the previous one (at most catalog.DefaultMaxStale ago) are
+// raised since the previous one (at most productclient.DefaultMaxStale ago) are
 // read from product_versions, so nothing announced while it was down is
 // missed. Errors are logged, never returned.
 //

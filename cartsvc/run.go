@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/decoupledshop/shop/cartsvc/catalog"
+	"github.com/decoupledshop/shop/cartsvc/productclient"
 	"github.com/decoupledshop/shop/cartsvc/migrations"
 	"github.com/decoupledshop/shop/internal/boot"
 	"github.com/decoupledshop/shop/internal/envflag"
@@ -33,7 +33,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	var cfg boot.Config
 	cfg.RegisterFlags(fs, ":8082")
 	currency := fs.String("currency", "EUR", "the shop currency (ISO 4217); products and promo codes in any other are refused")
-	var pcfg catalog.Config
+	var pcfg productclient.Config
 	pcfg.RegisterFlags(fs)
 	var users UserLimits
 	users.RegisterFlags(fs)
@@ -82,7 +82,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer env.Close()
 	pcfg.Logger, pcfg.ClientOptions = env.Logger, env.Telemetry.ClientOptions()
-	products, err := catalog.New(pcfg)
+	products, err := productclient.New(pcfg)
 	if err != nil {
 		return err
 	}

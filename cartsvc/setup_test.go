@@ -28,7 +28,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/decoupledshop/shop/cartsvc"
-	"github.com/decoupledshop/shop/cartsvc/catalog"
+	"github.com/decoupledshop/shop/cartsvc/productclient"
 	cartmigrations "github.com/decoupledshop/shop/cartsvc/migrations"
 	cartv1 "github.com/decoupledshop/shop/gen/proto/shop/cart/v1"
 	"github.com/decoupledshop/shop/gen/proto/shop/cart/v1/cartv1connect"
@@ -84,7 +84,7 @@ type testBundle struct {
 	cartDBURL    string
 	ccfg         server.Config
 	verifier     *auth.Verifier
-	catalog      *catalog.Client
+	catalog      *productclient.Client
 	svc          *cartsvc.Service
 	clock        *clock
 	front        *front
@@ -97,7 +97,7 @@ type testBundle struct {
 
 // config adjusts a bundle.
 type config struct {
-	catalog  catalog.Config
+	catalog  productclient.Config
 	service  cartsvc.Options
 	shoppers int // extra users shopper00, shopper01, ...
 }
@@ -106,7 +106,7 @@ type config struct {
 type option func(*config)
 
 // withCatalog adjusts the catalog client's configuration.
-func withCatalog(f func(*catalog.Config)) option {
+func withCatalog(f func(*productclient.Config)) option {
 	return func(c *config) { f(&c.catalog) }
 }
 
@@ -134,7 +134,7 @@ func shopper(i int) string { return fmt.Sprintf("shopper%02d", i) }
 // have no rate limit.
 func setup(t testing.TB, opts ...option) *testBundle {
 	t.Helper()
-	cfg := config{catalog: catalog.Config{
+	cfg := config{catalog: productclient.Config{
 		CallTimeout: 5 * time.Second,
 		Backoff:     func() backoff.BackOff { return &backoff.ZeroBackOff{} },
 	}}
@@ -188,7 +188,7 @@ func setup(t testing.TB, opts ...option) *testBundle {
 	b.telemetry = telemetry.ForTest("cartsvc", nil, nil)
 	cfg.catalog.ClientOptions = b.telemetry.ClientOptions()
 	var err error
-	if b.catalog, err = catalog.New(cfg.catalog); err != nil {
+	if b.catalog, err = productclient.New(cfg.catalog); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.catalog.Close)
@@ -332,7 +332,7 @@ func (b *testBundle) createPromo(t testing.TB, req *cartv1.CreatePromoCodeReques
 
 // expireCache moves the cart clock past the catalog cache's TTL, so the
 // next lookups ask productsvc again.
-func (b *testBundle) expireCache() { b.clock.Advance(catalog.DefaultTTL + time.Second) }
+func (b *testBundle) expireCache() { b.clock.Advance(productclient.DefaultTTL + time.Second) }
 
 // exec runs SQL on the cart database as the cart's role, as the events
 // issue's consumer would.

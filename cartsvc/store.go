@@ -14,7 +14,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
-	"github.com/decoupledshop/shop/cartsvc/catalog"
+	"github.com/decoupledshop/shop/cartsvc/productclient"
 	cartdb "github.com/decoupledshop/shop/gen/sqlc/cart"
 	"github.com/decoupledshop/shop/internal/auth"
 	"github.com/decoupledshop/shop/internal/money"
@@ -80,7 +80,7 @@ type Options struct {
 type Service struct {
 	db       *pgxpool.Pool
 	q        *cartdb.Queries
-	products *catalog.Client
+	products *productclient.Client
 	currency money.Currency
 	holdIdle time.Duration
 	now      func() time.Time
@@ -96,7 +96,7 @@ type Service struct {
 
 // NewService returns a Service over db that reads products through
 // products.
-func NewService(db *pgxpool.Pool, products *catalog.Client, opts Options) *Service {
+func NewService(db *pgxpool.Pool, products *productclient.Client, opts Options) *Service {
 	if opts.Currency == "" {
 		opts.Currency = "EUR"
 	}
@@ -159,9 +159,9 @@ func userID(ctx context.Context) (string, error) {
 
 // lookup asks the catalog for products, keeping a fifth of the caller's
 // remaining time to answer from snapshots should productsvc not answer.
-func (s *Service) lookup(ctx context.Context, wants []catalog.Want) (map[uuid.UUID]catalog.Entry, error) {
+func (s *Service) lookup(ctx context.Context, wants []productclient.Want) (map[uuid.UUID]productclient.Entry, error) {
 	if len(wants) == 0 {
-		return map[uuid.UUID]catalog.Entry{}, nil
+		return map[uuid.UUID]productclient.Entry{}, nil
 	}
 	lctx := ctx
 	if d, ok := ctx.Deadline(); ok {
@@ -178,13 +178,13 @@ func (s *Service) lookup(ctx context.Context, wants []catalog.Want) (map[uuid.UU
 
 // lineWants asks for the products of the lines that may still be
 // available, each at least at the newest version the cart has recorded.
-func lineWants(lines []cartLine) []catalog.Want {
-	wants := make([]catalog.Want, 0, len(lines))
+func lineWants(lines []cartLine) []productclient.Want {
+	wants := make([]productclient.Want, 0, len(lines))
 	for _, l := range lines {
 		if !l.Available || l.KnownDeleted {
 			continue
 		}
-		wants = append(wants, catalog.Want{ID: l.ProductID, MinVersion: max(l.ProductVersion, l.KnownVersion)})
+		wants = append(wants, productclient.Want{ID: l.ProductID, MinVersion: max(l.ProductVersion, l.KnownVersion)})
 	}
 	return wants
 }
@@ -194,7 +194,7 @@ func lineWants(lines []cartLine) []catalog.Want {
 // products in fresh (check them with freshProduct). It fails with NotFound
 // when a fresh product is known to be deleted (view's marks), and with
 // ctx's error.
-func (s *Service) resolve(ctx context.Context, view cartView, fresh []uuid.UUID) (map[uuid.UUID]catalog.Entry, error) {
+func (s *Service) resolve(ctx context.Context, view cartView, fresh []uuid.UUID) (map[uuid.UUID]productclient.Entry, error) {
 	lines := view.lines
 	wants := lineWants(lines)
 	if len(fresh) > 0 {
@@ -211,7 +211,7 @@ func (s *Service) resolve(ctx context.Context, view cartView, fresh []uuid.UUID)
 			}
 		}
 		for _, id := range fresh {
-			wants = append(wants, catalog.Want{ID: id, MinVersion: min[id], Live: true})
+			wants = append(wants, productclient.Want{ID: id, MinVersion: min[id], Live: true})
 		}
 	}
 	// An error only means some products fall back to snapshots; fresh ones
@@ -229,21 +229,21 @@ func productNotFound(id uuid.UUID) error { return shoperr.NotFound("product %s n
 
 // sellable reports whether the shop can sell p: priced in its currency
 // within the price limit.
-func sellable(cur money.Currency, p catalog.Product) bool {
+func sellable(cur money.Currency, p productclient.Product) bool {
 	return !p.Missing && p.Currency == string(cur) && p.PriceMinor >= 0 && p.PriceMinor <= money.MaxPriceMinor
 }
 
 // freshProduct returns the live product id from products (see resolve):
 // NotFound when deleted, FailedPrecondition when the shop cannot sell it.
-func (s *Service) freshProduct(products map[uuid.UUID]catalog.Entry, id uuid.UUID) (catalog.Product, error) {
+func (s *Service) freshProduct(products map[uuid.UUID]productclient.Entry, id uuid.UUID) (productclient.Product, error) {
 	e, ok := products[id]
 	switch {
 	case !ok || e.Stale:
-		return catalog.Product{}, errCatalogUnavailable
+		return productclient.Product{}, errCatalogUnavailable
 	case e.Missing:
-		return catalog.Product{}, productNotFound(id)
+		return productclient.Product{}, productNotFound(id)
 	case !sellable(s.currency, e.Product):
-		return catalog.Product{}, shoperr.FailedPrecondition("product %s cannot be sold in %s", id, s.currency)
+		return productclient.Product{}, shoperr.FailedPrecondition("product %s cannot be sold in %s", id, s.currency)
 	}
 	return e.Product, nil
 }

@@ -7,7 +7,7 @@ import (
 	"github.com/google/uuid"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/decoupledshop/shop/cartsvc/catalog"
+	"github.com/decoupledshop/shop/cartsvc/productclient"
 	cartv1 "github.com/decoupledshop/shop/gen/proto/shop/cart/v1"
 	cartdb "github.com/decoupledshop/shop/gen/sqlc/cart"
 	"github.com/decoupledshop/shop/internal/money"
@@ -32,7 +32,7 @@ var errTotalTooLarge = shoperr.ResourceExhausted("the cart's total is larger tha
 // (errTotalTooLarge); each percent discount is rounded half-even on the
 // subtotal, and discounts never exceed the subtotal, so the total is never
 // below zero.
-func buildCart(cur money.Currency, lines []cartLine, holds []cartHold, products map[uuid.UUID]catalog.Entry) (*cartv1.Cart, error) {
+func buildCart(cur money.Currency, lines []cartLine, holds []cartHold, products map[uuid.UUID]productclient.Entry) (*cartv1.Cart, error) {
 	cart := &cartv1.Cart{
 		Items:      make([]*cartv1.CartItem, 0, len(lines)),
 		PromoCodes: make([]*cartv1.AppliedPromoCode, 0, len(holds)),
@@ -53,7 +53,7 @@ func buildCart(cur money.Currency, lines []cartLine, holds []cartHold, products 
 				name, price, currency = e.Name, e.PriceMinor, e.Currency
 			}
 		}
-		available = available && sellable(cur, catalog.Product{PriceMinor: price, Currency: currency})
+		available = available && sellable(cur, productclient.Product{PriceMinor: price, Currency: currency})
 		var lineTotal int64
 		if available {
 			var ok bool

@@ -12,7 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/decoupledshop/shop/cartsvc/catalog"
+	"github.com/decoupledshop/shop/cartsvc/productclient"
 	cartv1 "github.com/decoupledshop/shop/gen/proto/shop/cart/v1"
 	cartdb "github.com/decoupledshop/shop/gen/sqlc/cart"
 	"github.com/decoupledshop/shop/internal/input"
@@ -75,7 +75,7 @@ type cartWrite struct {
 	q        *cartdb.Queries
 	user     string
 	now      time.Time
-	products map[uuid.UUID]catalog.Entry
+	products map[uuid.UUID]productclient.Entry
 	// deleted holds the products known to be deleted when the cart was
 	// read before the transaction.
 	deleted map[uuid.UUID]bool

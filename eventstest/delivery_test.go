@@ -15,7 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	"github.com/decoupledshop/shop/cartsvc"
-	"github.com/decoupledshop/shop/cartsvc/catalog"
+	"github.com/decoupledshop/shop/cartsvc/productclient"
 	eventsv1 "github.com/decoupledshop/shop/gen/proto/shop/events/v1"
 	productv1 "github.com/decoupledshop/shop/gen/proto/shop/product/v1"
 	"github.com/decoupledshop/shop/internal/auth"
@@ -167,7 +167,7 @@ func TestCacheInvalidationAcrossReplicas(t *testing.T) {
 	id := uuid.MustParse(lamp.Id)
 
 	// The second replica caches the lamp at version 1.
-	if got, err := second.catalog.Lookup(context.Background(), []catalog.Want{{ID: id}}); err != nil || got[id].Version != 1 {
+	if got, err := second.catalog.Lookup(context.Background(), []productclient.Want{{ID: id}}); err != nil || got[id].Version != 1 {
 		t.Fatalf("second replica's lookup = %v, %v", got, err)
 	}
 	s.startRelay(t, relay.Config{Subscribers: []relay.Subscriber{{Name: "cartsvc", URL: first.url}}})
@@ -179,7 +179,7 @@ func TestCacheInvalidationAcrossReplicas(t *testing.T) {
 		return second.catalog.ObservedVersion(id) >= v2.Version
 	})
 	t.Logf("UpdateProduct answered → relay → first replica applied → second replica's cache floor raised: %s", time.Since(began).Round(time.Millisecond))
-	got, err := second.catalog.Lookup(context.Background(), []catalog.Want{{ID: id}})
+	got, err := second.catalog.Lookup(context.Background(), []productclient.Want{{ID: id}})
 	if err != nil || got[id].Version != v2.Version || got[id].PriceMinor != 1200 {
 		t.Errorf("second replica's lookup within the TTL = %+v, %v; want version %d at 12.00, not the cached version 1", got[id], err, v2.Version)
 	}

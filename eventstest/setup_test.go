@@ -19,7 +19,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/decoupledshop/shop/cartsvc"
-	"github.com/decoupledshop/shop/cartsvc/catalog"
+	"github.com/decoupledshop/shop/cartsvc/productclient"
 	cartmigrations "github.com/decoupledshop/shop/cartsvc/migrations"
 	cartv1 "github.com/decoupledshop/shop/gen/proto/shop/cart/v1"
 	"github.com/decoupledshop/shop/gen/proto/shop/cart/v1/cartv1connect"
@@ -119,7 +119,7 @@ type cart struct {
 	pool    *pgxpool.Pool
 	dbURL   string
 	svc     *cartsvc.Service
-	catalog *catalog.Client
+	catalog *productclient.Client
 	// registry holds the replica's metrics.
 	registry *prometheus.Registry
 }
@@ -138,7 +138,7 @@ func (s *shop) newCart(t *testing.T, dbURL string, opts cartsvc.Options) *cart {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.pool.Close)
-	if c.catalog, err = catalog.New(catalog.Config{BaseURL: s.productURL, CallTimeout: 5 * time.Second}); err != nil {
+	if c.catalog, err = productclient.New(productclient.Config{BaseURL: s.productURL, CallTimeout: 5 * time.Second}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.catalog.Close)

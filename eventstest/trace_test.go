@@ -15,7 +15,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/decoupledshop/shop/cartsvc"
-	"github.com/decoupledshop/shop/cartsvc/catalog"
+	"github.com/decoupledshop/shop/cartsvc/productclient"
 	"github.com/decoupledshop/shop/gen/proto/shop/product/v1/productv1connect"
 	"github.com/decoupledshop/shop/internal/pgdb"
 	"github.com/decoupledshop/shop/internal/pgtest"
@@ -65,7 +65,7 @@ func newTraced(t *testing.T) *traced {
 	c := &cart{dbURL: pgtest.NewDatabase(t, cartSchema)}
 	c.pool = tracedPool(t, c.dbURL, cartTel)
 	var err error
-	if c.catalog, err = catalog.New(catalog.Config{BaseURL: s.productURL, CallTimeout: 5 * time.Second, ClientOptions: cartTel.ClientOptions()}); err != nil {
+	if c.catalog, err = productclient.New(productclient.Config{BaseURL: s.productURL, CallTimeout: 5 * time.Second, ClientOptions: cartTel.ClientOptions()}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.catalog.Close)

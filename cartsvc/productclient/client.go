@@ -1,4 +1,4 @@
-// Package catalog is cartsvc's client of productsvc. It reads products with
+// Package productclient is cartsvc's client of productsvc. It reads products with
 // BatchGetProducts through a bounded ristretto cache, makes one call for
 // all of a lookup's misses, shares a fetch in flight with every concurrent
 // lookup of the same product (singleflight), retries idempotent reads with
@@ -11,7 +11,7 @@
 // Want) decides which entries may be served: one older than the mark never
 // is, and a fetch that was in flight when a newer version was observed
 // does not put its older result into the cache.
-package catalog
+package productclient
 
 import (
 	"context"
@@ -53,7 +53,7 @@ const maxBatch = 100
 
 // ErrUnavailable wraps every error of a lookup that productsvc did not
 // answer (down, slow, breaker open, or a failure of its own).
-var ErrUnavailable = errors.New("catalog: productsvc did not answer")
+var ErrUnavailable = errors.New("productclient: productsvc did not answer")
 
 // Config configures a Client; zero fields take the defaults.
 type Config struct {
@@ -189,11 +189,11 @@ type flight struct {
 // New returns a Client for cfg. Close it to release the cache.
 func New(cfg Config) (*Client, error) {
 	if cfg.BaseURL == "" {
-		return nil, errors.New("catalog: BaseURL is required")
+		return nil, errors.New("productclient: BaseURL is required")
 	}
 	urls, err := splitURLs(cfg.BaseURL)
 	if err != nil {
-		return nil, fmt.Errorf("catalog: BaseURL: %w", err)
+		return nil, fmt.Errorf("productclient: BaseURL: %w", err)
 	}
 	if cfg.HTTPClient == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
@@ -258,7 +258,7 @@ func New(cfg Config) (*Client, error) {
 		},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("catalog: cache: %w", err)
+		return nil, fmt.Errorf("productclient: cache: %w", err)
 	}
 	log := cfg.Logger
 	c := &Client{
