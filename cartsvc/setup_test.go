@@ -174,7 +174,7 @@ func setup(t testing.TB, opts ...option) *testBundle {
 	productPool, _ := pgtest.NewPool(t, productSchema)
 	pcfg := shoptest.ServerConfig(t, productPool.Ping)
 	psrv := server.New(pcfg)
-	productsvc.Mount(psrv, server.HandlerOptions(pcfg), verifier, productsvc.NewCatalog(productPool, noEvents{}, "EUR", nil, nil))
+	productsvc.Mount(psrv, server.HandlerOptions(pcfg), verifier, productsvc.NewStore(productPool, noEvents{}, "EUR", nil, nil))
 	var productURL string
 	productURL, b.stopProducts = serveStoppable(t, psrv)
 	b.front = newFront(t, productURL)

@@ -263,7 +263,7 @@ func TestRolledBackChangesReachNoCart(t *testing.T) {
 	s.startRelay(t, relay.Config{Subscribers: []relay.Subscriber{{Name: "cartsvc", URL: c.url}}})
 
 	admin := auth.WithIdentity(context.Background(), &auth.Identity{Subject: "admin", Roles: []string{auth.RoleAdmin}})
-	products := &productsvc.ProductServer{Catalog: s.catalog}
+	products := &productsvc.ProductServer{Store: s.catalog}
 	var lastPrice int64
 	for i := range 200 {
 		ctx, price := admin, int64(2000+i)

@@ -74,7 +74,7 @@ type shop struct {
 	productURL  string
 	productPool *pgxpool.Pool
 	productDB   string
-	catalog     *productsvc.Catalog
+	catalog     *productsvc.Store
 	products    productv1connect.ProductServiceClient
 	categories  productv1connect.CategoryServiceClient
 }
@@ -84,7 +84,7 @@ func newShop(t *testing.T, subscribers ...string) *shop {
 	iss := shoptest.Issuer(t)
 	s := &shop{iss: iss, verifier: shoptest.Verifier(t, iss), admin: issuertest.UserToken(t, iss, shoptest.Admin)}
 	s.productPool, s.productDB = pgtest.NewPool(t, productSchema)
-	s.catalog = productsvc.NewCatalog(s.productPool, rollbackPublisher{productsvc.NewOutbox(subscribers, nil, nil)}, "EUR", nil, nil)
+	s.catalog = productsvc.NewStore(s.productPool, rollbackPublisher{productsvc.NewOutbox(subscribers, nil, nil)}, "EUR", nil, nil)
 	cfg := shoptest.ServerConfig(t, s.productPool.Ping)
 	srv := server.New(cfg)
 	productsvc.Mount(srv, server.HandlerOptions(cfg), s.verifier, s.catalog)

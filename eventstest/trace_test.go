@@ -54,7 +54,7 @@ func newTraced(t *testing.T) *traced {
 
 	s := newShop(t) // its own productsvc serves no traces; this one does
 	productPool := tracedPool(t, s.productDB, productTel)
-	catalogs := productsvc.NewCatalog(productPool, productsvc.NewOutbox([]string{"cartsvc"}, nil, nil), "EUR", nil, nil)
+	catalogs := productsvc.NewStore(productPool, productsvc.NewOutbox([]string{"cartsvc"}, nil, nil), "EUR", nil, nil)
 	pcfg := shoptest.ServerConfig(t, s.productPool.Ping)
 	psrv := server.New(pcfg)
 	productsvc.Mount(psrv, append(productTel.HandlerOptions(), server.HandlerOptions(pcfg)...), s.verifier, catalogs)

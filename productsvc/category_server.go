@@ -19,7 +19,7 @@ import (
 
 // CategoryServer implements shop.product.v1.CategoryService.
 type CategoryServer struct {
-	*Catalog
+	*Store
 }
 
 var _ productv1connect.CategoryServiceHandler = (*CategoryServer)(nil)
@@ -40,7 +40,7 @@ func (s *CategoryServer) CreateCategory(ctx context.Context, req *connect.Reques
 		return nil, err
 	}
 	var c productdb.Category
-	resp, err := writeOnce(ctx, s.Catalog, productv1connect.CategoryServiceCreateCategoryProcedure, req.Msg.RequestId, req.Msg, then(func(tx pgx.Tx, q *productdb.Queries) error {
+	resp, err := writeOnce(ctx, s.Store, productv1connect.CategoryServiceCreateCategoryProcedure, req.Msg.RequestId, req.Msg, then(func(tx pgx.Tx, q *productdb.Queries) error {
 		var err error
 		c, err = q.CreateCategory(ctx, productdb.CreateCategoryParams{
 			ID: s.newID(), Name: m.GetName(), Description: m.GetDescription(), CreateTime: s.timestamp(),
@@ -143,7 +143,7 @@ func (s *CategoryServer) UpdateCategory(ctx context.Context, req *connect.Reques
 		p.Description = pgtype.Text{String: in.GetDescription(), Valid: true}
 	}
 	var c productdb.Category
-	resp, err := writeOnce(ctx, s.Catalog, productv1connect.CategoryServiceUpdateCategoryProcedure, req.Msg.RequestId, req.Msg, then(func(tx pgx.Tx, q *productdb.Queries) error {
+	resp, err := writeOnce(ctx, s.Store, productv1connect.CategoryServiceUpdateCategoryProcedure, req.Msg.RequestId, req.Msg, then(func(tx pgx.Tx, q *productdb.Queries) error {
 		row, err := q.UpdateCategory(ctx, p)
 		switch {
 		case pgdb.IsUniqueViolation(err, categoryNameIndex):
@@ -196,7 +196,7 @@ func (s *CategoryServer) DeleteCategory(ctx context.Context, req *connect.Reques
 	if err != nil {
 		return nil, err
 	}
-	resp, err := writeOnce(ctx, s.Catalog, productv1connect.CategoryServiceDeleteCategoryProcedure, req.Msg.RequestId, req.Msg, then(func(_ pgx.Tx, q *productdb.Queries) error {
+	resp, err := writeOnce(ctx, s.Store, productv1connect.CategoryServiceDeleteCategoryProcedure, req.Msg.RequestId, req.Msg, then(func(_ pgx.Tx, q *productdb.Queries) error {
 		if _, err := q.LockCategory(ctx, id); err != nil {
 			return notFound(err, "category", id)
 		}

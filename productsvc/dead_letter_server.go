@@ -16,7 +16,7 @@ import (
 // Replaying puts a dead letter back into the outbox with attempts reset,
 // due now, and wakes the relay.
 type deadLetters struct {
-	*Catalog
+	*Store
 }
 
 var _ deadletter.Store = deadLetters{}

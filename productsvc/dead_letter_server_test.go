@@ -19,7 +19,7 @@ import (
 func (b *eventsBundle) poison(t *testing.T, categoryID, sku string) string {
 	t.Helper()
 	ctx := adminContext()
-	products := &productsvc.ProductServer{Catalog: b.catalog}
+	products := &productsvc.ProductServer{Store: b.catalog}
 	// The sink refuses by event id, which is only known once queued: stop
 	// the sink from accepting anything until the refusal is in place.
 	b.sink.FailWith(connect.CodeUnavailable)
@@ -67,7 +67,7 @@ func TestDeadLetterReplayDeliversAfterAFix(t *testing.T) {
 	b := eventsSetup(t)
 	b.startRelay(t)
 	ctx := context.Background()
-	cat, err := (&productsvc.CategoryServer{Catalog: b.catalog}).CreateCategory(adminContext(),
+	cat, err := (&productsvc.CategoryServer{Store: b.catalog}).CreateCategory(adminContext(),
 		connect.NewRequest(&productv1.CreateCategoryRequest{Name: "Things"}))
 	if err != nil {
 		t.Fatal(err)
@@ -129,7 +129,7 @@ func TestDeadLettersPageAndPurge(t *testing.T) {
 	b := eventsSetup(t)
 	b.startRelay(t)
 	ctx := context.Background()
-	cat, err := (&productsvc.CategoryServer{Catalog: b.catalog}).CreateCategory(adminContext(),
+	cat, err := (&productsvc.CategoryServer{Store: b.catalog}).CreateCategory(adminContext(),
 		connect.NewRequest(&productv1.CreateCategoryRequest{Name: "Things"}))
 	if err != nil {
 		t.Fatal(err)

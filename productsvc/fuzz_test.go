@@ -41,8 +41,8 @@ func newFuzzCatalog(f *testing.F) *fuzzCatalog {
 	cat := b.createCategory(f, "Fuzzed")
 	p := b.createProduct(f, cat.Id, "FUZZ-1", "Fuzzed item", 100)
 	return &fuzzCatalog{
-		categories: &productsvc.CategoryServer{Catalog: b.catalog},
-		products:   &productsvc.ProductServer{Catalog: b.catalog},
+		categories: &productsvc.CategoryServer{Store: b.catalog},
+		products:   &productsvc.ProductServer{Store: b.catalog},
 		categoryID: cat.Id, product: p.Id,
 	}
 }

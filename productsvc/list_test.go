@@ -77,8 +77,8 @@ func TestListProductsTieBreaksOnID(t *testing.T) {
 	// All products share one create_time: the id alone orders them, and
 	// pages must neither repeat nor skip any.
 	frozen := time.Date(2026, 5, 5, 5, 5, 5, 0, time.UTC)
-	catalog := productsvc.NewCatalog(b.pool, b.events, "EUR", func() time.Time { return frozen }, nil)
-	server := &productsvc.ProductServer{Catalog: catalog}
+	catalog := productsvc.NewStore(b.pool, b.events, "EUR", func() time.Time { return frozen }, nil)
+	server := &productsvc.ProductServer{Store: catalog}
 	for i := range 12 {
 		if _, err := server.CreateProduct(adminContext(), connect.NewRequest(&productv1.CreateProductRequest{
 			Sku: fmt.Sprintf("TIE-%02d", i), Name: "Tie", CategoryId: cat.Id, Price: eur(1),

@@ -23,7 +23,7 @@ import (
 
 // ProductServer implements shop.product.v1.ProductService.
 type ProductServer struct {
-	*Catalog
+	*Store
 }
 
 var _ productv1connect.ProductServiceHandler = (*ProductServer)(nil)
@@ -56,7 +56,7 @@ func (s *ProductServer) CreateProduct(ctx context.Context, req *connect.Request[
 		return nil, err
 	}
 	var p productdb.Product
-	resp, err := writeOnce(ctx, s.Catalog, productv1connect.ProductServiceCreateProductProcedure, req.Msg.RequestId, req.Msg, then(func(tx pgx.Tx, q *productdb.Queries) error {
+	resp, err := writeOnce(ctx, s.Store, productv1connect.ProductServiceCreateProductProcedure, req.Msg.RequestId, req.Msg, then(func(tx pgx.Tx, q *productdb.Queries) error {
 		var err error
 		p, err = q.CreateProduct(ctx, productdb.CreateProductParams{
 			ID: s.newID(), Sku: m.GetSku(), Name: m.GetName(), Description: m.GetDescription(),
@@ -297,7 +297,7 @@ func (s *ProductServer) UpdateProduct(ctx context.Context, req *connect.Request[
 		u.CurrencyCode = pgtype.Text{String: string(s.currency), Valid: true}
 	}
 	var p productdb.Product
-	resp, err := writeOnce(ctx, s.Catalog, productv1connect.ProductServiceUpdateProductProcedure, req.Msg.RequestId, req.Msg, then(func(tx pgx.Tx, q *productdb.Queries) error {
+	resp, err := writeOnce(ctx, s.Store, productv1connect.ProductServiceUpdateProductProcedure, req.Msg.RequestId, req.Msg, then(func(tx pgx.Tx, q *productdb.Queries) error {
 		if paths["category_id"] {
 			cat, err := shareLockCategory(ctx, q, "product.category_id", categoryID)
 			if err != nil {
@@ -342,7 +342,7 @@ func (s *ProductServer) DeleteProduct(ctx context.Context, req *connect.Request[
 	if err != nil {
 		return nil, err
 	}
-	resp, err := writeOnce(ctx, s.Catalog, productv1connect.ProductServiceDeleteProductProcedure, req.Msg.RequestId, req.Msg, then(func(tx pgx.Tx, q *productdb.Queries) error {
+	resp, err := writeOnce(ctx, s.Store, productv1connect.ProductServiceDeleteProductProcedure, req.Msg.RequestId, req.Msg, then(func(tx pgx.Tx, q *productdb.Queries) error {
 		version, err := q.DeleteProduct(ctx, id)
 		if err != nil {
 			return notFound(err, "product", id)

@@ -29,7 +29,7 @@ const pruneBatch = 10
 // response is stored with it in the same transaction. Retries of one id
 // wait for each other (a transaction-scoped lock), so a retry racing its
 // first attempt returns that attempt's result.
-func writeOnce[R proto.Message](ctx context.Context, c *Catalog, procedure string, requestID *string, req proto.Message,
+func writeOnce[R proto.Message](ctx context.Context, c *Store, procedure string, requestID *string, req proto.Message,
 	write func(tx pgx.Tx, q *productdb.Queries) (R, error)) (R, error) {
 	var resp R
 	if requestID == nil {

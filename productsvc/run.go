@@ -74,8 +74,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer env.Close()
-	catalog := NewCatalog(env.Pool, NewOutbox(relay.Names(subs), nil, nil), cur, nil, nil)
-	Mount(env.Server, env.HandlerOptions, env.Verifier, catalog)
+	store := NewStore(env.Pool, NewOutbox(relay.Names(subs), nil, nil), cur, nil, nil)
+	Mount(env.Server, env.HandlerOptions, env.Verifier, store)
 	env.Telemetry.Registry.MustRegister(NewBacklogCollector(env.Pool, relay.Names(subs)))
 	var rel *relay.Relay
 	if len(subs) == 0 {
@@ -100,7 +100,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		rc.Logger = env.Logger
 		rc.ClientOptions, rc.TracerProvider = env.Telemetry.ClientOptions(), env.Telemetry.TracerProvider
-		rc.Notifier = catalog.Notifier()
+		rc.Notifier = store.Notifier()
 		if rel, err = relay.New(env.Pool, rc); err != nil {
 			return err
 		}

@@ -47,7 +47,7 @@ type testBundle struct {
 	events  *eventRecorder
 	tokens  map[string]string // by identity: admin, alice, service, none
 	clock   *stepClock
-	catalog *productsvc.Catalog
+	catalog *productsvc.Store
 }
 
 func setup(t testing.TB) *testBundle {
@@ -68,7 +68,7 @@ func setup(t testing.TB) *testBundle {
 	}
 	cfg := shoptest.ServerConfig(t, pool.Ping)
 	srv := server.New(cfg)
-	b.catalog = productsvc.NewCatalog(pool, b.events, "EUR", b.clock.Now, nil)
+	b.catalog = productsvc.NewStore(pool, b.events, "EUR", b.clock.Now, nil)
 	productsvc.Mount(srv, server.HandlerOptions(cfg), shoptest.Verifier(t, iss), b.catalog)
 	b.url = shoptest.Serve(t, srv)
 	return b

@@ -61,8 +61,8 @@ func TestStatementsPerWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	catalog := productsvc.NewCatalog(pool, productsvc.NewOutbox([]string{"cartsvc", "audit"}, nil, nil), "EUR", nil, nil)
-	cats, products := &productsvc.CategoryServer{Catalog: catalog}, &productsvc.ProductServer{Catalog: catalog}
+	catalog := productsvc.NewStore(pool, productsvc.NewOutbox([]string{"cartsvc", "audit"}, nil, nil), "EUR", nil, nil)
+	cats, products := &productsvc.CategoryServer{Store: catalog}, &productsvc.ProductServer{Store: catalog}
 	ctx := adminContext()
 
 	count := func(what string, want int, call func() error) {

@@ -42,7 +42,7 @@ type eventsBundle struct {
 	pool    *pgxpool.Pool
 	iss     *devissuer.Issuer
 	sink    *sinktest.Sink
-	catalog *productsvc.Catalog
+	catalog *productsvc.Store
 	admin   string // an admin's access token
 }
 
@@ -56,7 +56,7 @@ func eventsSetup(t testing.TB) *eventsBundle {
 		admin: issuertest.UserToken(t, iss, shoptest.Admin),
 	}
 	outbox := productsvc.NewOutbox([]string{"cartsvc"}, nil, nil)
-	b.catalog = productsvc.NewCatalog(pool, failingPublisher{outbox}, "EUR", nil, nil)
+	b.catalog = productsvc.NewStore(pool, failingPublisher{outbox}, "EUR", nil, nil)
 	cfg := shoptest.ServerConfig(t, pool.Ping)
 	srv := server.New(cfg)
 	opts := append(telemetry.ForTest("productsvc", nil, nil).HandlerOptions(), server.HandlerOptions(cfg)...)
@@ -265,8 +265,8 @@ func TestRolledBackChangesPublishNothing(t *testing.T) {
 	b := eventsSetup(t)
 	b.startRelay(t)
 	ctx := adminContext()
-	categories := &productsvc.CategoryServer{Catalog: b.catalog}
-	products := &productsvc.ProductServer{Catalog: b.catalog}
+	categories := &productsvc.CategoryServer{Store: b.catalog}
+	products := &productsvc.ProductServer{Store: b.catalog}
 
 	cat, err := categories.CreateCategory(ctx, connect.NewRequest(&productv1.CreateCategoryRequest{Name: "Things"}))
 	if err != nil {

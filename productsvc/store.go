@@ -17,10 +17,10 @@ import (
 	"github.com/decoupledshop/shop/productsvc/relay"
 )
 
-// Catalog holds what the category and product handlers share: the database,
+// Store holds what the category and product handlers share: the database,
 // the event publisher and the notifier that wakes its relays, the shop
 // currency, and the injectable clock and ids.
-type Catalog struct {
+type Store struct {
 	db       *pgxpool.Pool
 	q        *productdb.Queries
 	planned  *productdb.Queries // q, but planned for each call's arguments (customPlans)
@@ -31,18 +31,18 @@ type Catalog struct {
 	newID    func() uuid.UUID
 }
 
-// NewCatalog returns a Catalog over db that records events with events.
+// NewStore returns a Store over db that records events with events.
 // now and newID may be nil for the wall clock and random UUIDs. When events
 // queues events for relays (an Outbox with subscribers, also embedded in
 // another Publisher), every committed write wakes them through Notifier.
-func NewCatalog(db *pgxpool.Pool, events Publisher, currency money.Currency, now func() time.Time, newID func() uuid.UUID) *Catalog {
+func NewStore(db *pgxpool.Pool, events Publisher, currency money.Currency, now func() time.Time, newID func() uuid.UUID) *Store {
 	if now == nil {
 		now = time.Now
 	}
 	if newID == nil {
 		newID = uuid.New
 	}
-	c := &Catalog{db: db, q: productdb.New(db), planned: productdb.New(customPlans{db}), events: events, currency: currency, now: now, newID: newID}
+	c := &Store{db: db, q: productdb.New(db), planned: productdb.New(customPlans{db}), events: events, currency: currency, now: now, newID: newID}
 	if o, ok := events.(interface{ Subscribers() []string }); ok && len(o.Subscribers()) > 0 {
 		c.notifier = relay.NewNotifier(db, relay.DefaultNotifyInterval, nil)
 	}
@@ -52,16 +52,16 @@ func NewCatalog(db *pgxpool.Pool, events Publisher, currency money.Currency, now
 // Notifier is what wakes relays after the catalog's writes commit (give it
 // to this process's relay as relay.Config.Notifier); nil when the catalog
 // queues no events.
-func (c *Catalog) Notifier() *relay.Notifier { return c.notifier }
+func (c *Store) Notifier() *relay.Notifier { return c.notifier }
 
 // timestamp is the catalog's clock at the database's precision.
-func (c *Catalog) timestamp() time.Time {
+func (c *Store) timestamp() time.Time {
 	return c.now().UTC().Truncate(time.Microsecond)
 }
 
 // inTx runs fn with queries bound to one transaction (see pgdb.InTx) and,
 // once it has committed, wakes the relays for the events it queued.
-func (c *Catalog) inTx(ctx context.Context, fn func(tx pgx.Tx, q *productdb.Queries) error) error {
+func (c *Store) inTx(ctx context.Context, fn func(tx pgx.Tx, q *productdb.Queries) error) error {
 	err := pgdb.InTx(ctx, c.db, func(tx pgx.Tx) error { return fn(tx, c.q.WithTx(tx)) })
 	if err == nil {
 		c.notifier.Notify()

@@ -39,13 +39,13 @@ var Rules = auth.Rules{
 // DeadLetterService on srv, behind token verification with Rules, with the
 // handler options opts. With telemetry among opts (see boot.Env), the
 // trace of each write is stored with the events it causes.
-func Mount(srv *server.Server, opts []connect.HandlerOption, verifier *auth.Verifier, catalog *Catalog) {
+func Mount(srv *server.Server, opts []connect.HandlerOption, verifier *auth.Verifier, store *Store) {
 	guard := func(path string, h http.Handler) {
 		srv.Handle(path, auth.Middleware(verifier, Rules, h))
 	}
-	guard(productv1connect.NewCategoryServiceHandler(&CategoryServer{catalog}, opts...))
-	guard(productv1connect.NewProductServiceHandler(&ProductServer{catalog}, opts...))
-	guard(eventsv1connect.NewDeadLetterServiceHandler(deadletter.NewServer(deadLetterScope, deadLetters{catalog}), opts...))
+	guard(productv1connect.NewCategoryServiceHandler(&CategoryServer{store}, opts...))
+	guard(productv1connect.NewProductServiceHandler(&ProductServer{store}, opts...))
+	guard(eventsv1connect.NewDeadLetterServiceHandler(deadletter.NewServer(deadLetterScope, deadLetters{store}), opts...))
 	srv.RegisterServiceNames(productv1connect.CategoryServiceName, productv1connect.ProductServiceName,
 		eventsv1connect.DeadLetterServiceName)
 }
