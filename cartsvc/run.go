@@ -10,8 +10,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/decoupledshop/shop/cartsvc/productclient"
 	"github.com/decoupledshop/shop/cartsvc/migrations"
+	"github.com/decoupledshop/shop/cartsvc/productclient"
 	"github.com/decoupledshop/shop/internal/boot"
 	"github.com/decoupledshop/shop/internal/envflag"
 	"github.com/decoupledshop/shop/internal/money"

@@ -9,8 +9,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	cartv1 "github.com/decoupledshop/shop/gen/proto/shop/cart/v1"
-	"github.com/decoupledshop/shop/internal/shoperr"
 	"github.com/decoupledshop/shop/internal/input"
+	"github.com/decoupledshop/shop/internal/shoperr"
 )
 
 // checkQuantity requires min..MaxQuantity.

@@ -19,8 +19,8 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/decoupledshop/shop/cartsvc"
-	"github.com/decoupledshop/shop/cartsvc/productclient"
 	cartmigrations "github.com/decoupledshop/shop/cartsvc/migrations"
+	"github.com/decoupledshop/shop/cartsvc/productclient"
 	cartv1 "github.com/decoupledshop/shop/gen/proto/shop/cart/v1"
 	"github.com/decoupledshop/shop/gen/proto/shop/cart/v1/cartv1connect"
 	eventsv1 "github.com/decoupledshop/shop/gen/proto/shop/events/v1"
