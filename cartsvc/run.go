@@ -95,10 +95,6 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	})
 	Mount(env.Server, env.HandlerOptions, env.Verifier, svc)
 
-	directURL := cfg.DirectURL
-	if directURL == "" {
-		directURL = cfg.DatabaseURL
-	}
 	if *replicas == 1 {
 		// Each replica allows events-rate ÷ replicas: with the default of 1
 		// behind several replicas, the global rate is exceeded that many times.
@@ -112,7 +108,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	bgCtx, stopBackground := context.WithCancel(ctx)
 	var background sync.WaitGroup
 	background.Go(func() { svc.RunJanitor(bgCtx, janitorInterval, env.Logger) })
-	background.Go(func() { svc.ListenForVersions(bgCtx, directURL) })
+	background.Go(func() { svc.ListenForVersions(bgCtx, env.DirectURL) })
 	defer background.Wait()
 	defer stopBackground()
 

@@ -94,10 +94,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			TokenURL: *tokenURL, ClientID: *clientID, ClientSecret: *clientSecret,
 			Scopes: []string{auth.DefaultServiceScope},
 		})
-		rc.ListenURL = cfg.DirectURL
-		if rc.ListenURL == "" {
-			rc.ListenURL = cfg.DatabaseURL
-		}
+		rc.ListenURL = env.DirectURL
 		rc.Logger = env.Logger
 		rc.ClientOptions, rc.TracerProvider = env.Telemetry.ClientOptions(), env.Telemetry.TracerProvider
 		rc.Notifier = store.Notifier()

@@ -143,6 +143,9 @@ type Env struct {
 	Telemetry *telemetry.Telemetry
 	Logger    *slog.Logger
 	Pool      *pgxpool.Pool
+	// DirectURL reaches the database without a pooler, for LISTEN: the
+	// --database-direct-url, or --database-url when that is not set.
+	DirectURL string
 	Verifier  *auth.Verifier
 	Server    *server.Server
 	// HandlerOptions are the options for the service's handlers: telemetry
@@ -220,7 +223,7 @@ func Start(ctx context.Context, c Config, migrations fs.FS, logOut io.Writer) (e
 	c.Server.Registry = tel.Registry
 	tel.Registry.MustRegister(telemetry.PoolCollector(pool))
 	return &Env{
-		Telemetry: tel, Logger: log, Pool: pool, Verifier: verifier,
+		Telemetry: tel, Logger: log, Pool: pool, DirectURL: c.DirectURL, Verifier: verifier,
 		Server:         server.New(c.Server),
 		HandlerOptions: append(tel.HandlerOptions(), server.HandlerOptions(c.Server)...),
 	}, nil

@@ -70,6 +70,9 @@ func TestStartWaitsForTheIssuerAndLogsJSON(t *testing.T) {
 		t.Fatalf("Start with an issuer started late: %v", r.err)
 	}
 	r.env.Close()
+	if r.env.DirectURL != dbURL {
+		t.Errorf("Env.DirectURL without --database-direct-url = %q, want the --database-url %q", r.env.DirectURL, dbURL)
+	}
 
 	msgs := map[string]bool{}
 	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
