@@ -87,7 +87,7 @@ func (s *ProductServer) GetProduct(ctx context.Context, req *connect.Request[pro
 	if err != nil {
 		return nil, err
 	}
-	p, err := s.q.GetProduct(ctx, id)
+	p, err := s.product(ctx, id)
 	if err != nil {
 		return nil, notFound(err, "product", id)
 	}

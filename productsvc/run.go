@@ -30,6 +30,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	cfg.RegisterFlags(fs, ":8081")
 	currency := fs.String("currency", "EUR", "the shop currency (ISO 4217); prices in any other are refused")
 	subscribers := fs.String("subscribers", "", `event subscribers as name=url pairs, comma-separated ("cartsvc=http://localhost:8082"); none: no events are recorded`)
+	var cache ReadCacheConfig
+	cache.RegisterFlags(fs)
 	var rc relay.Config
 	clientID := fs.String("relay-client-id", "", "OAuth client id of the relay (client credentials with scope "+auth.DefaultServiceScope+"); required with --subscribers")
 	clientSecret := fs.String("relay-client-secret", "", "OAuth client secret of the relay; required with --subscribers")
@@ -66,6 +68,9 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if rc.MaxAttempts < 1 || rc.MaxAge <= 0 || rc.Lease <= 0 || rc.PollInterval <= 0 || rc.CallTimeout <= 0 || rc.Lanes < 1 || rc.ProbeInterval <= 0 {
 		return errors.New("--relay-max-attempts, --relay-max-age, --relay-lease, --relay-call-timeout, --relay-lanes, --relay-probe-interval and --relay-poll-interval must be positive")
 	}
+	if err := cache.Validate(); err != nil {
+		return err
+	}
 	env, err := boot.Start(ctx, cfg, migrations.FS, stderr)
 	if errors.Is(err, boot.ErrMigrated) {
 		return nil
@@ -75,6 +80,11 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer env.Close()
 	store := NewStore(env.Pool, NewOutbox(relay.Names(subs), nil, nil), cur, nil, nil)
+	env.Telemetry.Registry.MustRegister(store.EnableReadCache(cache, env.Logger)...)
+	listenCtx, stopListening := context.WithCancel(ctx)
+	listening := make(chan struct{})
+	go func() { defer close(listening); store.ListenForChanges(listenCtx, env.DirectURL) }()
+	defer func() { stopListening(); <-listening }()
 	Mount(env.Server, env.HandlerOptions, env.Verifier, store)
 	env.Telemetry.Registry.MustRegister(NewBacklogCollector(env.Pool, relay.Names(subs)))
 	var rel *relay.Relay

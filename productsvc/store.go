@@ -3,12 +3,14 @@ package productsvc
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	productdb "github.com/decoupledshop/shop/gen/sqlc/product"
 	"github.com/decoupledshop/shop/internal/money"
@@ -29,6 +31,10 @@ type Store struct {
 	currency money.Currency
 	now      func() time.Time
 	newID    func() uuid.UUID
+
+	cache     *readCache // nil: reads go to the database
+	announcer *announcer // nil: changes are not announced
+	log       *slog.Logger
 }
 
 // NewStore returns a Store over db that records events with events.
@@ -60,13 +66,63 @@ func (c *Store) timestamp() time.Time {
 }
 
 // inTx runs fn with queries bound to one transaction (see pgdb.InTx) and,
-// once it has committed, wakes the relays for the events it queued.
+// once it has committed, wakes the relays for the events it queued. With a
+// read cache (or announcements), the products it changed are dropped from
+// this replica's cache and announced to the others, after the commit or
+// after a failure (whose commit may have happened).
 func (c *Store) inTx(ctx context.Context, fn func(tx pgx.Tx, q *productdb.Queries) error) error {
-	err := pgdb.InTx(ctx, c.db, func(tx pgx.Tx) error { return fn(tx, c.q.WithTx(tx)) })
+	if c.announcer == nil {
+		err := pgdb.InTx(ctx, c.db, func(tx pgx.Tx) error { return fn(tx, c.q.WithTx(tx)) })
+		if err == nil {
+			c.notifier.Notify()
+		}
+		return err
+	}
+	var changed []uuid.UUID
+	err := pgdb.InTx(ctx, c.db, func(tx pgx.Tx) error {
+		ct := &changeTx{Tx: tx}
+		defer func() { changed = append(changed, ct.changed...) }() // every attempt's, in case a failed commit committed
+		return fn(ct, c.q.WithTx(ct))
+	})
+	c.cache.drop(changed)
+	c.announcer.announce(changed)
 	if err == nil {
 		c.notifier.Notify()
 	}
 	return err
+}
+
+// EnableReadCache makes GetProduct serve from memory (see readCache) once
+// ListenForChanges is connected, and this Store announce the products its
+// writes change to the other replicas (also with cfg.Size 0: replicas that
+// cache need to hear of them). Call it before serving; log (nil: discard)
+// hears of failed announcements and a lost listener. It returns the
+// cache's collectors (productsvc_read_cache_lookups_total).
+func (c *Store) EnableReadCache(cfg ReadCacheConfig, log *slog.Logger) []prometheus.Collector {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	c.log = log
+	c.announcer = &announcer{q: c.q, log: log}
+	c.events = changeRecorder{c.events}
+	if cfg.Size == 0 {
+		return nil
+	}
+	c.cache = newReadCache(cfg, c.now)
+	return []prometheus.Collector{c.cache.lookups}
+}
+
+// product reads a product, from the read cache when it holds it.
+func (c *Store) product(ctx context.Context, id uuid.UUID) (productdb.Product, error) {
+	p, gen, ok := c.cache.get(id)
+	if ok {
+		return p, nil
+	}
+	p, err := c.q.GetProduct(ctx, id)
+	if err == nil {
+		c.cache.fill(gen, p)
+	}
+	return p, err
 }
 
 // shareLockCategory locks the category a product is created in or moved to,

@@ -1,0 +1,63 @@
+package productsvc
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	productdb "github.com/decoupledshop/shop/gen/sqlc/product"
+)
+
+// A read that raced a change stores nothing, a cache that cannot hear
+// changes serves nothing, entries expire, and the size is bounded.
+func TestReadCacheNeverKeepsWhatAChangeOvertook(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	c := newReadCache(ReadCacheConfig{Size: 64, TTL: time.Minute}, func() time.Time { return now })
+	p := productdb.Product{ID: uuid.New(), Name: "lamp", Version: 1}
+
+	if _, _, ok := c.get(p.ID); ok {
+		t.Fatal("a cache that is not live served")
+	}
+	c.fill(0, p)
+	c.setLive(true)
+	if _, _, ok := c.get(p.ID); ok {
+		t.Fatal("a cache filled while not live served what it was given")
+	}
+
+	_, gen, _ := c.get(p.ID)
+	c.drop([]uuid.UUID{p.ID}) // the change commits while the read is in flight
+	c.fill(gen, p)            // the read, with the old row, ends
+	if got, _, ok := c.get(p.ID); ok {
+		t.Fatalf("a read that raced a change was kept: %+v", got)
+	}
+
+	_, gen, _ = c.get(p.ID)
+	c.fill(gen, p)
+	if got, _, ok := c.get(p.ID); !ok || got.Name != "lamp" {
+		t.Fatalf("after a clean fill: %+v, %v", got, ok)
+	}
+	now = now.Add(time.Minute)
+	if _, _, ok := c.get(p.ID); ok {
+		t.Fatal("an entry was served after its TTL")
+	}
+
+	for range 1000 {
+		q := productdb.Product{ID: uuid.New()}
+		_, gen, _ := c.get(q.ID)
+		c.fill(gen, q)
+	}
+	n := 0
+	for i := range c.shards {
+		n += len(c.shards[i].entries)
+	}
+	if limit := cacheShards * c.perShard; n > limit {
+		t.Fatalf("%d entries after 1000 fills, limit %d", n, limit)
+	}
+	c.dropAll()
+	c.setLive(false)
+	if _, _, ok := c.get(p.ID); ok {
+		t.Fatal("served after it stopped being live")
+	}
+}
