@@ -135,14 +135,22 @@ func Soak(ctx context.Context, cfg SoakConfig, log io.Writer) (*SoakResult, erro
 
 // Mix is the soak's and the fault tests' mixed traffic: GetProduct 35,
 // GetCart 30, ListProducts 10, AddCartItem 15 and UpdateProduct on carted
-// products 10 (the event storm). Writes retry what retry says (cart
-// writes with the same request_id); onAdd and onUpdate hear of
-// acknowledged writes.
+// products 10 (the event storm). Every request retries what retry says
+// (reads are idempotent; cart writes retry with the same request_id);
+// onAdd and onUpdate hear of acknowledged writes.
 func (s *Shop) Mix(retry Retry, onAdd func(AddedItem), onUpdate func(Ack)) []MixOp {
+	read := func(op Op) Op {
+		if retry == NoRetry {
+			return op
+		}
+		return func(ctx context.Context, w *Worker) error {
+			return call(ctx, retry, func() error { return op(ctx, w) })
+		}
+	}
 	return []MixOp{
-		{Name: "GetProduct", Weight: 35, Op: s.GetProduct(false)},
-		{Name: "GetCart", Weight: 30, Op: s.GetCart(s.Clients.Cart, nil)},
-		{Name: "ListProducts", Weight: 10, Op: s.ListProducts()},
+		{Name: "GetProduct", Weight: 35, Op: read(s.GetProduct(false))},
+		{Name: "GetCart", Weight: 30, Op: read(s.GetCart(s.Clients.Cart, nil))},
+		{Name: "ListProducts", Weight: 10, Op: read(s.ListProducts())},
 		{Name: "AddCartItem", Weight: 15, Op: s.AddCartItem(retry, onAdd)},
 		{Name: "UpdateProduct", Weight: 10, Op: s.UpdateProduct(s.CartProductIDs, retry, onUpdate)},
 	}

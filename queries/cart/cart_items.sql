@@ -1,6 +1,8 @@
 -- AddCartLine adds quantity of a product with a fresh snapshot to the
--- user's cart: to its line (its quantity grows; its snapshot and added
--- price are replaced, its add_time kept), or as a new line when the cart
+-- user's cart: to its line (its quantity grows and its added price is
+-- replaced, its add_time kept; its snapshot is replaced only by a newer
+-- version: an event applied while the write was in flight may have brought
+-- the line past the snapshot the write read), or as a new line when the cart
 -- has fewer than max_lines lines, and only if the line then holds at most
 -- max_quantity. It returns the quantity the line had (0 for none), how many
 -- lines the cart had, and whether it wrote. The caller holds the cart
@@ -11,7 +13,7 @@ WITH have AS (
 ), lines AS (
     SELECT count(*) AS n FROM cart_items ci WHERE ci.user_id = @user_id
 ), put AS (
-    INSERT INTO cart_items (user_id, product_id, quantity, name, unit_price_minor,
+    INSERT INTO cart_items AS ci (user_id, product_id, quantity, name, unit_price_minor,
                             added_unit_price_minor, currency_code, product_version,
                             available, add_time, update_time)
     SELECT @user_id, @product_id, COALESCE((SELECT h.quantity FROM have h), 0) + @quantity::integer, @name,
@@ -19,11 +21,13 @@ WITH have AS (
     WHERE COALESCE((SELECT h.quantity FROM have h), 0) + @quantity::integer <= @max_quantity::integer
       AND (EXISTS (SELECT 1 FROM have) OR (SELECT l.n FROM lines l) < @max_lines::bigint)
     ON CONFLICT (user_id, product_id) DO UPDATE
-    SET quantity = EXCLUDED.quantity, name = EXCLUDED.name,
-        unit_price_minor = EXCLUDED.unit_price_minor,
-        added_unit_price_minor = EXCLUDED.added_unit_price_minor,
-        currency_code = EXCLUDED.currency_code, product_version = EXCLUDED.product_version,
-        available = true, update_time = EXCLUDED.update_time
+    SET quantity = EXCLUDED.quantity, added_unit_price_minor = EXCLUDED.added_unit_price_minor,
+        update_time = EXCLUDED.update_time,
+        name = CASE WHEN EXCLUDED.product_version > ci.product_version THEN EXCLUDED.name ELSE ci.name END,
+        unit_price_minor = CASE WHEN EXCLUDED.product_version > ci.product_version THEN EXCLUDED.unit_price_minor ELSE ci.unit_price_minor END,
+        currency_code = CASE WHEN EXCLUDED.product_version > ci.product_version THEN EXCLUDED.currency_code ELSE ci.currency_code END,
+        available = CASE WHEN EXCLUDED.product_version > ci.product_version THEN true ELSE ci.available END,
+        product_version = GREATEST(EXCLUDED.product_version, ci.product_version)
     RETURNING 1
 )
 SELECT COALESCE((SELECT h.quantity FROM have h), 0)::integer AS had,

@@ -27,15 +27,18 @@ SELECT count(*) FROM wishlist_items
 WHERE user_id = @user_id;
 
 -- PutWishlistItem adds a product with a fresh snapshot, or refreshes the
--- snapshot of one already there (its add_time is kept).
+-- snapshot of one already there (its add_time is kept) when the snapshot
+-- is newer: an event applied while the write was in flight may have
+-- brought the item past the snapshot the write read.
 -- name: PutWishlistItem :exec
-INSERT INTO wishlist_items (user_id, product_id, name, price_minor, currency_code,
-                            product_version, available, add_time)
+INSERT INTO wishlist_items AS wi (user_id, product_id, name, price_minor, currency_code,
+                                  product_version, available, add_time)
 VALUES (@user_id, @product_id, @name, @price_minor, @currency_code, @product_version, true, @now)
 ON CONFLICT (user_id, product_id) DO UPDATE
 SET name = EXCLUDED.name, price_minor = EXCLUDED.price_minor,
     currency_code = EXCLUDED.currency_code, product_version = EXCLUDED.product_version,
-    available = true;
+    available = true
+WHERE EXCLUDED.product_version > wi.product_version;
 
 -- DeleteWishlistItem removes a product from the wishlist (0 rows if absent).
 -- name: DeleteWishlistItem :execrows

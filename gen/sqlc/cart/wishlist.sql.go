@@ -131,13 +131,14 @@ func (q *Queries) LockWishlist(ctx context.Context, arg LockWishlistParams) erro
 }
 
 const putWishlistItem = `-- name: PutWishlistItem :exec
-INSERT INTO wishlist_items (user_id, product_id, name, price_minor, currency_code,
-                            product_version, available, add_time)
+INSERT INTO wishlist_items AS wi (user_id, product_id, name, price_minor, currency_code,
+                                  product_version, available, add_time)
 VALUES ($1, $2, $3, $4, $5, $6, true, $7)
 ON CONFLICT (user_id, product_id) DO UPDATE
 SET name = EXCLUDED.name, price_minor = EXCLUDED.price_minor,
     currency_code = EXCLUDED.currency_code, product_version = EXCLUDED.product_version,
     available = true
+WHERE EXCLUDED.product_version > wi.product_version
 `
 
 type PutWishlistItemParams struct {
@@ -151,7 +152,9 @@ type PutWishlistItemParams struct {
 }
 
 // PutWishlistItem adds a product with a fresh snapshot, or refreshes the
-// snapshot of one already there (its add_time is kept).
+// snapshot of one already there (its add_time is kept) when the snapshot
+// is newer: an event applied while the write was in flight may have
+// brought the item past the snapshot the write read.
 func (q *Queries) PutWishlistItem(ctx context.Context, arg PutWishlistItemParams) error {
 	_, err := q.db.Exec(ctx, putWishlistItem,
 		arg.UserID,
