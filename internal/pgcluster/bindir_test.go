@@ -9,26 +9,6 @@ import (
 
 func TestFindBinDir(t *testing.T) {
 	t.Parallel()
-	// fakeBinDir creates dir holding executables named initdb and postgres.
-	fakeBinDir := func(t *testing.T, dir string) string {
-		t.Helper()
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		for _, name := range []string{"initdb", "postgres"} {
-			if err := os.WriteFile(filepath.Join(dir, name), []byte("#!/bin/sh\n"), 0o755); err != nil {
-				t.Fatal(err)
-			}
-		}
-		return dir
-	}
-	wantInstallHint := func(t *testing.T, err error) {
-		t.Helper()
-		if err == nil || !strings.Contains(err.Error(), "apt-get install postgresql") {
-			t.Fatalf("got error %v, want one naming apt-get install postgresql", err)
-		}
-	}
-
 	t.Run("PG_BIN without binaries fails", func(t *testing.T) {
 		_, err := FindBinDir(t.TempDir(), DebianBinGlob, os.Getenv("PATH"))
 		wantInstallHint(t, err)
@@ -66,4 +46,26 @@ func TestFindBinDir(t *testing.T) {
 			t.Fatalf("got %q, %v; want %q", got, err, want)
 		}
 	})
+}
+
+// fakeBinDir creates dir holding executables named initdb and postgres.
+func fakeBinDir(t *testing.T, dir string) string {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"initdb", "postgres"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("#!/bin/sh\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// wantInstallHint fails unless err tells how to install PostgreSQL.
+func wantInstallHint(t *testing.T, err error) {
+	t.Helper()
+	if err == nil || !strings.Contains(err.Error(), "apt-get install postgresql") {
+		t.Fatalf("got error %v, want one naming apt-get install postgresql", err)
+	}
 }

@@ -58,45 +58,68 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		return nil, err
 	}
 	c := &Cluster{dir: opts.Dir, superuser: superuser, throwaway: opts.Throwaway, exited: make(chan struct{})}
-	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
-		return nil, fmt.Errorf("pgcluster: %w", err)
+	if err := makeDir(opts.Dir, cred); err != nil {
+		return nil, err
+	}
+	if err := initdb(ctx, opts, cred, superuser); err != nil {
+		return nil, err
+	}
+	if err := c.startPostgres(opts, cred); err != nil {
+		return nil, err
+	}
+	if err := c.waitReady(ctx); err != nil {
+		c.Stop()
+		return nil, err
+	}
+	return c, nil
+}
+
+// makeDir creates dir, owned by the server's user when that is not this
+// process's (cred not nil).
+func makeDir(dir string, cred *syscall.Credential) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("pgcluster: %w", err)
 	}
 	if cred != nil {
-		if err := os.Chown(opts.Dir, int(cred.Uid), int(cred.Gid)); err != nil {
-			return nil, fmt.Errorf("pgcluster: %w", err)
+		if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
+			return fmt.Errorf("pgcluster: %w", err)
 		}
 	}
-	data := filepath.Join(opts.Dir, "data")
-	if _, err := os.Stat(filepath.Join(data, "PG_VERSION")); err != nil {
-		initdb := exec.CommandContext(ctx, filepath.Join(opts.BinDir, "initdb"), "-D", data, "-U", superuser,
-			"--auth=trust", "--encoding=UTF8", "--no-locale", "--no-sync")
-		initdb.Dir = opts.Dir
-		// No parent-death signal for initdb: it fires when the forking OS
-		// thread exits, and that thread may later be locked to (and die with)
-		// another cluster's postgres goroutine while initdb still runs.
-		initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-		if out, err := initdb.CombinedOutput(); err != nil {
-			if errors.Is(err, os.ErrPermission) && cred != nil {
-				return nil, fmt.Errorf("pgcluster: the postgres user cannot reach %s (is a parent directory closed to others, like /root?): %w", opts.Dir, err)
-			}
-			return nil, fmt.Errorf("pgcluster: initdb: %w\n%s", err, out)
-		}
-	}
+	return nil
+}
 
+// initdb creates the cluster in opts.Dir/data, with superuser and local
+// connections trusted, unless it is there already.
+func initdb(ctx context.Context, opts Options, cred *syscall.Credential, superuser string) error {
+	data := filepath.Join(opts.Dir, "data")
+	if _, err := os.Stat(filepath.Join(data, "PG_VERSION")); err == nil {
+		return nil
+	}
+	cmd := exec.CommandContext(ctx, filepath.Join(opts.BinDir, "initdb"), "-D", data, "-U", superuser,
+		"--auth=trust", "--encoding=UTF8", "--no-locale", "--no-sync")
+	cmd.Dir = opts.Dir
+	// No parent-death signal for initdb: it fires when the forking OS
+	// thread exits, and that thread may later be locked to (and die with)
+	// another cluster's postgres goroutine while initdb still runs.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		if errors.Is(err, os.ErrPermission) && cred != nil {
+			return fmt.Errorf("pgcluster: the postgres user cannot reach %s (is a parent directory closed to others, like /root?): %w", opts.Dir, err)
+		}
+		return fmt.Errorf("pgcluster: initdb: %w\n%s", err, out)
+	}
+	return nil
+}
+
+// startPostgres starts the server, logging to Dir/postgres.log, and sets
+// c.proc; c.exited is closed when it exits.
+func (c *Cluster) startPostgres(opts Options, cred *syscall.Credential) error {
 	logFile, err := os.OpenFile(filepath.Join(opts.Dir, "postgres.log"), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("pgcluster: %w", err)
+		return fmt.Errorf("pgcluster: %w", err)
 	}
 	defer logFile.Close() // postgres has its own copy
-	maxConns := opts.MaxConnections
-	if maxConns == 0 {
-		maxConns = 200
-	}
-	args := []string{"-D", data, "-k", opts.Dir, "-c", "listen_addresses=", "-c", "max_connections=" + strconv.Itoa(maxConns)}
-	if opts.Throwaway {
-		args = append(args, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
-	}
-	postgres := exec.Command(filepath.Join(opts.BinDir, "postgres"), args...)
+	postgres := exec.Command(filepath.Join(opts.BinDir, "postgres"), serverArgs(opts)...)
 	postgres.Dir = opts.Dir
 	postgres.Stdout, postgres.Stderr = logFile, logFile
 	postgres.SysProcAttr = sysProcAttr(cred)
@@ -114,14 +137,25 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		close(c.exited)
 	}()
 	if err := <-started; err != nil {
-		return nil, fmt.Errorf("pgcluster: start postgres: %w", err)
+		return fmt.Errorf("pgcluster: start postgres: %w", err)
 	}
 	c.proc = postgres.Process
-	if err := c.waitReady(ctx); err != nil {
-		c.Stop()
-		return nil, err
+	return nil
+}
+
+// serverArgs are postgres's command-line arguments for opts: the unix
+// socket only, max_connections, and no durability for a throwaway cluster.
+func serverArgs(opts Options) []string {
+	maxConns := opts.MaxConnections
+	if maxConns == 0 {
+		maxConns = 200
 	}
-	return c, nil
+	data := filepath.Join(opts.Dir, "data")
+	args := []string{"-D", data, "-k", opts.Dir, "-c", "listen_addresses=", "-c", "max_connections=" + strconv.Itoa(maxConns)}
+	if opts.Throwaway {
+		args = append(args, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
+	}
+	return args
 }
 
 // URL returns a URL for database db as role (the superuser when role is "").
