@@ -3,15 +3,10 @@ package shoptest
 import (
 	"bytes"
 	"context"
-	"math/rand/v2"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -75,52 +70,4 @@ func RunShell(t testing.TB, script string, env ...string) string {
 		t.Fatalf("script failed: %v\nstdout:\n%s\nstderr:\n%s\nscript:\n%s", err, stdout.String(), stderr.String(), script)
 	}
 	return stdout.String()
-}
-
-// handedOut holds the ports FreeAddr has returned in this process.
-var handedOut sync.Map
-
-// FreeAddr returns a loopback address with a port that was free a moment
-// ago, for starting a real main that takes an address flag. Ports come from
-// below Linux's ephemeral range (32768 and up by default), so the kernel
-// never hands them to an outgoing connection meanwhile; they are random, so
-// tests running at once rarely pick the same one.
-func FreeAddr(t testing.TB) string {
-	t.Helper()
-	for range 100 {
-		port := 20000 + rand.IntN(12000)
-		if _, taken := handedOut.LoadOrStore(port, true); taken {
-			continue // never the same port twice in one test binary
-		}
-		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-		if err == nil {
-			ln.Close()
-			return ln.Addr().String()
-		}
-	}
-	t.Fatal("no free loopback port in 20000-31999 after 100 tries")
-	return ""
-}
-
-// WaitReady polls baseURL/readyz until it answers 200, failing the test
-// after timeout or when done yields first (the server exited).
-func WaitReady(t testing.TB, baseURL string, timeout time.Duration, done <-chan error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		select {
-		case err := <-done:
-			t.Fatalf("server exited before it was ready: %v", err)
-		default:
-		}
-		resp, err := http.Get(baseURL + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("%s/readyz not ready within %v", baseURL, timeout)
 }
