@@ -6,12 +6,16 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"connectrpc.com/connect"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/puddle/v2"
+	"google.golang.org/protobuf/types/known/emptypb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/decoupledshop/shop/internal/pgdb"
 
@@ -100,6 +104,65 @@ func TestDatabaseOutagesAreUnavailable(t *testing.T) {
 		}
 		if ce.Code() != connect.CodeUnavailable || ce.Message() != tc.message {
 			t.Errorf("%s: got %v %q, want unavailable %q", tc.name, ce.Code(), ce.Message(), tc.message)
+		}
+	}
+}
+
+func TestErrorsAreMappedWithoutLeakingInternals(t *testing.T) {
+	t.Parallel()
+	b := setup(t, server.Config{}, nil)
+	const secret = "secret internal detail"
+	for _, tr := range binaryTransports() {
+		for _, tc := range []struct {
+			failure string
+			code    connect.Code
+			message string
+			logged  bool // the original error is logged with the procedure
+		}{
+			{"invalid", connect.CodeInvalidArgument, "name: must not be empty", false},
+			{"wrapped-not-found", connect.CodeNotFound, "product not found", false},
+			{"connect", connect.CodeFailedPrecondition, "category still has products", false},
+			{"own-deadline", connect.CodeDeadlineExceeded, context.DeadlineExceeded.Error(), false},
+			{"deadline", connect.CodeUnavailable, "a dependency did not answer in time; retry later", true}, // not the request's own
+			{"canceled", connect.CodeUnavailable, "a dependency's call was cut off; retry later", true},     // not the request's own
+			{"secret", connect.CodeInternal, "internal error", true},
+			{"internal-code", connect.CodeInternal, "internal error", true},
+			{"upstream", connect.CodeInternal, "internal error", true},
+			{"panic", connect.CodeInternal, "internal error", true},
+			{"database-down", connect.CodeUnavailable, "database temporarily unavailable; retry later", true},
+		} {
+			t.Run(tr.name+"/"+tc.failure, func(t *testing.T) {
+				client := newTestClient[wrapperspb.StringValue, emptypb.Empty](b, tr, failProcedure)
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				if tc.failure == "own-deadline" {
+					ctx, cancel = context.WithTimeout(context.Background(), 300*time.Millisecond)
+				}
+				defer cancel()
+				_, err := client.CallUnary(ctx, connect.NewRequest(wrapperspb.String(tc.failure)))
+				ce, ok := errors.AsType[*connect.Error](err)
+				if !ok {
+					t.Fatalf("Fail(%s): got %v, want a *connect.Error", tc.failure, err)
+				}
+				if ce.Code() != tc.code || ce.Message() != tc.message {
+					t.Errorf("Fail(%s): got %v %q, want %v %q", tc.failure, ce.Code(), ce.Message(), tc.code, tc.message)
+				}
+				if strings.Contains(ce.Error(), secret) || strings.Contains(ce.Error(), "db-7") {
+					t.Errorf("Fail(%s): client-visible error %q leaks internals", tc.failure, ce.Error())
+				}
+			})
+		}
+	}
+	logs := b.logs.String()
+	for _, want := range []string{
+		"procedure=" + failProcedure,
+		"pq: " + secret,
+		"rpc handler panicked",
+		"unexpected error",
+		`level=WARN msg="rpc failed: dependency unavailable"`,
+		"administrator command on db-7 (SQLSTATE 57P01)",
+	} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("logs lack %q; logs:\n%s", want, logs)
 		}
 	}
 }
