@@ -88,25 +88,33 @@ func TestGzipBombIsRejected(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			req, err := http.NewRequest(http.MethodPost, b.baseURL+echoProcedure, bytes.NewReader(tc.body))
-			if err != nil {
-				t.Fatal(err)
-			}
-			req.Header = tc.header
-			res, err := tc.client.Do(req)
-			if err != nil {
-				t.Fatalf("POST bomb: %v", err)
-			}
-			defer res.Body.Close()
-			body, err := io.ReadAll(res.Body)
-			if err != nil {
-				t.Fatalf("read response: %v", err)
-			}
+			res, body := postRaw(t, tc.client, b.baseURL+echoProcedure, tc.header, tc.body)
 			if !tc.tooBig(res, body) {
 				t.Errorf("gzip bomb: got %d %v %q, want ResourceExhausted", res.StatusCode, res.Header, body)
 			}
 		})
 	}
+}
+
+// postRaw posts body with exactly header and returns the response and its
+// body, read in full.
+func postRaw(t *testing.T, client *http.Client, url string, header http.Header, body []byte) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header = header
+	res, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("POST %s: %v", url, err)
+	}
+	defer res.Body.Close()
+	got, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatalf("read response: %v", err)
+	}
+	return res, got
 }
 
 // gzipBomb returns a small gzip stream (concatenated members) that inflates

@@ -30,18 +30,8 @@ func TestDrainKeepsServingThenFinishesInFlightRequests(t *testing.T) {
 			return endDrain
 		})
 	})
-	health := grpchealth.NewClient(b.h2c, b.baseURL, connect.WithGRPC())
 
-	// Two requests in flight, one per HTTP version.
-	inFlight := make(chan error, 2)
-	for _, tr := range []transport{transports[0], transports[3]} {
-		client := newTestClient[emptypb.Empty, emptypb.Empty](b, tr, blockProcedure)
-		go func() {
-			_, err := client.CallUnary(context.Background(), connect.NewRequest(&emptypb.Empty{}))
-			inFlight <- err
-		}()
-		<-b.blockStarted
-	}
+	inFlight := b.blockOnePerHTTPVersion()
 
 	served := make(chan error, 1)
 	go func() { served <- b.stop() }()
@@ -49,20 +39,7 @@ func TestDrainKeepsServingThenFinishesInFlightRequests(t *testing.T) {
 		t.Errorf("drain waited %v, want DrainDelay %v", d, drainDelay)
 	}
 
-	// Draining: readiness is off, everything else still served.
-	if status, body := b.get(t, "/readyz"); status != http.StatusServiceUnavailable {
-		t.Errorf("/readyz while draining: %d %q, want 503", status, body)
-	}
-	if res, err := health.Check(context.Background(), &grpchealth.CheckRequest{Service: testService}); err != nil || res.Status != grpchealth.StatusNotServing {
-		t.Errorf("health Check while draining: %+v, %v; want not serving", res, err)
-	}
-	if status, _ := b.get(t, "/healthz"); status != http.StatusOK {
-		t.Errorf("/healthz while draining: %d, want 200", status)
-	}
-	echo := newTestClient[wrapperspb.BytesValue, wrapperspb.BytesValue](b, transports[0], echoProcedure)
-	if _, err := echo.CallUnary(context.Background(), connect.NewRequest(wrapperspb.Bytes([]byte("x")))); err != nil {
-		t.Errorf("new RPC while draining: %v, want success", err)
-	}
+	b.wantDraining(t)
 
 	// Shutdown: the listener closes, in-flight requests are waited for.
 	close(endDrain)
@@ -80,6 +57,42 @@ func TestDrainKeepsServingThenFinishesInFlightRequests(t *testing.T) {
 	}
 	if err := <-served; err != nil {
 		t.Errorf("Serve after drain: %v, want nil", err)
+	}
+}
+
+// blockOnePerHTTPVersion starts two calls of the blocking procedure, over
+// HTTP/1.1 and HTTP/2, returns once both are in the handler, and sends
+// each call's error on the returned channel when it ends.
+func (b *testBundle) blockOnePerHTTPVersion() <-chan error {
+	inFlight := make(chan error, 2)
+	for _, tr := range []transport{transports[0], transports[3]} {
+		client := newTestClient[emptypb.Empty, emptypb.Empty](b, tr, blockProcedure)
+		go func() {
+			_, err := client.CallUnary(context.Background(), connect.NewRequest(&emptypb.Empty{}))
+			inFlight <- err
+		}()
+		<-b.blockStarted
+	}
+	return inFlight
+}
+
+// wantDraining checks a draining server: readiness is off, everything else
+// still served.
+func (b *testBundle) wantDraining(t *testing.T) {
+	t.Helper()
+	if status, body := b.get(t, "/readyz"); status != http.StatusServiceUnavailable {
+		t.Errorf("/readyz while draining: %d %q, want 503", status, body)
+	}
+	health := grpchealth.NewClient(b.h2c, b.baseURL, connect.WithGRPC())
+	if res, err := health.Check(context.Background(), &grpchealth.CheckRequest{Service: testService}); err != nil || res.Status != grpchealth.StatusNotServing {
+		t.Errorf("health Check while draining: %+v, %v; want not serving", res, err)
+	}
+	if status, _ := b.get(t, "/healthz"); status != http.StatusOK {
+		t.Errorf("/healthz while draining: %d, want 200", status)
+	}
+	echo := newTestClient[wrapperspb.BytesValue, wrapperspb.BytesValue](b, transports[0], echoProcedure)
+	if _, err := echo.CallUnary(context.Background(), connect.NewRequest(wrapperspb.Bytes([]byte("x")))); err != nil {
+		t.Errorf("new RPC while draining: %v, want success", err)
 	}
 }
 
