@@ -9,10 +9,10 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgtype"
-	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 
 	eventsv1 "github.com/decoupledshop/shop/gen/proto/shop/events/v1"
+	"github.com/decoupledshop/shop/internal/input"
 	"github.com/decoupledshop/shop/internal/money"
 )
 
@@ -22,44 +22,6 @@ var (
 	typeProductDeleted  = string(proto.MessageName(&eventsv1.ProductDeleted{}))
 	typeCategoryChanged = string(proto.MessageName(&eventsv1.CategoryChanged{}))
 )
-
-// outcome is what receiving one event came to.
-type outcome string
-
-// Outcomes, also the values of the inbox's outcome column and of the
-// result label of the cartsvc_events_total counter.
-const (
-	// outcomeApplied: a product event newer than anything known; its cart
-	// lines and wishlist items now hold its state. ACCEPTED.
-	outcomeApplied outcome = "applied"
-	// outcomeUnused: a known type cartsvc keeps nothing of
-	// (CategoryChanged: cart lines hold no category). ACCEPTED.
-	outcomeUnused outcome = "unused"
-	// outcomeUnknown: a type this build does not know, ignored so that old
-	// receivers survive new senders. ACCEPTED.
-	outcomeUnknown outcome = "unknown"
-	// outcomeStale: not newer than the product's recorded version, or the
-	// product is deleted. STALE.
-	outcomeStale outcome = "stale"
-	// outcomeDuplicate: the event id is in the inbox. DUPLICATE.
-	outcomeDuplicate outcome = "duplicate"
-	// outcomeDeadLettered: poison, stored in event_dlq. DEAD_LETTERED.
-	outcomeDeadLettered outcome = "dead_lettered"
-)
-
-func (o outcome) status() eventsv1.DeliveryStatus {
-	switch o {
-	case outcomeApplied, outcomeUnused, outcomeUnknown:
-		return eventsv1.DeliveryStatus_DELIVERY_STATUS_ACCEPTED
-	case outcomeStale:
-		return eventsv1.DeliveryStatus_DELIVERY_STATUS_STALE
-	case outcomeDuplicate:
-		return eventsv1.DeliveryStatus_DELIVERY_STATUS_DUPLICATE
-	case outcomeDeadLettered:
-		return eventsv1.DeliveryStatus_DELIVERY_STATUS_DEAD_LETTERED
-	}
-	return eventsv1.DeliveryStatus_DELIVERY_STATUS_UNSPECIFIED
-}
 
 // eventKind says how an event is applied.
 type eventKind int
@@ -91,19 +53,16 @@ type event struct {
 // Poison is an event whose id is not a UUID, whose type is empty, longer
 // than maxStoredType bytes, not text (see textProblem) or does not match
 // its payload, of a known type whose payload is missing, or whose
-// payload contradicts the envelope (id ≠ aggregate_id, version ≠
-// aggregate_version, version < 1); a ProductChanged must also have a name
-// (text of at most maxName characters) and a price in the shop currency within 0..money.MaxPriceMinor. An event
-// with no payload and a type this build does not know is kindUnknown, not
-// poison.
+// payload contradicts the envelope (see checkPayload). An event with no
+// payload and a type this build does not know is kindUnknown, not poison.
 func (s *Service) checkEvent(ev *eventsv1.Event) (event, string) {
 	e := event{msg: ev, version: ev.GetAggregateVersion()}
-	id, ok := parseUUID(ev.GetId())
+	id, ok := eventUUID(ev.GetId())
 	if !ok {
 		return e, "id: must be a UUID"
 	}
 	e.id = id
-	if agg, ok := parseUUID(ev.GetAggregateId()); ok {
+	if agg, ok := eventUUID(ev.GetAggregateId()); ok {
 		e.aggregate = pgtype.UUID{Bytes: agg, Valid: true}
 	}
 	typ := ev.GetType()
@@ -113,49 +72,17 @@ func (s *Service) checkEvent(ev *eventsv1.Event) (event, string) {
 	if problem := textProblem(typ, maxStoredType); problem != "" {
 		return e, "type: " + problem
 	}
-	var want string
-	switch p := ev.GetPayload().(type) {
-	case nil:
+	if ev.GetPayload() == nil {
 		switch typ {
 		case typeProductChanged, typeProductDeleted, typeCategoryChanged:
 			return e, fmt.Sprintf("payload: a %s event needs its payload", typ)
 		}
 		e.kind = kindUnknown
 		return e, ""
-	case *eventsv1.Event_ProductChanged:
-		want, e.kind = typeProductChanged, kindProductChanged
-		pc := p.ProductChanged
-		if reason := checkAggregate(e, "product_changed", pc.GetId(), pc.GetVersion()); reason != "" {
-			return e, reason
-		}
-		if pc.GetName() == "" {
-			return e, "product_changed.name: must not be empty"
-		}
-		if problem := textProblem(pc.GetName(), maxName); problem != "" {
-			return e, "product_changed.name: " + problem
-		}
-		price := pc.GetPrice()
-		switch {
-		case price == nil:
-			return e, "product_changed.price: is required"
-		case price.GetCurrencyCode() != string(s.currency):
-			return e, fmt.Sprintf("product_changed.price: currency %s is not the shop currency %s", short(price.GetCurrencyCode()), s.currency)
-		case price.GetAmountMinor() < 0 || price.GetAmountMinor() > money.MaxPriceMinor:
-			return e, fmt.Sprintf("product_changed.price: amount_minor %d is outside 0..%d", price.GetAmountMinor(), int64(money.MaxPriceMinor))
-		}
-		e.name, e.price, e.currency = pc.GetName(), price.GetAmountMinor(), price.GetCurrencyCode()
-	case *eventsv1.Event_ProductDeleted:
-		want, e.kind = typeProductDeleted, kindProductDeleted
-		pd := p.ProductDeleted
-		if reason := checkAggregate(e, "product_deleted", pd.GetId(), pd.GetVersion()); reason != "" {
-			return e, reason
-		}
-	case *eventsv1.Event_CategoryChanged:
-		want, e.kind = typeCategoryChanged, kindCategoryChanged
-		cc := p.CategoryChanged
-		if reason := checkAggregate(e, "category_changed", cc.GetId(), cc.GetVersion()); reason != "" {
-			return e, reason
-		}
+	}
+	want, reason := s.checkPayload(&e)
+	if reason != "" {
+		return e, reason
 	}
 	if typ != want {
 		return e, fmt.Sprintf("type: %s does not match the %s payload", short(typ), want)
@@ -163,10 +90,59 @@ func (s *Service) checkEvent(ev *eventsv1.Event) (event, string) {
 	return e, ""
 }
 
+// checkPayload sets e's kind and, for a ProductChanged, its state from
+// e's payload, and returns the event type the payload needs, or the
+// reason the payload is poison: it must name the event's aggregate at its
+// version (checkAggregate), and a ProductChanged must also have a name
+// (text of at most maxName characters) and a price in the shop currency
+// within 0..money.MaxPriceMinor.
+func (s *Service) checkPayload(e *event) (want, reason string) {
+	switch p := e.msg.GetPayload().(type) {
+	case *eventsv1.Event_ProductChanged:
+		e.kind = kindProductChanged
+		pc := p.ProductChanged
+		if reason := checkAggregate(*e, "product_changed", pc.GetId(), pc.GetVersion()); reason != "" {
+			return typeProductChanged, reason
+		}
+		return typeProductChanged, s.checkProductState(e, pc)
+	case *eventsv1.Event_ProductDeleted:
+		e.kind = kindProductDeleted
+		pd := p.ProductDeleted
+		return typeProductDeleted, checkAggregate(*e, "product_deleted", pd.GetId(), pd.GetVersion())
+	case *eventsv1.Event_CategoryChanged:
+		e.kind = kindCategoryChanged
+		cc := p.CategoryChanged
+		return typeCategoryChanged, checkAggregate(*e, "category_changed", cc.GetId(), cc.GetVersion())
+	}
+	return "", ""
+}
+
+// checkProductState checks a ProductChanged's name and price and sets
+// them in e, or returns the reason they are poison.
+func (s *Service) checkProductState(e *event, pc *eventsv1.ProductChanged) string {
+	if pc.GetName() == "" {
+		return "product_changed.name: must not be empty"
+	}
+	if problem := textProblem(pc.GetName(), maxName); problem != "" {
+		return "product_changed.name: " + problem
+	}
+	price := pc.GetPrice()
+	switch {
+	case price == nil:
+		return "product_changed.price: is required"
+	case price.GetCurrencyCode() != string(s.currency):
+		return fmt.Sprintf("product_changed.price: currency %s is not the shop currency %s", short(price.GetCurrencyCode()), s.currency)
+	case price.GetAmountMinor() < 0 || price.GetAmountMinor() > money.MaxPriceMinor:
+		return fmt.Sprintf("product_changed.price: amount_minor %d is outside 0..%d", price.GetAmountMinor(), int64(money.MaxPriceMinor))
+	}
+	e.name, e.price, e.currency = pc.GetName(), price.GetAmountMinor(), price.GetCurrencyCode()
+	return ""
+}
+
 // checkAggregate checks that a payload names the event's aggregate at its
 // version.
 func checkAggregate(e event, payload, id string, version int64) string {
-	pid, ok := parseUUID(id)
+	pid, ok := eventUUID(id)
 	switch {
 	case !e.aggregate.Valid:
 		return "aggregate_id: must be a UUID"
@@ -180,13 +156,10 @@ func checkAggregate(e event, payload, id string, version int64) string {
 	return ""
 }
 
-// parseUUID accepts the canonical 36-character form of any UUID but the
-// nil one.
-func parseUUID(s string) (uuid.UUID, bool) {
-	if len(s) != 36 {
-		return uuid.Nil, false
-	}
-	id, err := uuid.Parse(s)
+// eventUUID reads an id an event or a VersionsChannel notification names:
+// a UUID as input.UUID accepts it, but not the nil one.
+func eventUUID(s string) (uuid.UUID, bool) {
+	id, err := input.UUID("id", s)
 	return id, err == nil && id != uuid.Nil
 }
 
@@ -240,29 +213,4 @@ func storedText(s string, max int) string {
 		s = s[:len(s)-1]
 	}
 	return s
-}
-
-// eventMetrics counts what cartsvc did with the events it received.
-type eventMetrics struct {
-	results *prometheus.CounterVec
-	refused *prometheus.CounterVec
-}
-
-func newEventMetrics() *eventMetrics {
-	return &eventMetrics{
-		results: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "cartsvc_events_total",
-			Help: "Events received through EventSinkService or replayed from the dead-letter queue, by result: " +
-				"applied, stale, duplicate, dead_lettered, unused (a known type cartsvc keeps nothing of) " +
-				"and unknown (a type this build does not know, accepted and ignored).",
-		}, []string{"result"}),
-		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "cartsvc_event_calls_refused_total",
-			Help: "DeliverEvents calls refused with ResourceExhausted, by reason: rate (the caller's rate limit) or size (too many events or bytes).",
-		}, []string{"reason"}),
-	}
-}
-
-func (m *eventMetrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.results, m.refused}
 }

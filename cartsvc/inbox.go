@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -17,6 +15,44 @@ import (
 	eventsv1 "github.com/decoupledshop/shop/gen/proto/shop/events/v1"
 	cartdb "github.com/decoupledshop/shop/gen/sqlc/cart"
 )
+
+// outcome is what receiving one event came to.
+type outcome string
+
+// Outcomes, also the values of the inbox's outcome column and of the
+// result label of the cartsvc_events_total counter.
+const (
+	// outcomeApplied: a product event newer than anything known; its cart
+	// lines and wishlist items now hold its state. ACCEPTED.
+	outcomeApplied outcome = "applied"
+	// outcomeUnused: a known type cartsvc keeps nothing of
+	// (CategoryChanged: cart lines hold no category). ACCEPTED.
+	outcomeUnused outcome = "unused"
+	// outcomeUnknown: a type this build does not know, ignored so that old
+	// receivers survive new senders. ACCEPTED.
+	outcomeUnknown outcome = "unknown"
+	// outcomeStale: not newer than the product's recorded version, or the
+	// product is deleted. STALE.
+	outcomeStale outcome = "stale"
+	// outcomeDuplicate: the event id is in the inbox. DUPLICATE.
+	outcomeDuplicate outcome = "duplicate"
+	// outcomeDeadLettered: poison, stored in event_dlq. DEAD_LETTERED.
+	outcomeDeadLettered outcome = "dead_lettered"
+)
+
+func (o outcome) status() eventsv1.DeliveryStatus {
+	switch o {
+	case outcomeApplied, outcomeUnused, outcomeUnknown:
+		return eventsv1.DeliveryStatus_DELIVERY_STATUS_ACCEPTED
+	case outcomeStale:
+		return eventsv1.DeliveryStatus_DELIVERY_STATUS_STALE
+	case outcomeDuplicate:
+		return eventsv1.DeliveryStatus_DELIVERY_STATUS_DUPLICATE
+	case outcomeDeadLettered:
+		return eventsv1.DeliveryStatus_DELIVERY_STATUS_DEAD_LETTERED
+	}
+	return eventsv1.DeliveryStatus_DELIVERY_STATUS_UNSPECIFIED
+}
 
 // received is what became of one delivered event: its outcome, and for a
 // dead letter the reason.
@@ -36,8 +72,8 @@ type received struct {
 // the batch (SQLSTATE class 22 or 23), which the checks are meant to make
 // impossible, each event is applied again on its own, and the ones it
 // still refuses are dead-lettered: one bad event never fails the others.
-// After the commit, this replica's catalog learns what the events told
-// (see observe).
+// After the commit, this replica's product client learns what the events
+// told (see observe).
 func (s *Service) receiveAll(ctx context.Context, evs []*eventsv1.Event, peer string) ([]received, error) {
 	res := make([]received, len(evs))
 	var good []event
@@ -202,54 +238,11 @@ func roundsOf(events []event) [][]int {
 // applyRound applies one round of applyBatch, setting the outcomes of its
 // events in outs and adding the marks it raised to raised.
 func applyRound(ctx context.Context, q *cartdb.Queries, events []event, round []int, outs []received, raised map[uuid.UUID]int64, peer string, now time.Time) error {
-	var gate cartdb.RaiseProductVersionsParams
-	for _, i := range round {
-		if e := events[i]; e.kind == kindProductChanged || e.kind == kindProductDeleted {
-			gate.EventIds = append(gate.EventIds, e.id)
-			gate.ProductIds = append(gate.ProductIds, e.aggregate.Bytes)
-			gate.Versions = append(gate.Versions, e.version)
-			gate.Deleted = append(gate.Deleted, e.kind == kindProductDeleted)
-		}
+	rose, err := raiseVersions(ctx, q, events, round, now)
+	if err != nil {
+		return err
 	}
-	rose := map[uuid.UUID]bool{}
-	if len(gate.EventIds) > 0 {
-		gate.Now = now
-		ids, err := q.RaiseProductVersions(ctx, gate)
-		if err != nil {
-			return err
-		}
-		for _, id := range ids {
-			rose[id] = true
-		}
-	}
-	p := cartdb.ApplyEventsParams{Peer: peer, Now: now}
-	for _, i := range round {
-		e := events[i]
-		out, kind := outcomeUnknown, "other"
-		switch e.kind {
-		case kindProductChanged, kindProductDeleted:
-			out, kind = outcomeStale, "changed"
-			if e.kind == kindProductDeleted {
-				kind = "deleted"
-			}
-			if rose[e.aggregate.Bytes] {
-				out = outcomeApplied
-			}
-		case kindCategoryChanged:
-			out = outcomeUnused
-		}
-		outs[i] = received{out: out}
-		p.EventIds = append(p.EventIds, e.id)
-		p.Types = append(p.Types, e.msg.GetType())
-		p.AggregateIds = append(p.AggregateIds, e.aggregate.Bytes) // the nil UUID when not a UUID
-		p.Versions = append(p.Versions, e.version)
-		p.Kinds = append(p.Kinds, kind)
-		p.Outcomes = append(p.Outcomes, string(out))
-		p.Names = append(p.Names, e.name)
-		p.Prices = append(p.Prices, e.price)
-		p.Currencies = append(p.Currencies, e.currency)
-	}
-	recorded, err := q.ApplyEvents(ctx, p)
+	recorded, err := q.ApplyEvents(ctx, inboxRows(events, round, rose, outs, peer, now))
 	if err != nil {
 		return err
 	}
@@ -269,35 +262,77 @@ func applyRound(ctx context.Context, q *cartdb.Queries, events []event, round []
 	return nil
 }
 
-// maxNotifyPayload is the longest notification payload PostgreSQL takes
-// (8000 bytes), less a margin.
-const maxNotifyPayload = 7900
-
-// notifyVersions sends the one notification of a batch on
-// VersionsChannel: every raised mark, "<id>:<version>" comma-separated,
-// or, when they do not fit in a payload, "@<now>": the marks raised at now
-// are then read from product_versions (see versionHandler).
-func notifyVersions(ctx context.Context, q *cartdb.Queries, raised map[uuid.UUID]int64, now time.Time) error {
-	if len(raised) == 0 {
-		return nil
-	}
-	var b strings.Builder
-	for id, v := range raised {
-		if b.Len() > 0 {
-			b.WriteByte(',')
+// raiseVersions runs the version gate of a round's product events
+// (RaiseProductVersions) and returns the products whose mark rose.
+func raiseVersions(ctx context.Context, q *cartdb.Queries, events []event, round []int, now time.Time) (map[uuid.UUID]bool, error) {
+	var gate cartdb.RaiseProductVersionsParams
+	for _, i := range round {
+		if e := events[i]; e.kind == kindProductChanged || e.kind == kindProductDeleted {
+			gate.EventIds = append(gate.EventIds, e.id)
+			gate.ProductIds = append(gate.ProductIds, e.aggregate.Bytes)
+			gate.Versions = append(gate.Versions, e.version)
+			gate.Deleted = append(gate.Deleted, e.kind == kindProductDeleted)
 		}
-		b.WriteString(versionPayload(id, v))
 	}
-	payload := b.String()
-	if len(payload) > maxNotifyPayload {
-		payload = "@" + now.Format(time.RFC3339Nano)
+	rose := map[uuid.UUID]bool{}
+	if len(gate.EventIds) > 0 {
+		gate.Now = now
+		ids, err := q.RaiseProductVersions(ctx, gate)
+		if err != nil {
+			return nil, err
+		}
+		for _, id := range ids {
+			rose[id] = true
+		}
 	}
-	return q.NotifyProductVersion(ctx, payload)
+	return rose, nil
 }
 
-// observe tells this replica's catalog, after the commit, what an event
-// with outcome out made known: an applied ProductChanged's state (the
-// cache answers with it from now on), an applied ProductDeleted's version.
+// inboxRows are the ApplyEvents rows of a round: each event with the
+// outcome it comes to unless the inbox holds it already (set in outs too),
+// given the products whose mark rose.
+func inboxRows(events []event, round []int, rose map[uuid.UUID]bool, outs []received, peer string, now time.Time) cartdb.ApplyEventsParams {
+	p := cartdb.ApplyEventsParams{Peer: peer, Now: now}
+	for _, i := range round {
+		e := events[i]
+		out, kind := roundOutcome(e, rose)
+		outs[i] = received{out: out}
+		p.EventIds = append(p.EventIds, e.id)
+		p.Types = append(p.Types, e.msg.GetType())
+		p.AggregateIds = append(p.AggregateIds, e.aggregate.Bytes) // the nil UUID when not a UUID
+		p.Versions = append(p.Versions, e.version)
+		p.Kinds = append(p.Kinds, kind)
+		p.Outcomes = append(p.Outcomes, string(out))
+		p.Names = append(p.Names, e.name)
+		p.Prices = append(p.Prices, e.price)
+		p.Currencies = append(p.Currencies, e.currency)
+	}
+	return p
+}
+
+// roundOutcome is what e comes to, given the products whose mark rose in
+// its round, and its kind in ApplyEvents: "changed", "deleted" or "other".
+func roundOutcome(e event, rose map[uuid.UUID]bool) (outcome, string) {
+	switch e.kind {
+	case kindProductChanged, kindProductDeleted:
+		kind := "changed"
+		if e.kind == kindProductDeleted {
+			kind = "deleted"
+		}
+		if rose[e.aggregate.Bytes] {
+			return outcomeApplied, kind
+		}
+		return outcomeStale, kind
+	case kindCategoryChanged:
+		return outcomeUnused, "other"
+	}
+	return outcomeUnknown, "other"
+}
+
+// observe tells this replica's product client, after the commit, what an
+// event with outcome out made known: an applied ProductChanged's state
+// (the cache answers with it from now on), an applied ProductDeleted's
+// version.
 // The other replicas only learn the versions, through the notification.
 func (s *Service) observe(e event, out outcome) {
 	switch {
@@ -336,9 +371,4 @@ func isDataError(err error) bool {
 	}
 	class := pgErr.Code[:2]
 	return class == "22" || class == "23"
-}
-
-// versionPayload is one raised mark in a VersionsChannel notification.
-func versionPayload(product uuid.UUID, version int64) string {
-	return product.String() + ":" + strconv.FormatInt(version, 10)
 }

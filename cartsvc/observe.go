@@ -102,3 +102,28 @@ func (s *Service) endApply(span trace.Span, events []*eventsv1.Event, got []rece
 	}
 	span.End()
 }
+
+// eventMetrics counts what cartsvc did with the events it received.
+type eventMetrics struct {
+	results *prometheus.CounterVec
+	refused *prometheus.CounterVec
+}
+
+func newEventMetrics() *eventMetrics {
+	return &eventMetrics{
+		results: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cartsvc_events_total",
+			Help: "Events received through EventSinkService or replayed from the dead-letter queue, by result: " +
+				"applied, stale, duplicate, dead_lettered, unused (a known type cartsvc keeps nothing of) " +
+				"and unknown (a type this build does not know, accepted and ignored).",
+		}, []string{"result"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cartsvc_event_calls_refused_total",
+			Help: "DeliverEvents calls refused with ResourceExhausted, by reason: rate (the caller's rate limit) or size (too many events or bytes).",
+		}, []string{"reason"}),
+	}
+}
+
+func (m *eventMetrics) collectors() []prometheus.Collector {
+	return []prometheus.Collector{m.results, m.refused}
+}

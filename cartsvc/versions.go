@@ -23,15 +23,57 @@ import (
 // the marks raised at that time are then read from product_versions.
 const VersionsChannel = "cart_product_versions"
 
+// maxNotifyPayload is the longest notification payload PostgreSQL takes
+// (8000 bytes), less a margin.
+const maxNotifyPayload = 7900
+
+// notifyVersions sends the one notification of a batch on
+// VersionsChannel: every raised mark, "<id>:<version>" comma-separated,
+// or, when they do not fit in a payload, "@<now>": the marks raised at now
+// are then read from product_versions (see versionHandler).
+func notifyVersions(ctx context.Context, q *cartdb.Queries, raised map[uuid.UUID]int64, now time.Time) error {
+	if len(raised) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	for id, v := range raised {
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(versionPayload(id, v))
+	}
+	payload := b.String()
+	if len(payload) > maxNotifyPayload {
+		payload = "@" + now.Format(time.RFC3339Nano)
+	}
+	return q.NotifyProductVersion(ctx, payload)
+}
+
+// versionPayload is one raised mark in a VersionsChannel notification.
+func versionPayload(product uuid.UUID, version int64) string {
+	return product.String() + ":" + strconv.FormatInt(version, 10)
+}
+
+// parseVersionPayload reads one mark, "<product id>:<version>".
+func parseVersionPayload(p string) (uuid.UUID, int64, bool) {
+	idText, versionText, ok := strings.Cut(p, ":")
+	if !ok {
+		return uuid.Nil, 0, false
+	}
+	id, ok := eventUUID(idText)
+	version, err := strconv.ParseInt(versionText, 10, 64)
+	return id, version, ok && err == nil && version > 0
+}
+
 // Catching up after a lost listening connection.
 const (
 	// catchUpSlack covers clock skew between replicas (each stamps the
 	// marks it raises with its own clock).
 	catchUpSlack = time.Minute
-	// catchUpWindow: older marks cannot matter, since the catalog keeps no
+	// catchUpWindow: older marks cannot matter, since the product client keeps no
 	// entry longer than its maximum staleness.
 	catchUpWindow = productclient.DefaultMaxStale
-	// maxCatchUp bounds the marks read at once (the catalog's default
+	// maxCatchUp bounds the marks read at once (the product client's default
 	// bound on marks).
 	maxCatchUp = productclient.DefaultMaxEntries
 )
@@ -39,7 +81,7 @@ const (
 // ListenForVersions keeps this replica's product cache in step with the
 // events every replica applies, until ctx is done. It LISTENs on
 // VersionsChannel over directURL (which must bypass any transaction-mode
-// pooler) and hands each announced version to the catalog's
+// pooler) and hands each announced version to the product client's
 // ObserveVersion, which stops older cached data from being served. A lost
 // connection is retried every second; after each (re)connection the marks
 // raised since the previous one (at most productclient.DefaultMaxStale ago) are
@@ -94,7 +136,7 @@ func (h *versionHandler) HandleNotification(ctx context.Context, n *pgconn.Notif
 	return nil
 }
 
-// observeSince hands the marks raised at or after since to the catalog.
+// observeSince hands the marks raised at or after since to the product client.
 func (h *versionHandler) observeSince(ctx context.Context, since time.Time) error {
 	marks, err := h.s.q.ListProductVersionsSince(ctx, cartdb.ListProductVersionsSinceParams{Since: since, MaxRows: maxCatchUp})
 	if err != nil {
@@ -122,17 +164,6 @@ func (h *versionHandler) HandleBacklog(ctx context.Context, _ string, _ *pgx.Con
 	}
 	h.since = now
 	return nil
-}
-
-// parseVersionPayload reads one mark, "<product id>:<version>".
-func parseVersionPayload(p string) (uuid.UUID, int64, bool) {
-	idText, versionText, ok := strings.Cut(p, ":")
-	if !ok {
-		return uuid.Nil, 0, false
-	}
-	id, ok := parseUUID(idText)
-	version, err := strconv.ParseInt(versionText, 10, 64)
-	return id, version, ok && err == nil && version > 0
 }
 
 // VersionsListener is the application_name of ListenForVersions'
