@@ -39,25 +39,12 @@ func buildCart(cur money.Currency, lines []cartLine, holds []cartHold, products 
 	}
 	var subtotal int64
 	for _, l := range lines {
-		name, price, currency := l.Name, l.UnitPriceMinor, l.CurrencyCode
-		available := l.Available && !l.KnownDeleted
-		if available {
-			e, ok := products[l.ProductID]
-			switch {
-			case !ok:
-				cart.Stale = true // the snapshot stands in for live data
-			case e.Missing:
-				available = false
-			default:
-				cart.Stale = cart.Stale || e.Stale
-				name, price, currency = e.Name, e.PriceMinor, e.Currency
-			}
-		}
-		available = available && sellable(cur, productclient.Product{PriceMinor: price, Currency: currency})
+		shown := showLine(cur, l, products)
+		cart.Stale = cart.Stale || shown.stale
 		var lineTotal int64
-		if available {
+		if shown.available {
 			var ok bool
-			if lineTotal, ok = money.Mul(price, int64(l.Quantity)); !ok {
+			if lineTotal, ok = money.Mul(shown.price, int64(l.Quantity)); !ok {
 				return nil, errTotalTooLarge
 			}
 			if subtotal, ok = money.Add(subtotal, lineTotal); !ok {
@@ -67,14 +54,55 @@ func buildCart(cur money.Currency, lines []cartLine, holds []cartHold, products 
 		cart.Items = append(cart.Items, &cartv1.CartItem{
 			ProductId:      l.ProductID.String(),
 			Quantity:       l.Quantity,
-			Name:           name,
-			UnitPrice:      money.Currency(currency).Of(price),
+			Name:           shown.name,
+			UnitPrice:      money.Currency(shown.currency).Of(shown.price),
 			AddedUnitPrice: money.Currency(l.CurrencyCode).Of(l.AddedUnitPriceMinor),
-			PriceChanged:   available && (price != l.AddedUnitPriceMinor || currency != l.CurrencyCode),
-			Available:      available,
+			PriceChanged:   shown.available && (shown.price != l.AddedUnitPriceMinor || shown.currency != l.CurrencyCode),
+			Available:      shown.available,
 			LineTotal:      cur.Of(lineTotal),
 		})
 	}
+	discount := addDiscounts(cart, cur, holds, subtotal)
+	cart.Subtotal = cur.Of(subtotal)
+	cart.Discount = cur.Of(discount)
+	cart.Total = cur.Of(subtotal - discount)
+	return cart, nil
+}
+
+// shownLine is what a cart shows of one line's product.
+type shownLine struct {
+	name     string
+	price    int64
+	currency string
+	// available: the line counts in the totals.
+	available bool
+	// stale: the snapshot or stale cached data stands in for live data.
+	stale bool
+}
+
+// showLine is what the cart shows of l, given the product data looked up
+// (see buildCart).
+func showLine(cur money.Currency, l cartLine, products map[uuid.UUID]productclient.Entry) shownLine {
+	shown := shownLine{name: l.Name, price: l.UnitPriceMinor, currency: l.CurrencyCode, available: l.Available && !l.KnownDeleted}
+	if shown.available {
+		e, ok := products[l.ProductID]
+		switch {
+		case !ok:
+			shown.stale = true // the snapshot stands in for live data
+		case e.Missing:
+			shown.available = false
+		default:
+			shown.stale = e.Stale
+			shown.name, shown.price, shown.currency = e.Name, e.PriceMinor, e.Currency
+		}
+	}
+	shown.available = shown.available && sellable(cur, productclient.Product{PriceMinor: shown.price, Currency: shown.currency})
+	return shown
+}
+
+// addDiscounts adds to cart the discount each of its holds gives on
+// subtotal, and returns their sum, which never exceeds subtotal.
+func addDiscounts(cart *cartv1.Cart, cur money.Currency, holds []cartHold, subtotal int64) int64 {
 	var discount int64
 	for _, h := range holds {
 		var d int64
@@ -88,10 +116,7 @@ func buildCart(cur money.Currency, lines []cartLine, holds []cartHold, products 
 		discount += d
 		cart.PromoCodes = append(cart.PromoCodes, &cartv1.AppliedPromoCode{Code: h.Code, Discount: cur.Of(d)})
 	}
-	cart.Subtotal = cur.Of(subtotal)
-	cart.Discount = cur.Of(discount)
-	cart.Total = cur.Of(subtotal - discount)
-	return cart, nil
+	return discount
 }
 
 // wishlistView converts wishlist rows; a product known to be deleted is

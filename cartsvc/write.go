@@ -109,12 +109,8 @@ func writeCart[R proto.Message](ctx context.Context, s *Service, user string, ke
 	if resp, ok, err := storedResult[R](key, view.fingerprint, view.response); err != nil || ok {
 		return resp, err
 	}
-	if len(view.lines) >= MaxCartLines {
-		for _, id := range fresh {
-			if !slices.ContainsFunc(view.lines, func(l cartLine) bool { return l.ProductID == id }) {
-				return zero, errCartFull
-			}
-		}
+	if err := checkRoom(view.lines, fresh); err != nil {
+		return zero, err
 	}
 	products, err := s.resolve(ctx, view, fresh)
 	if err != nil {
@@ -123,46 +119,71 @@ func writeCart[R proto.Message](ctx context.Context, s *Service, user string, ke
 	var resp R
 	err = s.inTx(ctx, func(q *cartdb.Queries) error {
 		now := s.timestamp()
-		prev, err := lockCart(ctx, q, user, now)
-		if err != nil {
-			return err
-		}
-		stored, err := q.PrepareCartWrite(ctx, cartdb.PrepareCartWriteParams{
-			UserID: user, RequestID: key.requestID(), RequestCutoff: now.Add(-RequestRetention),
-			Lapsed: prev.Before(s.holdCutoff(now)), Now: now,
-		})
-		if err != nil {
-			return err
-		}
-		if r, ok, err := storedResult[R](key, stored.RequestFingerprint, stored.RequestResponse); err != nil || ok {
+		r, ok, err := prepareCartWrite[R](ctx, s, q, user, key, now)
+		if err != nil || ok {
 			resp = r
 			return err
 		}
 		w := &cartWrite{ctx: ctx, s: s, q: q, user: user, now: now, products: products, deleted: view.deleted()}
-		r, err := apply(w)
-		if err != nil {
+		if r, err = apply(w); err != nil {
 			return err
 		}
-		if key != nil {
-			body, err := proto.Marshal(r)
-			if err != nil {
-				return fmt.Errorf("marshal response of request %q: %w", key.id, err)
-			}
-			err = q.SaveRequestResult(ctx, cartdb.SaveRequestResultParams{
-				UserID: user, RequestID: key.id, Fingerprint: key.fingerprint, Response: body,
-				Now: now, Cutoff: now.Add(-RequestRetention),
-			})
-			if err != nil {
-				return err
-			}
-		}
 		resp = r
-		return nil
+		return w.saveResult(key, r)
 	})
 	if err != nil {
 		return zero, err
 	}
 	return resp, nil
+}
+
+// checkRoom fails with errCartFull when a cart of lines is full and fresh
+// holds a product not in it.
+func checkRoom(lines []cartLine, fresh []uuid.UUID) error {
+	if len(lines) >= MaxCartLines {
+		for _, id := range fresh {
+			if !slices.ContainsFunc(lines, func(l cartLine) bool { return l.ProductID == id }) {
+				return errCartFull
+			}
+		}
+	}
+	return nil
+}
+
+// prepareCartWrite takes the cart's row lock (lockCart) and runs
+// PrepareCartWrite: it returns the stored result of key's request (ok) if
+// a concurrent repeat has just committed one, else drops lapsed and dead
+// holds and marks the cart written at now.
+func prepareCartWrite[R proto.Message](ctx context.Context, s *Service, q *cartdb.Queries, user string, key *requestKey, now time.Time) (R, bool, error) {
+	var zero R
+	prev, err := lockCart(ctx, q, user, now)
+	if err != nil {
+		return zero, false, err
+	}
+	stored, err := q.PrepareCartWrite(ctx, cartdb.PrepareCartWriteParams{
+		UserID: user, RequestID: key.requestID(), RequestCutoff: now.Add(-RequestRetention),
+		Lapsed: prev.Before(s.holdCutoff(now)), Now: now,
+	})
+	if err != nil {
+		return zero, false, err
+	}
+	return storedResult[R](key, stored.RequestFingerprint, stored.RequestResponse)
+}
+
+// saveResult stores resp as the result of key's request, if key is not
+// nil.
+func (w *cartWrite) saveResult(key *requestKey, resp proto.Message) error {
+	if key == nil {
+		return nil
+	}
+	body, err := proto.Marshal(resp)
+	if err != nil {
+		return fmt.Errorf("marshal response of request %q: %w", key.id, err)
+	}
+	return w.q.SaveRequestResult(w.ctx, cartdb.SaveRequestResultParams{
+		UserID: w.user, RequestID: key.id, Fingerprint: key.fingerprint, Response: body,
+		Now: w.now, Cutoff: w.now.Add(-RequestRetention),
+	})
 }
 
 // lockCart runs LockCart, again if the cart was being created by another
