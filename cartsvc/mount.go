@@ -1,7 +1,7 @@
 // Package cartsvc is the cart service: each user's own cart and wishlist,
 // and the promo codes admins manage, on its own database. Product data
 // comes from productsvc through the cached, breaker-protected client in
-// package catalog and is kept on cart lines as a snapshot, so the cart can
+// package productclient and is kept on cart lines as a snapshot, so the cart can
 // still be shown while productsvc is down.
 package cartsvc
 

@@ -157,7 +157,7 @@ func userID(ctx context.Context) (string, error) {
 	return id.Subject, nil
 }
 
-// lookup asks the catalog for products, keeping a fifth of the caller's
+// lookup asks the product client for products, keeping a fifth of the caller's
 // remaining time to answer from snapshots should productsvc not answer.
 func (s *Service) lookup(ctx context.Context, wants []productclient.Want) (map[uuid.UUID]productclient.Entry, error) {
 	if len(wants) == 0 {
@@ -223,7 +223,7 @@ func (s *Service) resolve(ctx context.Context, view cartView, fresh []uuid.UUID)
 	return products, nil
 }
 
-var errCatalogUnavailable = shoperr.Unavailable("the product catalog cannot be reached; retry later")
+var errProductsUnavailable = shoperr.Unavailable("the product catalog cannot be reached; retry later")
 
 func productNotFound(id uuid.UUID) error { return shoperr.NotFound("product %s not found", id) }
 
@@ -239,7 +239,7 @@ func (s *Service) freshProduct(products map[uuid.UUID]productclient.Entry, id uu
 	e, ok := products[id]
 	switch {
 	case !ok || e.Stale:
-		return productclient.Product{}, errCatalogUnavailable
+		return productclient.Product{}, errProductsUnavailable
 	case e.Missing:
 		return productclient.Product{}, productNotFound(id)
 	case !sellable(s.currency, e.Product):
