@@ -238,8 +238,8 @@ func roundsOf(events []event) [][]int {
 // applyRound applies one round of applyBatch, setting the outcomes of its
 // events in outs and adding the marks it raised to raised.
 func applyRound(ctx context.Context, q *cartdb.Queries, events []event, round []int, outs []received, raised map[uuid.UUID]int64, peer string, now time.Time) error {
-	rose, err := raiseVersions(ctx, q, events, round, now)
-	if err != nil {
+	rose := map[uuid.UUID]bool{}
+	if err := raiseVersions(ctx, q, events, round, rose, now); err != nil {
 		return err
 	}
 	recorded, err := q.ApplyEvents(ctx, inboxRows(events, round, rose, outs, peer, now))
@@ -263,8 +263,8 @@ func applyRound(ctx context.Context, q *cartdb.Queries, events []event, round []
 }
 
 // raiseVersions runs the version gate of a round's product events
-// (RaiseProductVersions) and returns the products whose mark rose.
-func raiseVersions(ctx context.Context, q *cartdb.Queries, events []event, round []int, now time.Time) (map[uuid.UUID]bool, error) {
+// (RaiseProductVersions) and adds the products whose mark rose to rose.
+func raiseVersions(ctx context.Context, q *cartdb.Queries, events []event, round []int, rose map[uuid.UUID]bool, now time.Time) error {
 	var gate cartdb.RaiseProductVersionsParams
 	for _, i := range round {
 		if e := events[i]; e.kind == kindProductChanged || e.kind == kindProductDeleted {
@@ -274,18 +274,18 @@ func raiseVersions(ctx context.Context, q *cartdb.Queries, events []event, round
 			gate.Deleted = append(gate.Deleted, e.kind == kindProductDeleted)
 		}
 	}
-	rose := map[uuid.UUID]bool{}
-	if len(gate.EventIds) > 0 {
-		gate.Now = now
-		ids, err := q.RaiseProductVersions(ctx, gate)
-		if err != nil {
-			return nil, err
-		}
-		for _, id := range ids {
-			rose[id] = true
-		}
+	if len(gate.EventIds) == 0 {
+		return nil
 	}
-	return rose, nil
+	gate.Now = now
+	ids, err := q.RaiseProductVersions(ctx, gate)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		rose[id] = true
+	}
+	return nil
 }
 
 // inboxRows are the ApplyEvents rows of a round: each event with the
