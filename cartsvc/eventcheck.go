@@ -12,7 +12,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	eventsv1 "github.com/decoupledshop/shop/gen/proto/shop/events/v1"
-	"github.com/decoupledshop/shop/internal/input"
 	"github.com/decoupledshop/shop/internal/money"
 )
 
@@ -57,12 +56,12 @@ type event struct {
 // payload and a type this build does not know is kindUnknown, not poison.
 func (s *Service) checkEvent(ev *eventsv1.Event) (event, string) {
 	e := event{msg: ev, version: ev.GetAggregateVersion()}
-	id, ok := eventUUID(ev.GetId())
-	if !ok {
+	id, err := parseID("id", ev.GetId())
+	if err != nil {
 		return e, "id: must be a UUID"
 	}
 	e.id = id
-	if agg, ok := eventUUID(ev.GetAggregateId()); ok {
+	if agg, err := parseID("aggregate_id", ev.GetAggregateId()); err == nil {
 		e.aggregate = pgtype.UUID{Bytes: agg, Valid: true}
 	}
 	typ := ev.GetType()
@@ -142,11 +141,11 @@ func (s *Service) checkProductState(e *event, pc *eventsv1.ProductChanged) strin
 // checkAggregate checks that a payload names the event's aggregate at its
 // version.
 func checkAggregate(e event, payload, id string, version int64) string {
-	pid, ok := eventUUID(id)
+	pid, err := parseID("id", id)
 	switch {
 	case !e.aggregate.Valid:
 		return "aggregate_id: must be a UUID"
-	case !ok || pid != uuid.UUID(e.aggregate.Bytes):
+	case err != nil || pid != uuid.UUID(e.aggregate.Bytes):
 		return payload + ".id: must equal aggregate_id"
 	case e.version < 1:
 		return fmt.Sprintf("aggregate_version: must be positive, got %d", e.version)
@@ -154,13 +153,6 @@ func checkAggregate(e event, payload, id string, version int64) string {
 		return fmt.Sprintf("%s.version: %d must equal aggregate_version %d", payload, version, e.version)
 	}
 	return ""
-}
-
-// eventUUID reads an id an event or a VersionsChannel notification names:
-// a UUID as input.UUID accepts it, but not the nil one.
-func eventUUID(s string) (uuid.UUID, bool) {
-	id, err := input.UUID("id", s)
-	return id, err == nil && id != uuid.Nil
 }
 
 // short quotes s, cut to 40 characters, for a reason text.

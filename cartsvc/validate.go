@@ -1,6 +1,7 @@
 package cartsvc
 
 import (
+	"context"
 	"fmt"
 	"regexp"
 	"strings"
@@ -32,6 +33,27 @@ func parseCode(field, s string) (string, error) {
 	return strings.ToUpper(s), nil
 }
 
+// parseID reads field, the id of a product or of an event: a UUID as
+// input.UUID accepts it, but not the nil one, which nothing has.
+func parseID(field, s string) (uuid.UUID, error) {
+	id, err := input.UUID(field, s)
+	if err == nil && id == uuid.Nil {
+		err = shoperr.Invalid(field, "must not be the nil UUID: no product has it")
+	}
+	return id, err
+}
+
+// checkUserWrite is a user's write: the caller's user id (userID), then
+// the checked request (checkWrite).
+func checkUserWrite(ctx context.Context, procedure string, req proto.Message) (string, checkedWrite, error) {
+	user, err := userID(ctx)
+	if err != nil {
+		return "", checkedWrite{}, err
+	}
+	c, err := checkWrite(procedure, req)
+	return user, c, err
+}
+
 // checkedWrite is a cart or wishlist write request that passed checkWrite:
 // the fields its procedure has, parsed.
 type checkedWrite struct {
@@ -53,10 +75,7 @@ func checkWrite(procedure string, req proto.Message) (checkedWrite, error) {
 	var err error
 	product := func(s string) {
 		if err == nil {
-			w.product, err = input.UUID("product_id", s)
-		}
-		if err == nil && w.product == uuid.Nil {
-			err = shoperr.Invalid("product_id", "must not be the nil UUID: no product has it")
+			w.product, err = parseID("product_id", s)
 		}
 	}
 	quantity := func(q, min int32) {

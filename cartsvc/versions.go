@@ -60,9 +60,9 @@ func parseVersionPayload(p string) (uuid.UUID, int64, bool) {
 	if !ok {
 		return uuid.Nil, 0, false
 	}
-	id, ok := eventUUID(idText)
+	id, idErr := parseID("id", idText)
 	version, err := strconv.ParseInt(versionText, 10, 64)
-	return id, version, ok && err == nil && version > 0
+	return id, version, idErr == nil && err == nil && version > 0
 }
 
 // Catching up after a lost listening connection.
