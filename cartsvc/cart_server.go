@@ -136,11 +136,7 @@ func cartRPC[T any, R interface {
 	proto.Message
 }](ctx context.Context, s *Service, procedure string, msg proto.Message, fresh bool,
 	apply func(w *cartWrite, c checkedWrite) error, respond func(*cartv1.Cart) R) (*connect.Response[T], error) {
-	user, err := userID(ctx)
-	if err != nil {
-		return nil, err
-	}
-	c, err := checkWrite(procedure, msg)
+	user, c, err := checkUserWrite(ctx, procedure, msg)
 	if err != nil {
 		return nil, err
 	}

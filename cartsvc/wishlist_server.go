@@ -2,6 +2,7 @@ package cartsvc
 
 import (
 	"context"
+	"time"
 
 	"connectrpc.com/connect"
 	"github.com/google/uuid"
@@ -40,11 +41,7 @@ func (s *WishlistServer) GetWishlist(ctx context.Context, req *connect.Request[c
 // the snapshot. A wishlist holds at most MaxWishlistItems products
 // (ResourceExhausted).
 func (s *WishlistServer) AddWishlistItem(ctx context.Context, req *connect.Request[cartv1.AddWishlistItemRequest]) (*connect.Response[cartv1.AddWishlistItemResponse], error) {
-	user, err := userID(ctx)
-	if err != nil {
-		return nil, err
-	}
-	c, err := checkWrite(cartv1connect.WishlistServiceAddWishlistItemProcedure, req.Msg)
+	user, c, err := checkUserWrite(ctx, cartv1connect.WishlistServiceAddWishlistItemProcedure, req.Msg)
 	if err != nil {
 		return nil, err
 	}
@@ -61,13 +58,9 @@ func (s *WishlistServer) AddWishlistItem(ctx context.Context, req *connect.Reque
 	if err != nil {
 		return nil, err
 	}
-	var wishlist *cartv1.Wishlist
-	err = s.inTx(ctx, func(q *cartdb.Queries) error {
+	wishlist, err := s.writeWishlist(ctx, user, func(q *cartdb.Queries) error {
 		now := s.timestamp()
-		if err := q.LockWishlist(ctx, cartdb.LockWishlistParams{UserID: user, Now: now}); err != nil {
-			return err
-		}
-		has, err := q.HasWishlistItem(ctx, cartdb.HasWishlistItemParams{UserID: user, ProductID: id})
+		has, err := lockWishlistItem(ctx, q, user, id, now)
 		if err != nil {
 			return err
 		}
@@ -80,15 +73,10 @@ func (s *WishlistServer) AddWishlistItem(ctx context.Context, req *connect.Reque
 				return shoperr.ResourceExhausted("a wishlist holds at most %d products", MaxWishlistItems)
 			}
 		}
-		err = q.PutWishlistItem(ctx, cartdb.PutWishlistItemParams{
+		return q.PutWishlistItem(ctx, cartdb.PutWishlistItemParams{
 			UserID: user, ProductID: id, Name: p.Name, PriceMinor: p.PriceMinor,
 			CurrencyCode: p.Currency, ProductVersion: p.Version, Now: now,
 		})
-		if err != nil {
-			return err
-		}
-		wishlist, err = listWishlist(ctx, q, user)
-		return err
 	})
 	if err != nil {
 		return nil, err
@@ -98,20 +86,12 @@ func (s *WishlistServer) AddWishlistItem(ctx context.Context, req *connect.Reque
 
 // RemoveWishlistItem removes a product; removing an absent one is a no-op.
 func (s *WishlistServer) RemoveWishlistItem(ctx context.Context, req *connect.Request[cartv1.RemoveWishlistItemRequest]) (*connect.Response[cartv1.RemoveWishlistItemResponse], error) {
-	user, err := userID(ctx)
+	user, c, err := checkUserWrite(ctx, cartv1connect.WishlistServiceRemoveWishlistItemProcedure, req.Msg)
 	if err != nil {
 		return nil, err
 	}
-	c, err := checkWrite(cartv1connect.WishlistServiceRemoveWishlistItemProcedure, req.Msg)
-	if err != nil {
-		return nil, err
-	}
-	var wishlist *cartv1.Wishlist
-	err = s.inTx(ctx, func(q *cartdb.Queries) error {
-		if _, err := q.DeleteWishlistItem(ctx, cartdb.DeleteWishlistItemParams{UserID: user, ProductID: c.product}); err != nil {
-			return err
-		}
-		wishlist, err = listWishlist(ctx, q, user)
+	wishlist, err := s.writeWishlist(ctx, user, func(q *cartdb.Queries) error {
+		_, err := q.DeleteWishlistItem(ctx, cartdb.DeleteWishlistItemParams{UserID: user, ProductID: c.product})
 		return err
 	})
 	if err != nil {
@@ -126,20 +106,13 @@ func (s *WishlistServer) RemoveWishlistItem(ctx context.Context, req *connect.Re
 // the cart line was written. NotFound when the product is not on the
 // wishlist. Retry-safe with request_id.
 func (s *WishlistServer) MoveWishlistItemToCart(ctx context.Context, req *connect.Request[cartv1.MoveWishlistItemToCartRequest]) (*connect.Response[cartv1.MoveWishlistItemToCartResponse], error) {
-	user, err := userID(ctx)
-	if err != nil {
-		return nil, err
-	}
-	c, err := checkWrite(cartv1connect.WishlistServiceMoveWishlistItemToCartProcedure, req.Msg)
+	user, c, err := checkUserWrite(ctx, cartv1connect.WishlistServiceMoveWishlistItemToCartProcedure, req.Msg)
 	if err != nil {
 		return nil, err
 	}
 	id := c.product
 	resp, err := writeCart(ctx, s.Service, user, c.key, []uuid.UUID{id}, func(w *cartWrite) (*cartv1.MoveWishlistItemToCartResponse, error) {
-		if err := w.q.LockWishlist(ctx, cartdb.LockWishlistParams{UserID: user, Now: w.now}); err != nil {
-			return nil, err
-		}
-		has, err := w.q.HasWishlistItem(ctx, cartdb.HasWishlistItemParams{UserID: user, ProductID: id})
+		has, err := lockWishlistItem(ctx, w.q, user, id, w.now)
 		if err != nil {
 			return nil, err
 		}
@@ -168,6 +141,32 @@ func (s *WishlistServer) MoveWishlistItemToCart(ctx context.Context, req *connec
 	return connect.NewResponse(resp), nil
 }
 
+// writeWishlist runs write on the user's wishlist in one transaction and
+// returns the wishlist it leaves.
+func (s *WishlistServer) writeWishlist(ctx context.Context, user string, write func(q *cartdb.Queries) error) (*cartv1.Wishlist, error) {
+	var wishlist *cartv1.Wishlist
+	err := s.inTx(ctx, func(q *cartdb.Queries) error {
+		if err := write(q); err != nil {
+			return err
+		}
+		var err error
+		wishlist, err = listWishlist(ctx, q, user)
+		return err
+	})
+	return wishlist, err
+}
+
+// lockWishlistItem locks the user's wishlist row until the transaction
+// ends, creating the wishlist at now if there is none (LockWishlist), and
+// reports whether it holds product id.
+func lockWishlistItem(ctx context.Context, q *cartdb.Queries, user string, id uuid.UUID, now time.Time) (bool, error) {
+	if err := q.LockWishlist(ctx, cartdb.LockWishlistParams{UserID: user, Now: now}); err != nil {
+		return false, err
+	}
+	return q.HasWishlistItem(ctx, cartdb.HasWishlistItemParams{UserID: user, ProductID: id})
+}
+
+// listWishlist reads the user's wishlist.
 func listWishlist(ctx context.Context, q *cartdb.Queries, user string) (*cartv1.Wishlist, error) {
 	rows, err := q.ListWishlistItems(ctx, user)
 	if err != nil {
