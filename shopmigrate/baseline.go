@@ -24,6 +24,17 @@ func (m *splitter) baseline(ctx context.Context, st *step, tr *TableReport) erro
 	return nil
 }
 
+// plainCopyBatch times a plain COPY of a first pass's batch (see
+// plainCopy) and adds it to tr's baseline.
+func plainCopyBatch(ctx context.Context, target *pgxpool.Pool, st *step, b *batch, tr *TableReport) (time.Duration, error) {
+	d, err := plainCopy(ctx, target, st, b.rows)
+	if err != nil {
+		return 0, fmt.Errorf("plain COPY baseline: %w", err)
+	}
+	tr.baselineRows, tr.baselineSeconds = tr.baselineRows+int64(len(b.rows)), tr.baselineSeconds+d.Seconds()
+	return d, nil
+}
+
 // plainCopy times a plain COPY of rows into the step's table, in a
 // transaction of its own as a plain COPY would run: BEGIN, the COPY (its
 // indexes, triggers and foreign keys included) and a ROLLBACK standing

@@ -28,12 +28,7 @@ func (m *splitter) runStep(ctx context.Context, st *step, pass int, cp *checkpoi
 	limit := m.limit(st)
 	began := time.Now()
 	var baseline time.Duration // the interleaved plain COPYs, not the copy's
-	defer func() {
-		tr.Seconds = (time.Since(began) - baseline).Seconds()
-		if tr.Seconds > 0 {
-			tr.RowsPerSecond = float64(tr.Written) / tr.Seconds
-		}
-	}()
+	defer func() { tr.timed(time.Since(began) - baseline) }()
 	target := m.db(st.db)
 	// The next batch is read from the legacy database while this one is
 	// written: reading and writing overlap.
@@ -45,12 +40,11 @@ func (m *splitter) runStep(ctx context.Context, st *step, pass int, cp *checkpoi
 		}
 		tr.ReadSeconds += r.seconds
 		if m.cfg.CompareCopy && pass == 1 && len(r.b.rows) > 0 {
-			d, err := plainCopy(ctx, target, st, r.b.rows)
+			d, err := plainCopyBatch(ctx, target, st, r.b, &tr)
 			if err != nil {
-				return tr, fmt.Errorf("plain COPY baseline: %w", err)
+				return tr, err
 			}
 			baseline += d
-			tr.baselineRows, tr.baselineSeconds = tr.baselineRows+int64(len(r.b.rows)), tr.baselineSeconds+d.Seconds()
 		}
 		if err := m.commitBatch(ctx, target, st, r.b, cp, limit, &tr); err != nil {
 			return tr, err
@@ -69,6 +63,14 @@ func (m *splitter) runStep(ctx context.Context, st *step, pass int, cp *checkpoi
 		}
 	}
 	return tr, ctx.Err()
+}
+
+// timed records that the table's copy took d.
+func (tr *TableReport) timed(d time.Duration) {
+	tr.Seconds = d.Seconds()
+	if tr.Seconds > 0 {
+		tr.RowsPerSecond = float64(tr.Written) / tr.Seconds
+	}
 }
 
 // bar returns the progress bar of a step's pass, at the rows cp read.
