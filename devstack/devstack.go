@@ -81,30 +81,9 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		return err
 	}
-	if (cfg.productDBURL == "") != (cfg.cartDBURL == "") {
-		return errors.New("pass both --product-database-url and --cart-database-url, or neither to use the local cluster")
-	}
-	// The quickest checks first: PostgreSQL's binaries, then the ports.
-	var pgBinDir string
-	if cfg.productDBURL == "" {
-		var err error
-		if pgBinDir, err = findPostgres(getenv("PG_BIN")); err != nil {
-			return err
-		}
-	}
-	addrs := map[string]string{"--issuer-addr": cfg.issuerAddr, "--products-addr": cfg.productsAddr, "--cart-addr": cfg.cartAddr, "--web-addr": cfg.webAddr,
-		"--products-admin-addr": cfg.productsAdminAddr, "--cart-admin-addr": cfg.cartAdminAddr}
-	if cfg.findPrometheus() != "" {
-		addrs["--prometheus-addr"] = cfg.prometheusAddr
-	}
-	for name, addr := range addrs {
-		if err := checkFree(addr); err != nil {
-			return fmt.Errorf("%s %s is busy (%v): stop what uses it or pass another address with %s", name, addr, err, name)
-		}
-	}
-	logDir := filepath.Join(cfg.dataDir, "logs")
-	if err := os.MkdirAll(logDir, 0o755); err != nil {
-		return fmt.Errorf("create %s: %w", logDir, err)
+	pgBinDir, logDir, err := cfg.preflight(getenv)
+	if err != nil {
+		return err
 	}
 
 	productURL, cartURL := cfg.productDBURL, cfg.cartDBURL
@@ -129,6 +108,36 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	s := &stack{cfg: cfg, iss: iss, logDir: logDir, productDBURL: productURL, cartDBURL: cartURL}
 	return s.run(ctx, stdout)
+}
+
+// preflight checks what can be checked before anything starts, the
+// quickest first: the database flags, PostgreSQL's binaries (pgBinDir,
+// unless databases are given), then the ports; and creates the log
+// directory.
+func (cfg *config) preflight(getenv func(string) string) (pgBinDir, logDir string, err error) {
+	if (cfg.productDBURL == "") != (cfg.cartDBURL == "") {
+		return "", "", errors.New("pass both --product-database-url and --cart-database-url, or neither to use the local cluster")
+	}
+	if cfg.productDBURL == "" {
+		if pgBinDir, err = findPostgres(getenv("PG_BIN")); err != nil {
+			return "", "", err
+		}
+	}
+	addrs := map[string]string{"--issuer-addr": cfg.issuerAddr, "--products-addr": cfg.productsAddr, "--cart-addr": cfg.cartAddr, "--web-addr": cfg.webAddr,
+		"--products-admin-addr": cfg.productsAdminAddr, "--cart-admin-addr": cfg.cartAdminAddr}
+	if cfg.findPrometheus() != "" {
+		addrs["--prometheus-addr"] = cfg.prometheusAddr
+	}
+	for name, addr := range addrs {
+		if err := checkFree(addr); err != nil {
+			return "", "", fmt.Errorf("%s %s is busy (%v): stop what uses it or pass another address with %s", name, addr, err, name)
+		}
+	}
+	logDir = filepath.Join(cfg.dataDir, "logs")
+	if err := os.MkdirAll(logDir, 0o755); err != nil {
+		return "", "", fmt.Errorf("create %s: %w", logDir, err)
+	}
+	return pgBinDir, logDir, nil
 }
 
 // watchCluster reports if the local PostgreSQL exits while the stack runs.

@@ -76,6 +76,25 @@ func TestWalkthroughFromAnEmptyPostgreSQL(t *testing.T) {
 	if os.Getenv("TEST_DATABASE_URL") != "" {
 		t.Skip("creates the roles productsvc and cartsvc: needs a throwaway cluster, not TEST_DATABASE_URL")
 	}
+	as := runSetUpSQL(t)
+	migrateAsOwners(t, as)
+	if testing.Short() {
+		return
+	}
+	for _, tool := range []string{"curl", "jq"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("%s is not installed", tool)
+			}
+			t.Skipf("%s is not installed: step 4 not run", tool)
+		}
+	}
+	runPriceChange(t, as)
+}
+
+// runSetUpSQL runs the doc's set-up SQL as the superuser and returns the
+// URL of a database as a role with its password.
+func runSetUpSQL(t *testing.T) (as func(role, password, db string) string) {
 	sql := block(t, operations(t), "ops-sql", "sql")
 	super := pgtest.SuperuserURL(t)
 	cmd := exec.Command(psql(t), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", super, "-f", "-")
@@ -85,7 +104,7 @@ func TestWalkthroughFromAnEmptyPostgreSQL(t *testing.T) {
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("the set-up SQL fails: %v\n%s", err, out.String())
 	}
-	as := func(role, password, db string) string {
+	return func(role, password, db string) string {
 		u, err := url.Parse(super)
 		if err != nil {
 			t.Fatal(err)
@@ -94,6 +113,11 @@ func TestWalkthroughFromAnEmptyPostgreSQL(t *testing.T) {
 		u.Path = "/" + db
 		return u.String()
 	}
+}
+
+// migrateAsOwners checks that each service's role may migrate its
+// database and that cartsvc's may not enter productsvc's.
+func migrateAsOwners(t *testing.T, as func(role, password, db string) string) {
 	ctx := context.Background()
 	// Each service migrates its database as its role, the way its init
 	// container does on Kubernetes (--migrate-only: then it exits, nil).
@@ -134,21 +158,15 @@ func TestWalkthroughFromAnEmptyPostgreSQL(t *testing.T) {
 	} else if !strings.Contains(err.Error(), "permission denied") {
 		t.Errorf("cartsvc connecting to product: %v; want permission denied", err)
 	}
+}
 
-	if testing.Short() {
-		return
-	}
-	for _, tool := range []string{"curl", "jq"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("%s is not installed", tool)
-			}
-			t.Skipf("%s is not installed: step 4 not run", tool)
-		}
-	}
+// runPriceChange runs the services as the doc configures them (its step
+// 3, on free ports) and checks that its step 4, verbatim, passes a price
+// change from productsvc to the cart.
+func runPriceChange(t *testing.T, as func(role, password, db string) string) {
 	iss := issuertest.New(t, devissuer.DemoConfig())
 	products, cart := shoptest.FreeAddr(t), shoptest.FreeAddr(t)
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := context.WithCancel(context.Background())
 	serve := func(name string, run func(context.Context, []string, func(string) string, io.Writer, io.Writer) error, env map[string]string, args ...string) {
 		done := make(chan error, 1)
 		go func() { done <- run(ctx, args, func(k string) string { return env[k] }, io.Discard, t.Output()) }()

@@ -212,14 +212,12 @@ func Open(ctx context.Context, cfg OpenConfig, mix []MixOp) *OpenStats {
 	for _, m := range mix {
 		out.ByOp[m.Name] = newStats()
 	}
-	var mu sync.Mutex
-	workers := sync.Pool{New: func() any { return newWorker() }}
-	sem := make(chan struct{}, cfg.MaxInFlight)
+	l := &openLoop{cfg: cfg, out: out, workers: sync.Pool{New: func() any { return newWorker() }},
+		sem: make(chan struct{}, cfg.MaxInFlight)}
 	interval := time.Duration(float64(time.Second) / cfg.Rate)
 	rng := rand.New(rand.NewPCG(7, uint64(time.Now().UnixNano())))
 	began := time.Now()
 	end := began.Add(cfg.Duration)
-	var wg sync.WaitGroup
 	for next := began; next.Before(end) && ctx.Err() == nil; next = next.Add(interval) {
 		if d := time.Until(next); d > 0 {
 			select {
@@ -227,45 +225,66 @@ func Open(ctx context.Context, cfg OpenConfig, mix []MixOp) *OpenStats {
 			case <-ctx.Done():
 			}
 		}
-		pick := rng.IntN(total)
-		m := mix[0]
-		for _, c := range mix {
-			if pick < c.Weight {
-				m = c
-				break
-			}
-			pick -= c.Weight
-		}
-		select {
-		case sem <- struct{}{}:
-		default:
-			mu.Lock()
-			out.Skipped++
-			mu.Unlock()
-			continue
-		}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			w := workers.Get().(*Worker)
-			defer workers.Put(w)
-			rctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
-			start := time.Now()
-			err := m.Op(rctx, w)
-			lat := time.Since(start)
-			cancel()
-			mu.Lock()
-			out.ByOp[m.Name].record(lat, err)
-			mu.Unlock()
-			if cfg.OnResult != nil {
-				cfg.OnResult(m.Name, start, lat, err)
-			}
-		})
+		l.start(ctx, pickOp(rng, mix, total))
 	}
-	wg.Wait()
+	l.wg.Wait()
 	for _, s := range out.ByOp {
 		s.Elapsed = time.Since(began)
 	}
 	return out
+}
+
+// pickOp picks an operation of mix by weight (total: the weights' sum).
+func pickOp(rng *rand.Rand, mix []MixOp, total int) MixOp {
+	pick := rng.IntN(total)
+	m := mix[0]
+	for _, c := range mix {
+		if pick < c.Weight {
+			m = c
+			break
+		}
+		pick -= c.Weight
+	}
+	return m
+}
+
+// openLoop is the requests in flight of one Open.
+type openLoop struct {
+	cfg     OpenConfig
+	mu      sync.Mutex // guards out
+	out     *OpenStats
+	workers sync.Pool
+	sem     chan struct{} // a slot per request in flight
+	wg      sync.WaitGroup
+}
+
+// start sends m's request on a goroutine of its own, or counts it
+// skipped when MaxInFlight requests are waiting for answers.
+func (l *openLoop) start(ctx context.Context, m MixOp) {
+	select {
+	case l.sem <- struct{}{}:
+	default:
+		l.mu.Lock()
+		l.out.Skipped++
+		l.mu.Unlock()
+		return
+	}
+	l.wg.Go(func() {
+		defer func() { <-l.sem }()
+		w := l.workers.Get().(*Worker)
+		defer l.workers.Put(w)
+		rctx, cancel := context.WithTimeout(ctx, l.cfg.Timeout)
+		start := time.Now()
+		err := m.Op(rctx, w)
+		lat := time.Since(start)
+		cancel()
+		l.mu.Lock()
+		l.out.ByOp[m.Name].record(lat, err)
+		l.mu.Unlock()
+		if l.cfg.OnResult != nil {
+			l.cfg.OnResult(m.Name, start, lat, err)
+		}
+	})
 }
 
 // String summarises the stats in one line.

@@ -69,9 +69,25 @@ func StartPgBouncer(ctx context.Context, cfg PgBouncerConfig) (*PgBouncer, error
 	if err != nil {
 		return nil, err
 	}
+	if err := writePgBouncerConfig(cfg, addr, cred); err != nil {
+		return nil, err
+	}
+	b := &PgBouncer{addr: addr, dir: cfg.Dir, exited: make(chan struct{})}
+	if err := b.start(cfg.Bin, cred); err != nil {
+		return nil, fmt.Errorf("start pgbouncer: %w", err)
+	}
+	if err := b.waitReady(ctx); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// writePgBouncerConfig writes pgbouncer.ini and users.txt into cfg.Dir,
+// owned by cred's user (nil: ours), listening on addr.
+func writePgBouncerConfig(cfg PgBouncerConfig, addr string, cred *syscall.Credential) error {
 	host, port, _ := net.SplitHostPort(addr)
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
-		return nil, err
+		return err
 	}
 	var dbs, users strings.Builder
 	for _, db := range cfg.Databases {
@@ -100,19 +116,25 @@ log_disconnections = 0
 	files := map[string]string{"pgbouncer.ini": ini, "users.txt": users.String()}
 	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(cfg.Dir, name), []byte(content), 0o644); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	if cred != nil {
-		for _, p := range []string{cfg.Dir, filepath.Join(cfg.Dir, "pgbouncer.ini"), filepath.Join(cfg.Dir, "users.txt")} {
-			if err := os.Chown(p, int(cred.Uid), int(cred.Gid)); err != nil {
-				return nil, err
-			}
+	if cred == nil {
+		return nil
+	}
+	for _, p := range []string{cfg.Dir, filepath.Join(cfg.Dir, "pgbouncer.ini"), filepath.Join(cfg.Dir, "users.txt")} {
+		if err := os.Chown(p, int(cred.Uid), int(cred.Gid)); err != nil {
+			return err
 		}
 	}
-	cmd := exec.Command(cfg.Bin, filepath.Join(cfg.Dir, "pgbouncer.ini"))
+	return nil
+}
+
+// start starts bin on the configuration in b.dir, as cred's user (nil:
+// ours), killed when this process dies; b.exited closes when it exits.
+func (b *PgBouncer) start(bin string, cred *syscall.Credential) error {
+	cmd := exec.Command(bin, filepath.Join(b.dir, "pgbouncer.ini"))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGKILL}
-	b := &PgBouncer{addr: addr, dir: cfg.Dir, exited: make(chan struct{})}
 	started := make(chan error)
 	go func() {
 		// The parent-death signal fires when the starting thread exits
@@ -127,26 +149,32 @@ log_disconnections = 0
 		close(b.exited)
 	}()
 	if err := <-started; err != nil {
-		return nil, fmt.Errorf("start pgbouncer: %w", err)
+		return err
 	}
 	b.proc = cmd.Process
+	return nil
+}
+
+// waitReady waits up to 10 s for b to accept connections, stopping it
+// when it does not.
+func (b *PgBouncer) waitReady(ctx context.Context) error {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		select {
 		case <-b.exited:
-			return nil, fmt.Errorf("pgbouncer exited while starting; its log:\n%s", b.Log())
+			return fmt.Errorf("pgbouncer exited while starting; its log:\n%s", b.Log())
 		case <-ctx.Done():
 			b.Stop()
-			return nil, ctx.Err()
+			return ctx.Err()
 		default:
 		}
-		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		if c, err := net.DialTimeout("tcp", b.addr, time.Second); err == nil {
 			c.Close()
-			return b, nil
+			return nil
 		}
 		if time.Now().After(deadline) {
 			b.Stop()
-			return nil, errors.New("pgbouncer not accepting connections within 10 s; its log:\n" + b.Log())
+			return errors.New("pgbouncer not accepting connections within 10 s; its log:\n" + b.Log())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

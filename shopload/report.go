@@ -298,19 +298,7 @@ func (rep *Report) Write(prefix string) error {
 
 // Markdown writes the report as Markdown: the ratio table first.
 func (rep *Report) Markdown(w io.Writer) {
-	fmt.Fprintf(w, "# shopload results\n\n")
-	fmt.Fprintf(w, "Command: `%s`  \n", rep.Command)
-	if rep.Commit != "" {
-		fmt.Fprintf(w, "Commit: %s  \n", rep.Commit)
-	}
-	fmt.Fprintf(w, "Run: %s, %s  \n", rep.Started.UTC().Format(time.RFC3339), rep.Finished.Sub(rep.Started).Round(time.Second))
-	m := rep.Machine
-	fmt.Fprintf(w, "Machine: %s, %d cores, %s, PostgreSQL %s, %s  \n", m.CPUModel, m.Cores, m.GoVersion, m.Postgres, m.OS)
-	cfg, _ := json.Marshal(rep.Config)
-	fmt.Fprintf(w, "Config: `%s`\n\n", cfg)
-	for _, s := range rep.Setup {
-		fmt.Fprintf(w, "- %s\n", s)
-	}
+	rep.markdownHeader(w)
 	fmt.Fprintf(w, "\n## Ratios (median [min–max] over the repetitions; each a ratio to a baseline measured in the same repetition)\n\n")
 	fmt.Fprintf(w, "| ratio | measured | target | met |\n|---|---|---|---|\n")
 	for _, r := range rep.Ratios {
@@ -323,39 +311,7 @@ func (rep *Report) Markdown(w io.Writer) {
 	fmt.Fprintf(w, "\n## Scenarios (median [min–max])\n\n")
 	fmt.Fprintf(w, "| scenario | rps | p50 ms | p99 ms | errors | CPU µs/request: productsvc · cartsvc · postgres · shopload | RSS MB prod · cart | events/s | lag p50 · p99 ms |\n|---|---|---|---|---|---|---|---|---|\n")
 	for _, s := range rep.Scenarios {
-		errs := map[string]int{}
-		for _, r := range s.Reps {
-			for k, v := range r.Errors {
-				errs[k] += v
-			}
-		}
-		errText := "0"
-		if len(errs) > 0 {
-			errText = fmt.Sprint(errs)
-		}
-		cpu := func(p string) string {
-			return medianOf(s.Reps, func(r RepResult) float64 {
-				if v, ok := r.CPUPerRequestUs[p]; ok {
-					return v
-				}
-				return math.NaN()
-			}).medianText()
-		}
-		cartCPU := cpu("cartsvc")
-		if s.Name == ScenarioGetCartCold {
-			cartCPU = cpu("cartsvc-nocache") + " (no-cache replica)"
-		}
-		rssText := fmt.Sprintf("%s · %s",
-			medianOf(s.Reps, func(r RepResult) float64 { return r.RSSMB["productsvc"] }).medianText(),
-			medianOf(s.Reps, func(r RepResult) float64 { return r.RSSMB["cartsvc"] }).medianText())
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s · %s · %s · %s | %s | %s | %s · %s |\n", s.Name,
-			medianOf(s.Reps, func(r RepResult) float64 { return r.RPS }),
-			medianOf(s.Reps, func(r RepResult) float64 { return r.P50Ms }),
-			medianOf(s.Reps, func(r RepResult) float64 { return r.P99Ms }),
-			errText, cpu("productsvc"), cartCPU, cpu("postgres"), cpu("shopload"), rssText,
-			medianOf(s.Reps, func(r RepResult) float64 { return deref(r.EventsPerSec) }),
-			medianOf(s.Reps, func(r RepResult) float64 { return deref(r.LagP50Ms) }).medianText(),
-			medianOf(s.Reps, func(r RepResult) float64 { return deref(r.LagP99Ms) }).medianText())
+		s.markdownRow(w)
 	}
 	fmt.Fprintf(w, "\nScenarios:\n\n")
 	for _, s := range rep.Scenarios {
@@ -370,6 +326,61 @@ func (rep *Report) Markdown(w io.Writer) {
 		}
 	}
 	fmt.Fprintf(w, "\nCache hit ratio: reported only when cartsvc exports a counter with \"cache\" and hit/miss in its name or labels.\n")
+}
+
+// markdownHeader writes the title, the command, commit, machine and
+// config, and the setup.
+func (rep *Report) markdownHeader(w io.Writer) {
+	fmt.Fprintf(w, "# shopload results\n\n")
+	fmt.Fprintf(w, "Command: `%s`  \n", rep.Command)
+	if rep.Commit != "" {
+		fmt.Fprintf(w, "Commit: %s  \n", rep.Commit)
+	}
+	fmt.Fprintf(w, "Run: %s, %s  \n", rep.Started.UTC().Format(time.RFC3339), rep.Finished.Sub(rep.Started).Round(time.Second))
+	m := rep.Machine
+	fmt.Fprintf(w, "Machine: %s, %d cores, %s, PostgreSQL %s, %s  \n", m.CPUModel, m.Cores, m.GoVersion, m.Postgres, m.OS)
+	cfg, _ := json.Marshal(rep.Config)
+	fmt.Fprintf(w, "Config: `%s`\n\n", cfg)
+	for _, s := range rep.Setup {
+		fmt.Fprintf(w, "- %s\n", s)
+	}
+}
+
+// markdownRow writes the scenario's row of the scenarios table.
+func (s ScenarioReport) markdownRow(w io.Writer) {
+	errs := map[string]int{}
+	for _, r := range s.Reps {
+		for k, v := range r.Errors {
+			errs[k] += v
+		}
+	}
+	errText := "0"
+	if len(errs) > 0 {
+		errText = fmt.Sprint(errs)
+	}
+	cpu := func(p string) string {
+		return medianOf(s.Reps, func(r RepResult) float64 {
+			if v, ok := r.CPUPerRequestUs[p]; ok {
+				return v
+			}
+			return math.NaN()
+		}).medianText()
+	}
+	cartCPU := cpu("cartsvc")
+	if s.Name == ScenarioGetCartCold {
+		cartCPU = cpu("cartsvc-nocache") + " (no-cache replica)"
+	}
+	rssText := fmt.Sprintf("%s · %s",
+		medianOf(s.Reps, func(r RepResult) float64 { return r.RSSMB["productsvc"] }).medianText(),
+		medianOf(s.Reps, func(r RepResult) float64 { return r.RSSMB["cartsvc"] }).medianText())
+	fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s · %s · %s · %s | %s | %s | %s · %s |\n", s.Name,
+		medianOf(s.Reps, func(r RepResult) float64 { return r.RPS }),
+		medianOf(s.Reps, func(r RepResult) float64 { return r.P50Ms }),
+		medianOf(s.Reps, func(r RepResult) float64 { return r.P99Ms }),
+		errText, cpu("productsvc"), cartCPU, cpu("postgres"), cpu("shopload"), rssText,
+		medianOf(s.Reps, func(r RepResult) float64 { return deref(r.EventsPerSec) }),
+		medianOf(s.Reps, func(r RepResult) float64 { return deref(r.LagP50Ms) }).medianText(),
+		medianOf(s.Reps, func(r RepResult) float64 { return deref(r.LagP99Ms) }).medianText())
 }
 
 func (s Spread) medianText() string {

@@ -140,56 +140,18 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if len(args) > 0 && args[0] == "soak" {
 		return RunSoak(ctx, args[1:], getenv, stdout, stderr)
 	}
-	fs := flag.NewFlagSet("shopload", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var cfg config
-	cfg.register(fs)
-	fs.Usage = func() {
-		fs.SetOutput(stdout)
-		fmt.Fprintf(stdout, "shopload measures the shop's hot paths on loopback against baselines measured in the same run.\n\n"+
-			"Usage:\n  shopload [flags]        benchmark: start, seed, run every scenario, write --out.json and --out.md\n"+
-			"  shopload soak [flags]   soak: mixed traffic and an event storm; fails on growth or any error\n\nFlags (each falls back to the environment variable shown):\n")
-		fs.PrintDefaults()
+	cfg, err := parseRun(args, getenv, stdout, stderr)
+	if cfg == nil {
+		return err // nil after --help
 	}
-	if err := parseFlags(fs, args, getenv); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return err
-	}
-	if cfg.only != "" {
-		cfg.bench.Only = strings.Split(cfg.only, ",")
-	}
-	if err := cfg.validate(); err != nil {
-		return err
-	}
-	rep := &Report{Command: commandLine(args), Commit: gitCommit(ctx), Started: time.Now(), Config: map[string]any{
-		"duration": cfg.bench.Duration.String(), "storm_duration": cfg.bench.StormDuration.String(), "reps": cfg.bench.Reps, "concurrency": cfg.bench.Concurrency,
-		"db_workers": cfg.bench.DBWorkers, "products": cfg.products, "users": cfg.users, "lines": cfg.lines,
-		"backlog": cfg.bench.Backlog, "backlog_timeout": cfg.bench.BacklogTimeout.String(), "timeout": cfg.bench.Timeout.String(),
-		"productsvc_args": cfg.productArgs, "cartsvc_args": cfg.cartArgs,
-	}}
-	tg, err := cfg.target.build()
+	rep := cfg.newReport(ctx, args)
+	defer RemoveBuilt()
+	tg, st, err := cfg.startTarget(ctx, rep, stderr)
 	if err != nil {
 		return err
 	}
-	var st *Stack
-	defer RemoveBuilt()
-	if tg == nil {
-		st, err = StartStack(ctx, StackConfig{
-			BinDir: cfg.binDir, Users: cfg.users, NoCacheReplica: true, Log: stderr,
-			ProductArgs: strings.Fields(cfg.productArgs), CartArgs: strings.Fields(cfg.cartArgs),
-		})
-		if err != nil {
-			return err
-		}
+	if st != nil {
 		defer st.Close()
-		tg = st.Target()
-		rep.Setup = stackSetup
-	} else {
-		cfg.users = min(cfg.users, len(tg.Users))
-		rep.Config["target"] = cfg.target.productURL + " " + cfg.target.cartURL
-		rep.Setup = []string{"A running stack named by --product-url and --cart-url; CPU and RSS of its processes are not known to shopload."}
 	}
 	clients := NewClients(cfg.bench.Concurrency, tg.ProductURL, tg.CartURL, tg.NoCacheURL)
 	shop, err := Seed(ctx, tg, SeedConfig{Products: cfg.products, Users: cfg.users, Lines: cfg.lines}, clients, stderr)
@@ -220,6 +182,68 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	rep.Markdown(stdout)
 	fmt.Fprintf(stderr, "wrote %s.json and %s.md\n", cfg.out, cfg.out)
 	return nil
+}
+
+// parseRun parses and validates the benchmark's flags; a nil config with
+// a nil error means --help was shown.
+func parseRun(args []string, getenv func(string) string, stdout, stderr io.Writer) (*config, error) {
+	fs := flag.NewFlagSet("shopload", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg config
+	cfg.register(fs)
+	fs.Usage = func() {
+		fs.SetOutput(stdout)
+		fmt.Fprintf(stdout, "shopload measures the shop's hot paths on loopback against baselines measured in the same run.\n\n"+
+			"Usage:\n  shopload [flags]        benchmark: start, seed, run every scenario, write --out.json and --out.md\n"+
+			"  shopload soak [flags]   soak: mixed traffic and an event storm; fails on growth or any error\n\nFlags (each falls back to the environment variable shown):\n")
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args, getenv); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	if cfg.only != "" {
+		cfg.bench.Only = strings.Split(cfg.only, ",")
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+// newReport starts the run's report with its configuration.
+func (c *config) newReport(ctx context.Context, args []string) *Report {
+	return &Report{Command: commandLine(args), Commit: gitCommit(ctx), Started: time.Now(), Config: map[string]any{
+		"duration": c.bench.Duration.String(), "storm_duration": c.bench.StormDuration.String(), "reps": c.bench.Reps, "concurrency": c.bench.Concurrency,
+		"db_workers": c.bench.DBWorkers, "products": c.products, "users": c.users, "lines": c.lines,
+		"backlog": c.bench.Backlog, "backlog_timeout": c.bench.BacklogTimeout.String(), "timeout": c.bench.Timeout.String(),
+		"productsvc_args": c.productArgs, "cartsvc_args": c.cartArgs,
+	}}
+}
+
+// startTarget returns the running stack the flags name, or starts one
+// (st, which the caller closes), and notes the setup in rep.
+func (c *config) startTarget(ctx context.Context, rep *Report, stderr io.Writer) (tg *Target, st *Stack, err error) {
+	if tg, err = c.target.build(); err != nil {
+		return nil, nil, err
+	}
+	if tg != nil {
+		c.users = min(c.users, len(tg.Users))
+		rep.Config["target"] = c.target.productURL + " " + c.target.cartURL
+		rep.Setup = []string{"A running stack named by --product-url and --cart-url; CPU and RSS of its processes are not known to shopload."}
+		return tg, nil, nil
+	}
+	st, err = StartStack(ctx, StackConfig{
+		BinDir: c.binDir, Users: c.users, NoCacheReplica: true, Log: stderr,
+		ProductArgs: strings.Fields(c.productArgs), CartArgs: strings.Fields(c.cartArgs),
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	rep.Setup = stackSetup
+	return st.Target(), st, nil
 }
 
 // benchCartArgs lift cartsvc's per-user limits (checked still, never

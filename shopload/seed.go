@@ -131,19 +131,43 @@ func Seed(ctx context.Context, tg *Target, cfg SeedConfig, clients *Clients, log
 	}
 	shop := &Shop{AdminAuth: "Bearer " + admin, SearchWord: searchWord, Clients: clients}
 	began := time.Now()
+	if err := shop.seedCatalog(ctx, cfg); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(log, "seeded %d products in %s\n", cfg.Products, time.Since(began).Round(time.Millisecond))
+	began = time.Now()
+	if err := shop.pickLines(tg, cfg); err != nil {
+		return nil, err
+	}
+	if err := shop.fillCarts(ctx, cfg); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(log, "seeded %d carts of %d lines in %s\n", cfg.Users, cfg.Lines, time.Since(began).Round(time.Millisecond))
+	// As autovacuum would soon: the planner should see the seeded tables
+	// as they are, not as the empty tables they were.
+	if tg.Analyze != nil {
+		if err := tg.Analyze(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return shop, nil
+}
+
+// seedCatalog creates the categories, then the products in parallel.
+func (shop *Shop) seedCatalog(ctx context.Context, cfg SeedConfig) error {
 	for i := range cfg.Categories {
-		resp, err := clients.Categories.CreateCategory(ctx, authed(&productv1.CreateCategoryRequest{
+		resp, err := shop.Clients.Categories.CreateCategory(ctx, authed(&productv1.CreateCategoryRequest{
 			Name: fmt.Sprintf("Load %d", i), Description: "Products made by shopload",
 		}, shop.AdminAuth))
 		if err != nil {
-			return nil, fmt.Errorf("seed category %d: %w", i, err)
+			return fmt.Errorf("seed category %d: %w", i, err)
 		}
 		shop.CategoryIDs = append(shop.CategoryIDs, resp.Msg.Category.Id)
 	}
 	shop.ProductIDs = make([]string, cfg.Products)
-	err = parallel(ctx, cfg.Products, cfg.Concurrency, func(ctx context.Context, i int) error {
+	return parallel(ctx, cfg.Products, cfg.Concurrency, func(ctx context.Context, i int) error {
 		adj, noun := adjectives[i%len(adjectives)], nouns[(i/len(adjectives))%len(nouns)]
-		resp, err := clients.Products.CreateProduct(ctx, authed(&productv1.CreateProductRequest{
+		resp, err := shop.Clients.Products.CreateProduct(ctx, authed(&productv1.CreateProductRequest{
 			Sku:         fmt.Sprintf("LOAD-%06d", i),
 			Name:        fmt.Sprintf("%s %s %d", adj, noun, i),
 			Description: fmt.Sprintf("A %s %s made for load tests, number %d of the catalog.", adj, noun, i),
@@ -156,22 +180,21 @@ func Seed(ctx context.Context, tg *Target, cfg SeedConfig, clients *Clients, log
 		shop.ProductIDs[i] = resp.Msg.Product.Id
 		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	fmt.Fprintf(log, "seeded %d products in %s\n", cfg.Products, time.Since(began).Round(time.Millisecond))
+}
 
-	began = time.Now()
+// pickLines gives each user a token and cfg.Lines distinct products
+// (the same ones in every run), and lists the products in some cart.
+func (shop *Shop) pickLines(tg *Target, cfg SeedConfig) error {
 	inCart := map[string]bool{}
 	rng := rand.New(rand.NewPCG(1, 2))
 	if len(tg.Users) < cfg.Users {
-		return nil, fmt.Errorf("%d users wanted, the issuer knows %d", cfg.Users, len(tg.Users))
+		return fmt.Errorf("%d users wanted, the issuer knows %d", cfg.Users, len(tg.Users))
 	}
 	shop.Users = make([]User, cfg.Users)
 	for u := range shop.Users {
 		token, err := tg.Token(tg.Users[u])
 		if err != nil {
-			return nil, err
+			return err
 		}
 		picked := map[int]bool{}
 		var lines []string
@@ -187,27 +210,20 @@ func Seed(ctx context.Context, tg *Target, cfg SeedConfig, clients *Clients, log
 	for id := range inCart {
 		shop.CartProductIDs = append(shop.CartProductIDs, id)
 	}
-	err = parallel(ctx, cfg.Users, cfg.Concurrency, func(ctx context.Context, u int) error {
+	return nil
+}
+
+// fillCarts adds each user's lines to their cart, users in parallel.
+func (shop *Shop) fillCarts(ctx context.Context, cfg SeedConfig) error {
+	return parallel(ctx, cfg.Users, cfg.Concurrency, func(ctx context.Context, u int) error {
 		user := shop.Users[u]
 		for _, id := range user.Lines {
-			if _, err := clients.Cart.AddCartItem(ctx, authed(&cartv1.AddCartItemRequest{ProductId: id, Quantity: 1}, user.Auth)); err != nil {
+			if _, err := shop.Clients.Cart.AddCartItem(ctx, authed(&cartv1.AddCartItemRequest{ProductId: id, Quantity: 1}, user.Auth)); err != nil {
 				return fmt.Errorf("seed %s's cart: %w", user.Name, err)
 			}
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	fmt.Fprintf(log, "seeded %d carts of %d lines in %s\n", cfg.Users, cfg.Lines, time.Since(began).Round(time.Millisecond))
-	// As autovacuum would soon: the planner should see the seeded tables
-	// as they are, not as the empty tables they were.
-	if tg.Analyze != nil {
-		if err := tg.Analyze(ctx); err != nil {
-			return nil, err
-		}
-	}
-	return shop, nil
 }
 
 // parallel calls f(ctx, i) for i in [0, n) on conc goroutines and returns

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -75,50 +76,13 @@ func Soak(ctx context.Context, cfg SoakConfig, log io.Writer) (*SoakResult, erro
 		cfg.CartMetricsURL = st.CartMetricsURL
 	}
 	res := &SoakResult{}
-	began := time.Now()
-	sample := func() {
-		s := SoakSample{At: time.Since(began)}
-		s.ProductRSSMB = float64(rss(st.Products.Pid())) / (1 << 20)
-		s.CartRSSMB = float64(rss(st.Cart.Pid())) / (1 << 20)
-		s.ProductGoroutines, _ = Scrape(ctx, clients.HTTP, cfg.ProductMetricsURL).Goroutines()
-		s.CartGoroutines, _ = Scrape(ctx, clients.HTTP, cfg.CartMetricsURL).Goroutines()
-		res.Samples = append(res.Samples, s)
-		fmt.Fprintf(log, "%6s  RSS productsvc %6.1f MB cartsvc %6.1f MB  goroutines productsvc %4.0f cartsvc %4.0f\n",
-			s.At.Round(time.Second), s.ProductRSSMB, s.CartRSSMB, s.ProductGoroutines, s.CartGoroutines)
-	}
-	sampleCtx, stopSampling := context.WithCancel(ctx)
-	sampled := make(chan struct{})
-	go func() {
-		defer close(sampled)
-		tick := time.NewTicker(cfg.SampleEvery)
-		defer tick.Stop()
-		for {
-			sample()
-			select {
-			case <-sampleCtx.Done():
-				return
-			case <-tick.C:
-			}
-		}
-	}()
+	smp := &soakSampler{ctx: ctx, st: st, cfg: &cfg, http: clients.HTTP, res: res, log: log, began: time.Now()}
+	stopSampling := smp.every(cfg.SampleEvery)
 	res.Traffic = Open(ctx, OpenConfig{Rate: cfg.Rate, Duration: cfg.Duration, MaxInFlight: 256, Timeout: 10 * time.Second}, shop.Mix(RetryBusy, nil, nil))
 	stopSampling()
-	<-sampled
-	sample()
-
-	pool, err := pgxpool.New(ctx, st.ProductDB)
-	if err != nil {
+	smp.sample()
+	if err := res.drain(ctx, st.ProductDB); err != nil {
 		return nil, err
-	}
-	defer pool.Close()
-	drainBegan := time.Now()
-	left, err := waitOutboxEmpty(ctx, pool, 2*time.Minute)
-	res.Drained = time.Since(drainBegan)
-	switch {
-	case err != nil:
-		res.Failures = append(res.Failures, fmt.Sprintf("outbox unreadable: %v", err))
-	case left > 0:
-		res.Failures = append(res.Failures, fmt.Sprintf("%d events still undelivered 2 minutes after the traffic", left))
 	}
 	for name, s := range res.Traffic.ByOp {
 		fmt.Fprintf(log, "%-14s %s\n", name, s)
@@ -131,6 +95,74 @@ func Soak(ctx context.Context, cfg SoakConfig, log io.Writer) (*SoakResult, erro
 	}
 	res.Failures = append(res.Failures, growth(res.Samples)...)
 	return res, nil
+}
+
+// soakSampler samples the services' RSS and goroutines into res.Samples,
+// logging each sample.
+type soakSampler struct {
+	ctx   context.Context
+	st    *Stack
+	cfg   *SoakConfig
+	http  *http.Client
+	res   *SoakResult
+	log   io.Writer
+	began time.Time
+}
+
+// sample takes one sample.
+func (smp *soakSampler) sample() {
+	s := SoakSample{At: time.Since(smp.began)}
+	s.ProductRSSMB = float64(rss(smp.st.Products.Pid())) / (1 << 20)
+	s.CartRSSMB = float64(rss(smp.st.Cart.Pid())) / (1 << 20)
+	s.ProductGoroutines, _ = Scrape(smp.ctx, smp.http, smp.cfg.ProductMetricsURL).Goroutines()
+	s.CartGoroutines, _ = Scrape(smp.ctx, smp.http, smp.cfg.CartMetricsURL).Goroutines()
+	smp.res.Samples = append(smp.res.Samples, s)
+	fmt.Fprintf(smp.log, "%6s  RSS productsvc %6.1f MB cartsvc %6.1f MB  goroutines productsvc %4.0f cartsvc %4.0f\n",
+		s.At.Round(time.Second), s.ProductRSSMB, s.CartRSSMB, s.ProductGoroutines, s.CartGoroutines)
+}
+
+// every samples now and then every d until stop, which waits for the
+// last sample.
+func (smp *soakSampler) every(d time.Duration) (stop func()) {
+	ctx, cancel := context.WithCancel(smp.ctx)
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		tick := time.NewTicker(d)
+		defer tick.Stop()
+		for {
+			smp.sample()
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-sampled
+	}
+}
+
+// drain waits up to 2 minutes for productsvc's outbox (in productDB) to
+// empty, recording how long it took and a failure if it did not.
+func (res *SoakResult) drain(ctx context.Context, productDB string) error {
+	pool, err := pgxpool.New(ctx, productDB)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	drainBegan := time.Now()
+	left, err := waitOutboxEmpty(ctx, pool, 2*time.Minute)
+	res.Drained = time.Since(drainBegan)
+	switch {
+	case err != nil:
+		res.Failures = append(res.Failures, fmt.Sprintf("outbox unreadable: %v", err))
+	case left > 0:
+		res.Failures = append(res.Failures, fmt.Sprintf("%d events still undelivered 2 minutes after the traffic", left))
+	}
+	return nil
 }
 
 // Mix is the soak's and the fault tests' mixed traffic: GetProduct 35,

@@ -1,7 +1,6 @@
 package shopload
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,14 +8,10 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/decoupledshop/shop/internal/devissuer"
 	"github.com/decoupledshop/shop/internal/pgcluster"
@@ -109,25 +104,12 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 		cfg.Log = io.Discard
 	}
 	s := &Stack{cfg: cfg, dir: cfg.Dir}
-	if s.dir == "" {
-		// Short, and outside /root: the socket path must fit in ~107
-		// bytes, and as root the server runs as the postgres user.
-		if s.dir, err = os.MkdirTemp("/tmp", "shopload-"); err != nil {
-			return nil, err
-		}
-		s.tempDir = true
-		// As root the server runs as the postgres user, who must reach
-		// the cluster directory inside.
-		if err := os.Chmod(s.dir, 0o755); err != nil {
-			return nil, err
-		}
-	}
 	defer func() {
 		if err != nil {
 			s.Close()
 		}
 	}()
-	if err := os.MkdirAll(filepath.Join(s.dir, "logs"), 0o755); err != nil {
+	if err := s.makeDir(); err != nil {
 		return nil, err
 	}
 	binDir := cfg.BinDir
@@ -136,107 +118,157 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 			return nil, err
 		}
 	}
+	if err := s.startPostgres(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.startIssuer(); err != nil {
+		return nil, err
+	}
+	if err := s.startServices(ctx, binDir); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// makeDir makes the stack's directory (unless given) and its logs.
+func (s *Stack) makeDir() error {
+	if s.dir == "" {
+		// Short, and outside /root: the socket path must fit in ~107
+		// bytes, and as root the server runs as the postgres user.
+		var err error
+		if s.dir, err = os.MkdirTemp("/tmp", "shopload-"); err != nil {
+			return err
+		}
+		s.tempDir = true
+		// As root the server runs as the postgres user, who must reach
+		// the cluster directory inside.
+		if err := os.Chmod(s.dir, 0o755); err != nil {
+			return err
+		}
+	}
+	return os.MkdirAll(filepath.Join(s.dir, "logs"), 0o755)
+}
+
+// startPostgres starts the durable cluster and creates the services'
+// databases and the baselines' one.
+func (s *Stack) startPostgres(ctx context.Context) (err error) {
 	pgBin, err := pgcluster.FindBinDir(os.Getenv("PG_BIN"), pgcluster.DebianBinGlob, os.Getenv("PATH"))
 	if err != nil {
-		return nil, err
+		return err
 	}
 	s.pgOpts = pgcluster.Options{BinDir: pgBin, Dir: filepath.Join(s.dir, "pg"), MaxConnections: 200}
-	fmt.Fprintln(cfg.Log, "starting PostgreSQL (durable: fsync on) …")
+	fmt.Fprintln(s.cfg.Log, "starting PostgreSQL (durable: fsync on) …")
 	if s.pg, err = pgcluster.Start(ctx, s.pgOpts); err != nil {
-		return nil, err
+		return err
 	}
-	s.ProductDB, err = s.createDatabase(ctx, "productsvc", productDBName)
-	if err != nil {
-		return nil, err
+	if s.ProductDB, err = s.createDatabase(ctx, "productsvc", productDBName); err != nil {
+		return err
 	}
 	if s.CartDB, err = s.createDatabase(ctx, "cartsvc", cartDBName); err != nil {
-		return nil, err
+		return err
 	}
-	if s.BenchDB, err = s.createDatabase(ctx, "", benchDBName); err != nil {
-		return nil, err
-	}
+	s.BenchDB, err = s.createDatabase(ctx, "", benchDBName)
+	return err
+}
 
+// startIssuer starts the dev issuer, knowing the admin and the shoppers.
+func (s *Stack) startIssuer() (err error) {
 	issCfg := devissuer.DemoConfig()
 	issCfg.TokenTTL = 6 * time.Hour // outlives any run
 	issCfg.Logger = discardLogger()
 	issCfg.Users[AdminUser] = devissuer.User{Password: AdminUser, Roles: []string{"admin"}}
-	for i := range cfg.Users {
+	for i := range s.cfg.Users {
 		// The demo convention: the password is the name.
 		issCfg.Users[UserName(i)] = devissuer.User{Password: UserName(i)}
 	}
-	if s.Issuer, err = devissuer.Start(issCfg, "127.0.0.1:0"); err != nil {
-		return nil, err
-	}
+	s.Issuer, err = devissuer.Start(issCfg, "127.0.0.1:0")
+	return err
+}
 
-	productAddr := cfg.ProductAddr
-	if productAddr == "" {
-		if productAddr, err = FreeAddr(); err != nil {
+// freeAddrs returns n free loopback addresses (FreeAddr).
+func freeAddrs(n int) ([]string, error) {
+	addrs := make([]string, n)
+	for i := range addrs {
+		var err error
+		if addrs[i], err = FreeAddr(); err != nil {
 			return nil, err
 		}
 	}
-	cartAddr, err := FreeAddr()
-	if err != nil {
-		return nil, err
+	return addrs, nil
+}
+
+// startServices starts productsvc and cartsvc from binDir (their replicas
+// and the cache-off replica too, if asked for).
+func (s *Stack) startServices(ctx context.Context, binDir string) error {
+	productAddr := s.cfg.ProductAddr
+	if productAddr == "" {
+		var err error
+		if productAddr, err = FreeAddr(); err != nil {
+			return err
+		}
 	}
-	productAdmin, err := FreeAddr()
+	addrs, err := freeAddrs(3)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	cartAdmin, err := FreeAddr()
-	if err != nil {
-		return nil, err
-	}
+	cartAddr, productAdmin, cartAdmin := addrs[0], addrs[1], addrs[2]
 	s.ProductMetricsURL, s.CartMetricsURL = "http://"+productAdmin+"/metrics", "http://"+cartAdmin+"/metrics"
 	productURL := "http://" + productAddr
 	if err := s.prepareReplicas(ctx, productAddr, cartAddr); err != nil {
-		return nil, err
+		return err
 	}
-	cartProductURL := cfg.CartProductURL
+	cartProductURL := s.cfg.CartProductURL
 	if cartProductURL == "" {
 		cartProductURL = s.productURLForCarts(productURL)
 	}
 	s.productBin = filepath.Join(binDir, "productsvc")
 	s.productBase = append(append([]string{
 		"--addr", productAddr, "--admin-addr", productAdmin, "--database-url", s.roleURL("productsvc", productDBName),
-		"--oidc-issuer-url", s.Issuer.URL(), "--drain-delay", cfg.DrainDelay.String(), "--shutdown-timeout", "5s", "--log-level", "warn",
-	}, s.databaseArgs("productsvc", productDBName)...), cfg.ProductArgs...)
+		"--oidc-issuer-url", s.Issuer.URL(), "--drain-delay", s.cfg.DrainDelay.String(), "--shutdown-timeout", "5s", "--log-level", "warn",
+	}, s.databaseArgs("productsvc", productDBName)...), s.cfg.ProductArgs...)
 	s.Products = NewProc("productsvc", s.productBin, s.productBase, s.logPath("productsvc"), productURL)
-	cartArgs := func(addr, admin string, extra ...string) []string {
-		args := []string{
-			"--addr", addr, "--admin-addr", admin, "--database-url", s.roleURL("cartsvc", cartDBName),
-			"--oidc-issuer-url", s.Issuer.URL(), "--product-url", cartProductURL,
-			"--drain-delay", cfg.DrainDelay.String(), "--shutdown-timeout", "5s", "--log-level", "warn",
-		}
-		args = append(args, s.databaseArgs("cartsvc", cartDBName)...)
-		return append(append(args, cfg.CartArgs...), extra...)
-	}
+	cartArgs := s.cartArgs(cartProductURL)
 	s.Cart = NewProc("cartsvc", filepath.Join(binDir, "cartsvc"), cartArgs(cartAddr, cartAdmin), s.logPath("cartsvc"), "http://"+cartAddr)
-	fmt.Fprintln(cfg.Log, "starting productsvc and cartsvc …")
+	fmt.Fprintln(s.cfg.Log, "starting productsvc and cartsvc …")
 	if err := s.Products.Start(time.Minute); err != nil {
-		return nil, err
+		return err
 	}
 	if err := s.Cart.Start(time.Minute); err != nil {
-		return nil, err
+		return err
 	}
 	if err := s.startReplicas(cartArgs); err != nil {
-		return nil, err
+		return err
 	}
-	if cfg.NoCacheReplica {
-		addr, err := FreeAddr()
-		if err != nil {
-			return nil, err
-		}
-		admin, err := FreeAddr()
-		if err != nil {
-			return nil, err
-		}
-		s.CartNoCache = NewProc("cartsvc-nocache", filepath.Join(binDir, "cartsvc"),
-			cartArgs(addr, admin, "--product-cache-ttl", "1ns"), s.logPath("cartsvc-nocache"), "http://"+addr)
-		if err := s.CartNoCache.Start(time.Minute); err != nil {
-			return nil, err
-		}
+	if s.cfg.NoCacheReplica {
+		return s.startNoCache(binDir, cartArgs)
 	}
-	return s, nil
+	return nil
+}
+
+// cartArgs returns the flags of a cartsvc listening on addr and admin,
+// calling productsvc at productURL, with extra flags.
+func (s *Stack) cartArgs(productURL string) func(addr, admin string, extra ...string) []string {
+	return func(addr, admin string, extra ...string) []string {
+		args := []string{
+			"--addr", addr, "--admin-addr", admin, "--database-url", s.roleURL("cartsvc", cartDBName),
+			"--oidc-issuer-url", s.Issuer.URL(), "--product-url", productURL,
+			"--drain-delay", s.cfg.DrainDelay.String(), "--shutdown-timeout", "5s", "--log-level", "warn",
+		}
+		args = append(args, s.databaseArgs("cartsvc", cartDBName)...)
+		return append(append(args, s.cfg.CartArgs...), extra...)
+	}
+}
+
+// startNoCache starts the cache-off cartsvc replica (CartNoCache).
+func (s *Stack) startNoCache(binDir string, cartArgs func(addr, admin string, extra ...string) []string) error {
+	addrs, err := freeAddrs(2)
+	if err != nil {
+		return err
+	}
+	addr, admin := addrs[0], addrs[1]
+	s.CartNoCache = NewProc("cartsvc-nocache", filepath.Join(binDir, "cartsvc"),
+		cartArgs(addr, admin, "--product-cache-ttl", "1ns"), s.logPath("cartsvc-nocache"), "http://"+addr)
+	return s.CartNoCache.Start(time.Minute)
 }
 
 // EnableEvents restarts productsvc with cartsvc as its subscriber, so
@@ -268,92 +300,6 @@ func (s *Stack) Procs() []*Proc {
 	return append(procs, s.extraProcs()...)
 }
 
-// PostmasterPid is the PostgreSQL server's process id (0 if unknown).
-func (s *Stack) PostmasterPid() int {
-	raw, err := os.ReadFile(filepath.Join(s.pgOpts.Dir, "data", "postmaster.pid"))
-	if err != nil {
-		return 0
-	}
-	first, _, _ := bytes.Cut(raw, []byte("\n"))
-	pid, _ := strconv.Atoi(string(first))
-	return pid
-}
-
-// RestartPostgres is `pg_ctl restart -m immediate`: SIGQUIT to the
-// postmaster (no checkpoint; crash recovery at the next start), then a
-// start in the same directory. It returns when the server accepts
-// connections again, and when that was.
-func (s *Stack) RestartPostgres(ctx context.Context) (ready time.Time, err error) {
-	s.pgMu.Lock()
-	defer s.pgMu.Unlock()
-	pid := s.PostmasterPid()
-	if pid == 0 {
-		return time.Time{}, errors.New("no postmaster.pid")
-	}
-	if err := syscall.Kill(pid, syscall.SIGQUIT); err != nil {
-		return time.Time{}, err
-	}
-	select {
-	case <-s.pg.Exited():
-	case <-time.After(30 * time.Second):
-		return time.Time{}, errors.New("postgres did not exit within 30 s of an immediate shutdown")
-	}
-	if s.pg, err = pgcluster.Start(ctx, s.pgOpts); err != nil {
-		return time.Time{}, err
-	}
-	return time.Now(), nil
-}
-
-// postgresVersion is the server's version string, or "unknown".
-func postgresVersion(ctx context.Context, url string) string {
-	if url == "" {
-		return "unknown"
-	}
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		return "unknown"
-	}
-	defer conn.Close(ctx)
-	var v string
-	if err := conn.QueryRow(ctx, "SHOW server_version").Scan(&v); err != nil {
-		return "unknown"
-	}
-	return v
-}
-
-// Analyze updates the planner's statistics of both services' databases:
-// of every table that holds rows. An empty table is left alone: analyzed
-// while empty, the planner takes it for empty until its next analysis and
-// plans a scan of all of it (autovacuum does not analyze a table before
-// it has changed by 50 rows either).
-func (s *Stack) Analyze(ctx context.Context) error {
-	for _, url := range []string{s.ProductDB, s.CartDB} {
-		if err := analyzeFilled(ctx, url); err != nil {
-			return fmt.Errorf("analyze: %w", err)
-		}
-	}
-	return nil
-}
-
-func analyzeFilled(ctx context.Context, url string) error {
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(ctx)
-	rows, _ := conn.Query(ctx, `SELECT format('%I.%I', schemaname, relname) FROM pg_stat_user_tables WHERE n_live_tup > 0`)
-	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return err
-	}
-	for _, t := range tables {
-		if _, err := conn.Exec(ctx, "ANALYZE "+t); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // LogDir holds the services' logs.
 func (s *Stack) LogDir() string { return filepath.Join(s.dir, "logs") }
 
@@ -377,97 +323,6 @@ func (s *Stack) Close() {
 	s.pgMu.Unlock()
 	if s.tempDir {
 		os.RemoveAll(s.dir)
-	}
-}
-
-// roleURL is the URL role uses for db.
-func (s *Stack) roleURL(role, db string) string { return s.pg.URL(role, db) }
-
-// createDatabase creates db owned by role (the superuser when role is ""),
-// which alone may connect, as the dev stack does, and returns the
-// superuser's URL for it.
-func (s *Stack) createDatabase(ctx context.Context, role, db string) (string, error) {
-	conn, err := pgx.Connect(ctx, s.pg.SuperuserURL())
-	if err != nil {
-		return "", err
-	}
-	defer conn.Close(ctx)
-	n := pgx.Identifier{db}.Sanitize()
-	stmts := []string{"CREATE DATABASE " + n}
-	if role != "" {
-		r := pgx.Identifier{role}.Sanitize()
-		stmts = []string{
-			"CREATE ROLE " + r + " LOGIN",
-			"CREATE DATABASE " + n + " OWNER " + r,
-			"REVOKE ALL ON DATABASE " + n + " FROM PUBLIC",
-			"GRANT CONNECT, TEMPORARY ON DATABASE " + n + " TO " + r,
-		}
-	}
-	for _, sql := range stmts {
-		if _, err := conn.Exec(ctx, sql); err != nil {
-			return "", fmt.Errorf("%s: %w", sql, err)
-		}
-	}
-	url := s.pg.URL("", db)
-	if role != "" {
-		dbConn, err := pgx.Connect(ctx, url)
-		if err != nil {
-			return "", err
-		}
-		defer dbConn.Close(ctx)
-		if _, err := dbConn.Exec(ctx, "ALTER SCHEMA public OWNER TO "+pgx.Identifier{role}.Sanitize()); err != nil {
-			return "", err
-		}
-	}
-	return url, nil
-}
-
-// Build builds cmd/productsvc and cmd/cartsvc into dir, from the module
-// the working directory is in.
-func Build(ctx context.Context, dir string) error {
-	for _, name := range []string{"productsvc", "cartsvc"} {
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(dir, name), "github.com/decoupledshop/shop/cmd/"+name)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("go build ./cmd/%s (run shopload inside the shop module, or pass --bin-dir): %w\n%s", name, err, out)
-		}
-	}
-	return nil
-}
-
-// built holds the binaries StartStack builds, once per process until
-// RemoveBuilt.
-var built struct {
-	mu  sync.Mutex
-	dir string
-}
-
-func builtBinaries(ctx context.Context, log io.Writer) (string, error) {
-	built.mu.Lock()
-	defer built.mu.Unlock()
-	if built.dir != "" {
-		return built.dir, nil
-	}
-	fmt.Fprintln(log, "building productsvc and cartsvc …")
-	dir, err := os.MkdirTemp("", "shopload-bin-")
-	if err != nil {
-		return "", err
-	}
-	if err := Build(ctx, dir); err != nil {
-		os.RemoveAll(dir)
-		return "", err
-	}
-	built.dir = dir
-	return dir, nil
-}
-
-// RemoveBuilt removes the binaries StartStack built for this process; a
-// stack started afterwards builds them again.
-func RemoveBuilt() {
-	built.mu.Lock()
-	defer built.mu.Unlock()
-	if built.dir != "" {
-		os.RemoveAll(built.dir)
-		built.dir = ""
 	}
 }
 

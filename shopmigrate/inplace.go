@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -138,24 +137,29 @@ func Inplace(ctx context.Context, cfg InplaceConfig) (*Report, error) {
 		err := errors.New("verification failed; rolled back, nothing changed")
 		return rep, ip.fail(err)
 	}
-	nothing := rep.Changed == 0
-	switch {
-	case cfg.DryRun:
+	if cfg.DryRun {
 		rep.Outcome = fmt.Sprintf("Dry run: the migration ran and verified (%d changes), then rolled back; nothing changed.", rep.Changed)
 		return rep, nil
-	case nothing && cfg.Down:
-		rep.Outcome = "Nothing changed: there was no in-place migration to undo. Verified."
-	case nothing:
-		rep.Outcome = "Nothing changed: the legacy database was already migrated in place. Verified."
-	case cfg.Down:
-		rep.Outcome = fmt.Sprintf("Undone: foreign keys restored and added columns dropped (%d changes), in one transaction. Verified.", rep.Changed)
-	default:
-		rep.Outcome = fmt.Sprintf("Migrated in place in one transaction (%d changes). Verified: every table has the same rows, backfills match their sources, no cross-service foreign key is left.", rep.Changed)
 	}
+	rep.Outcome = inplaceOutcome(rep.Changed, cfg.Down)
 	if err := tx.Commit(ctx); err != nil {
 		return rep, ip.fail(fmt.Errorf("commit: %w", err))
 	}
 	return rep, nil
+}
+
+// inplaceOutcome is the outcome of a committed run with changes changes.
+func inplaceOutcome(changes int64, down bool) string {
+	switch {
+	case changes == 0 && down:
+		return "Nothing changed: there was no in-place migration to undo. Verified."
+	case changes == 0:
+		return "Nothing changed: the legacy database was already migrated in place. Verified."
+	case down:
+		return fmt.Sprintf("Undone: foreign keys restored and added columns dropped (%d changes), in one transaction. Verified.", changes)
+	default:
+		return fmt.Sprintf("Migrated in place in one transaction (%d changes). Verified: every table has the same rows, backfills match their sources, no cross-service foreign key is left.", changes)
+	}
 }
 
 // inplace is one in-place run, inside its transaction.
@@ -183,70 +187,84 @@ func (ip *inplace) step(changes int64, format string, args ...any) error {
 	return nil
 }
 
+// up drops the cross-service foreign keys and adds and backfills the
+// denormalized columns.
 func (ip *inplace) up(ctx context.Context) error {
 	if _, err := ip.tx.Exec(ctx, inplaceDDL); err != nil {
 		return err
 	}
 	for _, fk := range crossFKs {
-		rows, err := ip.tx.Query(ctx, `SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint
-			WHERE contype = 'f' AND conrelid = $1::regclass AND confrelid = $2::regclass ORDER BY conname`, fk.table, fk.refTable)
-		if err != nil {
+		if err := ip.dropFK(ctx, fk); err != nil {
 			return err
-		}
-		type con struct{ name, def string }
-		cons, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (con, error) {
-			var c con
-			return c, r.Scan(&c.name, &c.def)
-		})
-		if err != nil {
-			return err
-		}
-		if len(cons) == 0 {
-			if err := ip.step(0, "%s → %s: no foreign key (already dropped)", fk.table, fk.refTable); err != nil {
-				return err
-			}
-			continue
-		}
-		for _, c := range cons {
-			if _, err := ip.tx.Exec(ctx, `INSERT INTO shopmigrate.dropped_foreign_keys (tbl, name, definition, drop_time)
-				VALUES ($1, $2, $3, $4) ON CONFLICT (tbl, name) DO UPDATE SET definition = $3, drop_time = $4`,
-				fk.table, c.name, c.def, ip.cfg.Now()); err != nil {
-				return err
-			}
-			if _, err := ip.tx.Exec(ctx, "ALTER TABLE "+ident(fk.table)+" DROP CONSTRAINT "+ident(c.name)); err != nil {
-				return err
-			}
-			if err := ip.step(1, "%s: dropped foreign key %s (%s), recorded in shopmigrate.dropped_foreign_keys", fk.table, c.name, c.def); err != nil {
-				return err
-			}
 		}
 	}
 	for _, col := range addedColumns {
-		var exists bool
-		if err := ip.tx.QueryRow(ctx, `SELECT count(*) > 0 FROM information_schema.columns
-			WHERE table_schema = current_schema() AND table_name = $1 AND column_name = $2`, col.table, col.column).Scan(&exists); err != nil {
-			return err
-		}
-		if !exists {
-			if _, err := ip.tx.Exec(ctx, fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", ident(col.table), ident(col.column), col.typ)); err != nil {
-				return err
-			}
-			if err := ip.step(1, "%s.%s %s: added", col.table, col.column, col.typ); err != nil {
-				return err
-			}
-		}
-		filled, err := ip.backfill(ctx, col)
-		if err != nil {
-			return err
-		}
-		if _, err := ip.tx.Exec(ctx, fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s SET NOT NULL", ident(col.table), ident(col.column))); err != nil {
-			return fmt.Errorf("%s.%s: rows left without a source: %w", col.table, col.column, err)
-		}
-		if err := ip.step(filled.RowsAffected(), "%s.%s: %d rows backfilled (user triggers off, so updated_at stays), NOT NULL", col.table, col.column, filled.RowsAffected()); err != nil {
+		if err := ip.addColumn(ctx, col); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// dropFK drops the foreign keys from fk.table to fk.refTable, recording
+// each in shopmigrate.dropped_foreign_keys.
+func (ip *inplace) dropFK(ctx context.Context, fk crossFK) error {
+	rows, err := ip.tx.Query(ctx, `SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint
+		WHERE contype = 'f' AND conrelid = $1::regclass AND confrelid = $2::regclass ORDER BY conname`, fk.table, fk.refTable)
+	if err != nil {
+		return err
+	}
+	type con struct{ name, def string }
+	cons, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (con, error) {
+		var c con
+		return c, r.Scan(&c.name, &c.def)
+	})
+	if err != nil {
+		return err
+	}
+	if len(cons) == 0 {
+		return ip.step(0, "%s → %s: no foreign key (already dropped)", fk.table, fk.refTable)
+	}
+	for _, c := range cons {
+		if _, err := ip.tx.Exec(ctx, `INSERT INTO shopmigrate.dropped_foreign_keys (tbl, name, definition, drop_time)
+			VALUES ($1, $2, $3, $4) ON CONFLICT (tbl, name) DO UPDATE SET definition = $3, drop_time = $4`,
+			fk.table, c.name, c.def, ip.cfg.Now()); err != nil {
+			return err
+		}
+		if _, err := ip.tx.Exec(ctx, "ALTER TABLE "+ident(fk.table)+" DROP CONSTRAINT "+ident(c.name)); err != nil {
+			return err
+		}
+		if err := ip.step(1, "%s: dropped foreign key %s (%s), recorded in shopmigrate.dropped_foreign_keys", fk.table, c.name, c.def); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// addColumn adds col unless it is there, backfills it and makes it NOT
+// NULL.
+func (ip *inplace) addColumn(ctx context.Context, col addedColumn) error {
+	var exists bool
+	if err := ip.tx.QueryRow(ctx, `SELECT count(*) > 0 FROM information_schema.columns
+		WHERE table_schema = current_schema() AND table_name = $1 AND column_name = $2`, col.table, col.column).Scan(&exists); err != nil {
+		return err
+	}
+	if !exists {
+		if _, err := ip.tx.Exec(ctx, fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", ident(col.table), ident(col.column), col.typ)); err != nil {
+			return err
+		}
+		if err := ip.step(1, "%s.%s %s: added", col.table, col.column, col.typ); err != nil {
+			return err
+		}
+	}
+	filled, err := ip.backfill(ctx, col)
+	if err != nil {
+		return err
+	}
+	if _, err := ip.tx.Exec(ctx, fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s SET NOT NULL", ident(col.table), ident(col.column))); err != nil {
+		return fmt.Errorf("%s.%s: rows left without a source: %w", col.table, col.column, err)
+	}
+	return ip.step(filled.RowsAffected(), "%s.%s: %d rows backfilled (user triggers off, so updated_at stays), NOT NULL", col.table, col.column, filled.RowsAffected())
 }
 
 // backfill fills an added column with its user triggers disabled: it is a
@@ -318,103 +336,3 @@ func (ip *inplace) down(ctx context.Context) error {
 	}
 	return nil
 }
-
-// sums returns each legacy table's count and checksum over its original
-// columns (those the migration does not add).
-func (ip *inplace) sums(ctx context.Context) (map[string][2]string, error) {
-	out := map[string][2]string{}
-	for _, t := range legacyTables {
-		rows, err := ip.tx.Query(ctx, `SELECT column_name FROM information_schema.columns
-			WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position`, t)
-		if err != nil {
-			return nil, err
-		}
-		cols, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			return nil, err
-		}
-		var keep []string
-		for _, c := range cols {
-			if !isAdded(t, c) {
-				keep = append(keep, ident(c))
-			}
-		}
-		if len(keep) == 0 {
-			return nil, fmt.Errorf("table %s not found: is this the legacy database?", t)
-		}
-		n, sum, err := checksum(ctx, ip.tx, "SELECT "+strings.Join(keep, ", ")+" FROM "+ident(t))
-		if err != nil {
-			return nil, fmt.Errorf("checksum %s: %w", t, err)
-		}
-		out[t] = [2]string{fmt.Sprint(n), sum}
-	}
-	return out, nil
-}
-
-func isAdded(table, column string) bool {
-	for _, c := range addedColumns {
-		if c.table == table && c.column == column {
-			return true
-		}
-	}
-	return false
-}
-
-// verify checks, inside the transaction, that every table kept its rows
-// and original columns, that the backfills match their sources, and (up)
-// that no cross-service foreign key is left.
-func (ip *inplace) verify(ctx context.Context, before map[string][2]string) error {
-	after, err := ip.sums(ctx)
-	if err != nil {
-		return err
-	}
-	ip.rep.Verified = true
-	for _, t := range legacyTables {
-		tr := TableReport{Table: t, Database: "legacy", LegacyChecksum: before[t][1], TargetChecksum: after[t][1]}
-		fmt.Sscan(before[t][0], &tr.LegacyRows)
-		fmt.Sscan(after[t][0], &tr.TargetRows)
-		tr.Match = before[t] == after[t]
-		ip.rep.Verified = ip.rep.Verified && tr.Match
-		ip.rep.Tables = append(ip.rep.Tables, tr)
-	}
-	if ip.cfg.Down {
-		return nil
-	}
-	for _, col := range addedColumns {
-		var n int64
-		if err := ip.tx.QueryRow(ctx, col.differ).Scan(&n); err != nil {
-			return err
-		}
-		if n > 0 {
-			ip.rep.Verified = false
-			ip.rep.Problems = append(ip.rep.Problems, Problem{Kind: "backfill-differs", Table: col.table, Blocking: true,
-				Detail: fmt.Sprintf("%d rows of %s.%s differ from their source", n, col.table, col.column), Resolution: "rolled back"})
-		}
-	}
-	for _, fk := range crossFKs {
-		var n int
-		if err := ip.tx.QueryRow(ctx, `SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND conrelid = $1::regclass AND confrelid = $2::regclass`,
-			fk.table, fk.refTable).Scan(&n); err != nil {
-			return err
-		}
-		if n > 0 {
-			ip.rep.Verified = false
-			ip.rep.Problems = append(ip.rep.Problems, Problem{Kind: "foreign-key-left", Table: fk.table, Blocking: true,
-				Detail: fmt.Sprintf("a foreign key from %s to %s is still there", fk.table, fk.refTable), Resolution: "rolled back"})
-		}
-	}
-	for _, o := range []struct{ kind, sql string }{
-		{"carts of deleted users", `SELECT count(*) FROM carts c JOIN users u ON u.id = c.user_id WHERE u.deleted_at IS NOT NULL`},
-		{"cart lines of deleted products", `SELECT count(*) FROM cart_items i JOIN products p ON p.id = i.product_id WHERE p.deleted_at IS NOT NULL`},
-		{"wishlist items of deleted products", `SELECT count(*) FROM wishlist_items i JOIN products p ON p.id = i.product_id WHERE p.deleted_at IS NOT NULL`},
-	} {
-		var n int64
-		if err := ip.tx.QueryRow(ctx, o.sql).Scan(&n); err != nil {
-			return err
-		}
-		ip.rep.Orphans = append(ip.rep.Orphans, Orphan{Kind: o.kind, Count: n, Carried: "kept in place, with their snapshot columns filled from the deleted row"})
-	}
-	return nil
-}
-
-func ident(s string) string { return pgx.Identifier{s}.Sanitize() }

@@ -165,6 +165,29 @@ const markdownProblemsPerKind = 20
 
 // Markdown writes the report for people to w.
 func (r *Report) Markdown(w io.Writer) {
+	r.markdownSummary(w)
+	if len(r.Steps) > 0 {
+		fmt.Fprintf(w, "## Steps\n\n")
+		for i, s := range r.Steps {
+			fmt.Fprintf(w, "%d. %s\n", i+1, s)
+		}
+		fmt.Fprintln(w)
+	}
+	if len(r.Tables) > 0 {
+		r.markdownTables(w)
+	}
+	if len(r.Orphans) > 0 {
+		fmt.Fprintf(w, "## Orphans (carried, not dropped)\n\n| kind | rows | carried as |\n|---|---:|---|\n")
+		for _, o := range r.Orphans {
+			fmt.Fprintf(w, "| %s | %d | %s |\n", o.Kind, o.Count, o.Carried)
+		}
+		fmt.Fprintln(w)
+	}
+	r.markdownProblems(w)
+}
+
+// markdownSummary writes the title, the outcome and the run's figures.
+func (r *Report) markdownSummary(w io.Writer) {
 	title := map[string]string{"split": "Split into productsvc and cartsvc", "inplace": "In-place migration of the legacy database"}[r.Mode]
 	if r.DryRun {
 		title += " (dry run: nothing written)"
@@ -190,39 +213,32 @@ func (r *Report) Markdown(w io.Writer) {
 	} else {
 		fmt.Fprintf(w, "- rows changed: %d\n- verified: %t\n\n", r.Changed, r.Verified)
 	}
-	if len(r.Steps) > 0 {
-		fmt.Fprintf(w, "## Steps\n\n")
-		for i, s := range r.Steps {
-			fmt.Fprintf(w, "%d. %s\n", i+1, s)
+}
+
+// markdownTables writes the table of tables: rows, checksums and speed.
+func (r *Report) markdownTables(w io.Writer) {
+	fmt.Fprintf(w, "## Tables\n\n| table | database | legacy rows | target rows | checksums | read | written | rows/s | plain COPY rows/s | ratio |\n|---|---|---:|---:|---|---:|---:|---:|---:|---:|\n")
+	for _, t := range r.Tables {
+		sums := "match"
+		switch {
+		case t.LegacyChecksum == "" && t.TargetChecksum == "":
+			sums = "not verified"
+		case !t.Match:
+			sums = fmt.Sprintf("DIFFER (%s ≠ %s)", t.LegacyChecksum, t.TargetChecksum)
 		}
-		fmt.Fprintln(w)
-	}
-	if len(r.Tables) > 0 {
-		fmt.Fprintf(w, "## Tables\n\n| table | database | legacy rows | target rows | checksums | read | written | rows/s | plain COPY rows/s | ratio |\n|---|---|---:|---:|---|---:|---:|---:|---:|---:|\n")
-		for _, t := range r.Tables {
-			sums := "match"
-			switch {
-			case t.LegacyChecksum == "" && t.TargetChecksum == "":
-				sums = "not verified"
-			case !t.Match:
-				sums = fmt.Sprintf("DIFFER (%s ≠ %s)", t.LegacyChecksum, t.TargetChecksum)
-			}
-			plain, ratio := "", ""
-			if t.PlainCopyRowsPerSecond > 0 {
-				plain, ratio = fmt.Sprintf("%.0f", t.PlainCopyRowsPerSecond), fmt.Sprintf("%.2f×", t.Ratio)
-			}
-			fmt.Fprintf(w, "| %s | %s | %d | %d | %s | %d | %d | %.0f | %s | %s |\n",
-				t.Table, t.Database, t.LegacyRows, t.TargetRows, sums, t.Read, t.Written, t.RowsPerSecond, plain, ratio)
+		plain, ratio := "", ""
+		if t.PlainCopyRowsPerSecond > 0 {
+			plain, ratio = fmt.Sprintf("%.0f", t.PlainCopyRowsPerSecond), fmt.Sprintf("%.2f×", t.Ratio)
 		}
-		fmt.Fprintln(w)
+		fmt.Fprintf(w, "| %s | %s | %d | %d | %s | %d | %d | %.0f | %s | %s |\n",
+			t.Table, t.Database, t.LegacyRows, t.TargetRows, sums, t.Read, t.Written, t.RowsPerSecond, plain, ratio)
 	}
-	if len(r.Orphans) > 0 {
-		fmt.Fprintf(w, "## Orphans (carried, not dropped)\n\n| kind | rows | carried as |\n|---|---:|---|\n")
-		for _, o := range r.Orphans {
-			fmt.Fprintf(w, "| %s | %d | %s |\n", o.Kind, o.Count, o.Carried)
-		}
-		fmt.Fprintln(w)
-	}
+	fmt.Fprintln(w)
+}
+
+// markdownProblems writes the problems by kind, at most
+// markdownProblemsPerKind of each unless a dry run.
+func (r *Report) markdownProblems(w io.Writer) {
 	fmt.Fprintf(w, "## Problems\n\n")
 	if len(r.Problems) == 0 {
 		fmt.Fprintf(w, "None.\n")

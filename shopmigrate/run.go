@@ -43,12 +43,12 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	cmd, args := args[0], args[1:]
 	fs := flag.NewFlagSet("shopmigrate "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var run func(context.Context) (*Report, error)
 	var reportDir string
 	legacyURL := fs.String("legacy-url", "", "PostgreSQL URL of the legacy database (required)")
 	if cmd != "generate" {
 		fs.StringVar(&reportDir, "report-dir", ".", "directory the Markdown and JSON reports are written to")
 	}
+	var run command
 	switch cmd {
 	case "split":
 		cfg, finish := splitFlags(fs)
@@ -59,43 +59,9 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return Split(ctx, *cfg)
 		}
 	case "inplace":
-		var cfg InplaceConfig
-		fs.BoolVar(&cfg.DryRun, "dry-run", false, "run and verify the migration, then roll it back and report")
-		fs.BoolVar(&cfg.Down, "down", false, "undo a committed in-place migration (restore the foreign keys, drop the added columns)")
-		fs.DurationVar(&cfg.LockTimeout, "lock-timeout", 5*time.Second, "longest wait for a table lock before giving up (and rolling back)")
-		run = func(ctx context.Context) (*Report, error) {
-			cfg.LegacyURL = *legacyURL
-			if cfg.LegacyURL == "" {
-				return nil, errors.New("--legacy-url (or LEGACY_URL) is required")
-			}
-			return Inplace(ctx, cfg)
-		}
+		run = inplaceFlags(fs, legacyURL)
 	case "generate":
-		size := LargeSize
-		schema := fs.Bool("schema", true, "create the legacy schema first (the database must be empty)")
-		fs.IntVar(&size.Users, "users", size.Users, "users")
-		fs.IntVar(&size.Categories, "categories", size.Categories, "categories")
-		fs.IntVar(&size.Products, "products", size.Products, "products")
-		fs.IntVar(&size.Carts, "carts", size.Carts, "carts (at most users)")
-		fs.IntVar(&size.Items, "items", size.Items, "cart lines")
-		fs.IntVar(&size.WishlistItems, "wishlist-items", size.WishlistItems, "wishlist items")
-		fs.IntVar(&size.PromoCodes, "promo-codes", size.PromoCodes, "promo codes (at least 4)")
-		run = func(ctx context.Context) (*Report, error) {
-			if *legacyURL == "" {
-				return nil, errors.New("--legacy-url (or LEGACY_URL) is required")
-			}
-			if *schema {
-				if err := CreateLegacySchema(ctx, *legacyURL); err != nil {
-					return nil, err
-				}
-			}
-			began := time.Now()
-			if err := Generate(ctx, *legacyURL, size); err != nil {
-				return nil, err
-			}
-			fmt.Fprintf(stdout, "generated %+v in %s\n", size, time.Since(began).Round(time.Millisecond))
-			return nil, nil
-		}
+		run = generateFlags(fs, legacyURL, stdout)
 	default:
 		return fmt.Errorf("unknown command %q: want split, inplace or generate (see --help)", cmd)
 	}
@@ -114,13 +80,67 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if rep == nil {
 		return err
 	}
-	paths, werr := rep.write(reportDir)
+	return errors.Join(err, writeReport(rep, reportDir, stdout))
+}
+
+// command runs a parsed command: its report (nil: none to write) and
+// error.
+type command func(context.Context) (*Report, error)
+
+// writeReport writes rep's files to dir and its summary to stdout.
+func writeReport(rep *Report, dir string, stdout io.Writer) error {
+	paths, err := rep.write(dir)
 	rep.Markdown(stdout)
-	if werr != nil {
-		return errors.Join(err, fmt.Errorf("write the report: %w", werr))
+	if err != nil {
+		return fmt.Errorf("write the report: %w", err)
 	}
 	fmt.Fprintf(stdout, "\nReport: %s and %s\n", paths[0], paths[1])
-	return err
+	return nil
+}
+
+// inplaceFlags defines inplace's flags on fs and returns the command.
+func inplaceFlags(fs *flag.FlagSet, legacyURL *string) command {
+	var cfg InplaceConfig
+	fs.BoolVar(&cfg.DryRun, "dry-run", false, "run and verify the migration, then roll it back and report")
+	fs.BoolVar(&cfg.Down, "down", false, "undo a committed in-place migration (restore the foreign keys, drop the added columns)")
+	fs.DurationVar(&cfg.LockTimeout, "lock-timeout", 5*time.Second, "longest wait for a table lock before giving up (and rolling back)")
+	return func(ctx context.Context) (*Report, error) {
+		cfg.LegacyURL = *legacyURL
+		if cfg.LegacyURL == "" {
+			return nil, errors.New("--legacy-url (or LEGACY_URL) is required")
+		}
+		return Inplace(ctx, cfg)
+	}
+}
+
+// generateFlags defines generate's flags on fs and returns the command,
+// which reports to stdout (no report files).
+func generateFlags(fs *flag.FlagSet, legacyURL *string, stdout io.Writer) command {
+	size := LargeSize
+	schema := fs.Bool("schema", true, "create the legacy schema first (the database must be empty)")
+	fs.IntVar(&size.Users, "users", size.Users, "users")
+	fs.IntVar(&size.Categories, "categories", size.Categories, "categories")
+	fs.IntVar(&size.Products, "products", size.Products, "products")
+	fs.IntVar(&size.Carts, "carts", size.Carts, "carts (at most users)")
+	fs.IntVar(&size.Items, "items", size.Items, "cart lines")
+	fs.IntVar(&size.WishlistItems, "wishlist-items", size.WishlistItems, "wishlist items")
+	fs.IntVar(&size.PromoCodes, "promo-codes", size.PromoCodes, "promo codes (at least 4)")
+	return func(ctx context.Context) (*Report, error) {
+		if *legacyURL == "" {
+			return nil, errors.New("--legacy-url (or LEGACY_URL) is required")
+		}
+		if *schema {
+			if err := CreateLegacySchema(ctx, *legacyURL); err != nil {
+				return nil, err
+			}
+		}
+		began := time.Now()
+		if err := Generate(ctx, *legacyURL, size); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(stdout, "generated %+v in %s\n", size, time.Since(began).Round(time.Millisecond))
+		return nil, nil
+	}
 }
 
 // subscriberName is what the outbox accepts as a subscriber's name.

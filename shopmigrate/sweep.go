@@ -61,15 +61,7 @@ var sweepSQL = map[string]string{
 // the pass before, in one transaction per target database, and returns
 // the rows it changed.
 func (m *splitter) sweep(ctx context.Context, rep *Report) (int64, error) {
-	var changed int64
-	found := func(table string, ids []int64) {
-		for _, id := range ids {
-			rep.Problems = append(rep.Problems, Problem{Kind: "hard-deleted", Table: table, LegacyID: id,
-				Detail:     fmt.Sprintf("deleted from the legacy database for good after a pass before pass %d", rep.Pass),
-				Resolution: hardDeleteResolutions[table]})
-		}
-		changed += int64(len(ids))
-	}
+	sw := &sweeper{m: m, rep: rep}
 	products, err := m.lq.ListProductIDs(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("list legacy products: %w", err)
@@ -78,46 +70,116 @@ func (m *splitter) sweep(ctx context.Context, rep *Report) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("list legacy categories: %w", err)
 	}
-	err = pgx.BeginFunc(ctx, m.product, func(tx pgx.Tx) error {
-		if err := fillPresent(ctx, tx, products); err != nil {
-			return err
-		}
-		rows, err := tx.Query(ctx, `DELETE FROM products p USING shopmigrate.legacy_ids m
-			WHERE m.tbl = 'products' AND m.id = p.id AND NOT EXISTS (SELECT 1 FROM present x WHERE x.legacy_id = m.legacy_id)
-			RETURNING m.legacy_id, p.id, p.version + 1`)
-		if err != nil {
-			return err
-		}
-		deleted, err := pgx.CollectRows(rows, pgx.RowToStructByPos[deletedProduct])
-		if err != nil {
-			return err
-		}
-		gone := make([]int64, len(deleted))
-		for i, d := range deleted {
-			gone[i] = d.LegacyID
-			if err := m.events.ProductDeleted(ctx, tx, d.ID, d.Version); err != nil {
-				return err
-			}
-		}
-		found("products", gone)
-		if err := fillPresent(ctx, tx, categories); err != nil {
-			return err
-		}
-		gone, err = sweepTable(ctx, tx, "categories")
-		found("categories", gone)
-		return err
-	})
-	if err != nil {
+	if err := pgx.BeginFunc(ctx, m.product, func(tx pgx.Tx) error {
+		return sw.product(ctx, tx, products, categories)
+	}); err != nil {
 		return 0, fmt.Errorf("product database: %w", err)
 	}
+	if err := pgx.BeginFunc(ctx, m.cart, func(tx pgx.Tx) error {
+		return sw.cart(ctx, tx, products)
+	}); err != nil {
+		return 0, fmt.Errorf("cart database: %w", err)
+	}
+	return sw.changed, nil
+}
 
-	err = pgx.BeginFunc(ctx, m.cart, func(tx pgx.Tx) error {
-		if err := fillPresent(ctx, tx, products); err != nil {
+// sweeper is one sweep: it reports what it finds in rep and counts the
+// rows it changed.
+type sweeper struct {
+	m       *splitter
+	rep     *Report
+	changed int64
+}
+
+// found reports the legacy rows of table found deleted for good.
+func (sw *sweeper) found(table string, ids []int64) {
+	for _, id := range ids {
+		sw.rep.Problems = append(sw.rep.Problems, Problem{Kind: "hard-deleted", Table: table, LegacyID: id,
+			Detail:     fmt.Sprintf("deleted from the legacy database for good after a pass before pass %d", sw.rep.Pass),
+			Resolution: hardDeleteResolutions[table]})
+	}
+	sw.changed += int64(len(ids))
+}
+
+// product deletes productsvc's products (with their ProductDeleted
+// events) and categories whose legacy rows are gone.
+func (sw *sweeper) product(ctx context.Context, tx pgx.Tx, products, categories []int64) error {
+	if err := fillPresent(ctx, tx, products); err != nil {
+		return err
+	}
+	rows, err := tx.Query(ctx, `DELETE FROM products p USING shopmigrate.legacy_ids m
+		WHERE m.tbl = 'products' AND m.id = p.id AND NOT EXISTS (SELECT 1 FROM present x WHERE x.legacy_id = m.legacy_id)
+		RETURNING m.legacy_id, p.id, p.version + 1`)
+	if err != nil {
+		return err
+	}
+	deleted, err := pgx.CollectRows(rows, pgx.RowToStructByPos[deletedProduct])
+	if err != nil {
+		return err
+	}
+	gone := make([]int64, len(deleted))
+	for i, d := range deleted {
+		gone[i] = d.LegacyID
+		if err := sw.m.events.ProductDeleted(ctx, tx, d.ID, d.Version); err != nil {
 			return err
 		}
-		// Tombstones, as a soft deletion's; productsvc's products were
-		// reported above, so only the count of changed rows grows here.
-		rows, err := tx.Query(ctx, `
+	}
+	sw.found("products", gone)
+	if err := fillPresent(ctx, tx, categories); err != nil {
+		return err
+	}
+	gone, err = sweepTable(ctx, tx, "categories")
+	sw.found("categories", gone)
+	return err
+}
+
+// cart tombstones the cart's marks of the products gone, and deletes the
+// carts, wishlists and promo codes whose legacy rows are gone.
+func (sw *sweeper) cart(ctx context.Context, tx pgx.Tx, products []int64) error {
+	if err := fillPresent(ctx, tx, products); err != nil {
+		return err
+	}
+	// Tombstones, as a soft deletion's; productsvc's products were
+	// reported above, so only the count of changed rows grows here.
+	rows, err := tx.Query(ctx, tombstoneSQL)
+	if err != nil {
+		return err
+	}
+	raised, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err == nil {
+		err = notifyVersions(ctx, tx, raised)
+	}
+	if err != nil {
+		return err
+	}
+	sw.changed += int64(len(raised))
+	for _, t := range []struct {
+		table string
+		list  func(context.Context) ([]int64, error)
+	}{
+		{"carts", sw.m.lq.ListCartOwners}, {"wishlists", sw.m.lq.ListWishlistOwners}, {"promo_codes", sw.m.lq.ListPromoCodeIDs},
+	} {
+		keys, err := t.list(ctx)
+		if err != nil {
+			return fmt.Errorf("list legacy %s: %w", t.table, err)
+		}
+		if err := fillPresent(ctx, tx, keys); err != nil {
+			return err
+		}
+		gone, err := sweepTable(ctx, tx, t.table)
+		if err != nil {
+			return fmt.Errorf("%s: %w", t.table, err)
+		}
+		sw.found(t.table, gone)
+	}
+	return nil
+}
+
+// tombstoneSQL records the products gone from the legacy database (not in
+// present) in shopmigrate.hard_deletes, marks their lines and wishlist
+// items unavailable and raises their marks to tombstones, returning the
+// raised marks ("<product id>:<version>").
+const tombstoneSQL = `
 WITH gone AS (
     INSERT INTO shopmigrate.hard_deletes (tbl, legacy_id, delete_time)
     SELECT 'products', m.legacy_id, now() FROM shopmigrate.legacy_ids m
@@ -134,44 +196,7 @@ WITH gone AS (
 UPDATE product_versions v SET version = v.version + 1, deleted = true, update_time = now()
 FROM gone g JOIN shopmigrate.legacy_ids m ON m.tbl = 'products' AND m.legacy_id = g.legacy_id
 WHERE v.product_id = m.id AND NOT v.deleted
-RETURNING v.product_id::text || ':' || v.version`)
-		if err != nil {
-			return err
-		}
-		raised, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err == nil {
-			err = notifyVersions(ctx, tx, raised)
-		}
-		if err != nil {
-			return err
-		}
-		changed += int64(len(raised))
-		for _, t := range []struct {
-			table string
-			list  func(context.Context) ([]int64, error)
-		}{
-			{"carts", m.lq.ListCartOwners}, {"wishlists", m.lq.ListWishlistOwners}, {"promo_codes", m.lq.ListPromoCodeIDs},
-		} {
-			keys, err := t.list(ctx)
-			if err != nil {
-				return fmt.Errorf("list legacy %s: %w", t.table, err)
-			}
-			if err := fillPresent(ctx, tx, keys); err != nil {
-				return err
-			}
-			gone, err := sweepTable(ctx, tx, t.table)
-			if err != nil {
-				return fmt.Errorf("%s: %w", t.table, err)
-			}
-			found(t.table, gone)
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, fmt.Errorf("cart database: %w", err)
-	}
-	return changed, nil
-}
+RETURNING v.product_id::text || ':' || v.version`
 
 // deletedProduct is a product deleted from productsvc: its legacy id, id,
 // and the version of its tombstone.
