@@ -27,7 +27,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
-	cartmigrations "github.com/decoupledshop/shop/cartsvc/migrations"
 	cartv1 "github.com/decoupledshop/shop/gen/proto/shop/cart/v1"
 	"github.com/decoupledshop/shop/gen/proto/shop/cart/v1/cartv1connect"
 	productv1 "github.com/decoupledshop/shop/gen/proto/shop/product/v1"
@@ -35,7 +34,7 @@ import (
 	"github.com/decoupledshop/shop/internal/devissuer"
 	"github.com/decoupledshop/shop/internal/devissuer/issuertest"
 	"github.com/decoupledshop/shop/internal/pgcluster"
-	"github.com/decoupledshop/shop/internal/pgdb"
+	"github.com/decoupledshop/shop/internal/pgtest"
 	"github.com/decoupledshop/shop/internal/shoptest"
 	"github.com/decoupledshop/shop/productsvc"
 )
@@ -66,7 +65,7 @@ func TestLongCrash(t *testing.T) {
 	work := t.TempDir()
 	pg := startDurableCluster(t)
 	productDB, cartDB := pg.database(t, "productsvc", "product"), pg.database(t, "cartsvc", "cart")
-	if err := pgdb.Migrate(ctx, cartDB, cartmigrations.FS); err != nil {
+	if err := pgtest.CartSchema.Migrate(ctx, cartDB); err != nil {
 		t.Fatal(err)
 	}
 	auditVersions(t, cartDB)

@@ -60,7 +60,7 @@ func TestRunDeliversCatalogChangesToCarts(t *testing.T) {
 	t.Parallel()
 	iss := shoptest.Issuer(t)
 	productAddr, cartAddr := shoptest.FreeAddr(t), shoptest.FreeAddr(t)
-	cartDB, productDB := pgtest.NewDatabase(t, cartSchema), pgtest.NewDatabase(t, productSchema)
+	cartDB, productDB := pgtest.NewDatabase(t, pgtest.CartSchema), pgtest.NewDatabase(t, pgtest.ProductSchema)
 	productEnv := map[string]string{
 		"ADDR": productAddr, "DATABASE_URL": productDB, "OIDC_ISSUER_URL": iss.URL(), "DRAIN_DELAY": "-1s", "ADMIN_ADDR": "127.0.0.1:0",
 		"SUBSCRIBERS":     "cartsvc=http://" + cartAddr,

@@ -19,7 +19,6 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/decoupledshop/shop/cartsvc"
-	cartmigrations "github.com/decoupledshop/shop/cartsvc/migrations"
 	"github.com/decoupledshop/shop/cartsvc/productclient"
 	cartv1 "github.com/decoupledshop/shop/gen/proto/shop/cart/v1"
 	"github.com/decoupledshop/shop/gen/proto/shop/cart/v1/cartv1connect"
@@ -33,28 +32,15 @@ import (
 	"github.com/decoupledshop/shop/internal/clientcreds"
 	"github.com/decoupledshop/shop/internal/devissuer"
 	"github.com/decoupledshop/shop/internal/devissuer/issuertest"
-	"github.com/decoupledshop/shop/internal/pgdb"
 	"github.com/decoupledshop/shop/internal/pgtest"
 	"github.com/decoupledshop/shop/internal/server"
 	"github.com/decoupledshop/shop/internal/shoptest"
 	"github.com/decoupledshop/shop/internal/telemetry"
 	"github.com/decoupledshop/shop/productsvc"
-	productmigrations "github.com/decoupledshop/shop/productsvc/migrations"
 	"github.com/decoupledshop/shop/productsvc/relay"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
-
-var (
-	cartSchema = pgtest.Schema{
-		Name: "cart", Role: "cartsvc",
-		Migrate: func(ctx context.Context, url string) error { return pgdb.Migrate(ctx, url, cartmigrations.FS) },
-	}
-	productSchema = pgtest.Schema{
-		Name: "product", Role: "productsvc",
-		Migrate: func(ctx context.Context, url string) error { return pgdb.Migrate(ctx, url, productmigrations.FS) },
-	}
-)
 
 // long skips t unless SHOP_LONG=1 asks for the long tests.
 func long(t *testing.T) {
@@ -83,7 +69,7 @@ func newShop(t *testing.T, subscribers ...string) *shop {
 	t.Helper()
 	iss := shoptest.Issuer(t)
 	s := &shop{iss: iss, verifier: shoptest.Verifier(t, iss), admin: issuertest.UserToken(t, iss, shoptest.Admin)}
-	s.productPool, s.productDB = pgtest.NewPool(t, productSchema)
+	s.productPool, s.productDB = pgtest.NewPool(t, pgtest.ProductSchema)
 	s.catalog = productsvc.NewStore(s.productPool, rollbackPublisher{productsvc.NewOutbox(subscribers, nil, nil)}, "EUR", nil, nil)
 	cfg := shoptest.ServerConfig(t, s.productPool.Ping)
 	srv := server.New(cfg)
@@ -131,7 +117,7 @@ func (s *shop) newCart(t *testing.T, dbURL string, opts cartsvc.Options) *cart {
 	t.Helper()
 	c := &cart{dbURL: dbURL}
 	if dbURL == "" {
-		c.dbURL = pgtest.NewDatabase(t, cartSchema)
+		c.dbURL = pgtest.NewDatabase(t, pgtest.CartSchema)
 	}
 	var err error
 	if c.pool, err = pgxpool.New(context.Background(), c.dbURL); err != nil {

@@ -62,7 +62,7 @@ func newTraced(t *testing.T) *traced {
 	s.products = productv1connect.NewProductServiceClient(shoptest.HTTPClient(), s.productURL, connect.WithInterceptors(shoptest.Bearer(s.admin)))
 	s.categories = productv1connect.NewCategoryServiceClient(shoptest.HTTPClient(), s.productURL, connect.WithInterceptors(shoptest.Bearer(s.admin)))
 
-	c := &cart{dbURL: pgtest.NewDatabase(t, cartSchema)}
+	c := &cart{dbURL: pgtest.NewDatabase(t, pgtest.CartSchema)}
 	c.pool = tracedPool(t, c.dbURL, cartTel)
 	var err error
 	if c.catalog, err = productclient.New(productclient.Config{BaseURL: s.productURL, CallTimeout: 5 * time.Second, ClientOptions: cartTel.ClientOptions()}); err != nil {

@@ -19,24 +19,16 @@ import (
 	"github.com/decoupledshop/shop/internal/auth"
 	"github.com/decoupledshop/shop/internal/devissuer"
 	"github.com/decoupledshop/shop/internal/devissuer/issuertest"
-	"github.com/decoupledshop/shop/internal/pgdb"
 	"github.com/decoupledshop/shop/internal/pgtest"
 	"github.com/decoupledshop/shop/internal/server"
 	"github.com/decoupledshop/shop/internal/shoptest"
 	"github.com/decoupledshop/shop/productsvc"
-	"github.com/decoupledshop/shop/productsvc/migrations"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // productSchema is productsvc's database: its own role, its own migrations.
-var productSchema = pgtest.Schema{
-	Name: "product",
-	Role: "productsvc",
-	Migrate: func(ctx context.Context, url string) error {
-		return pgdb.Migrate(ctx, url, migrations.FS)
-	},
-}
+var productSchema = pgtest.ProductSchema
 
 // testBundle is a running productsvc on loopback with its own database, a
 // real issuer, and tokens for the standard identities.

@@ -13,7 +13,6 @@ import (
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	"github.com/decoupledshop/shop/cartsvc"
-	cartmigrations "github.com/decoupledshop/shop/cartsvc/migrations"
 	cartv1 "github.com/decoupledshop/shop/gen/proto/shop/cart/v1"
 	"github.com/decoupledshop/shop/gen/proto/shop/cart/v1/cartv1connect"
 	productv1 "github.com/decoupledshop/shop/gen/proto/shop/product/v1"
@@ -25,19 +24,12 @@ import (
 	"github.com/decoupledshop/shop/internal/pgtest"
 	"github.com/decoupledshop/shop/internal/shoptest"
 	"github.com/decoupledshop/shop/productsvc"
-	productmigrations "github.com/decoupledshop/shop/productsvc/migrations"
 	"github.com/decoupledshop/shop/shopload"
 )
 
 var (
-	cartSchema = pgtest.Schema{
-		Name: "cart", Role: "cartsvc",
-		Migrate: func(ctx context.Context, url string) error { return pgdb.Migrate(ctx, url, cartmigrations.FS) },
-	}
-	productSchema = pgtest.Schema{
-		Name: "product", Role: "productsvc",
-		Migrate: func(ctx context.Context, url string) error { return pgdb.Migrate(ctx, url, productmigrations.FS) },
-	}
+	cartSchema    = pgtest.CartSchema
+	productSchema = pgtest.ProductSchema
 )
 
 // pooled starts a PgBouncer in transaction mode in front of the test

@@ -11,24 +11,15 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	cartmigrations "github.com/decoupledshop/shop/cartsvc/migrations"
-	"github.com/decoupledshop/shop/internal/pgdb"
 	"github.com/decoupledshop/shop/internal/pgtest"
-	productmigrations "github.com/decoupledshop/shop/productsvc/migrations"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
 var (
-	legacySchema = pgtest.Schema{Name: "legacy", Role: "legacyshop", Migrate: CreateLegacySchema}
-	cartSchema   = pgtest.Schema{
-		Name: "cart", Role: "cartsvc",
-		Migrate: func(ctx context.Context, url string) error { return pgdb.Migrate(ctx, url, cartmigrations.FS) },
-	}
-	productSchema = pgtest.Schema{
-		Name: "product", Role: "productsvc",
-		Migrate: func(ctx context.Context, url string) error { return pgdb.Migrate(ctx, url, productmigrations.FS) },
-	}
+	legacySchema  = pgtest.Schema{Name: "legacy", Role: "legacyshop", Migrate: CreateLegacySchema}
+	cartSchema    = pgtest.CartSchema
+	productSchema = pgtest.ProductSchema
 )
 
 // long skips t unless SHOP_LONG=1 asks for the long tests.

@@ -20,20 +20,13 @@ import (
 	"github.com/decoupledshop/shop/internal/pgtest"
 	"github.com/decoupledshop/shop/internal/shoptest"
 	"github.com/decoupledshop/shop/productsvc"
-	"github.com/decoupledshop/shop/productsvc/migrations"
 	"github.com/decoupledshop/shop/productsvc/relay"
 	"github.com/decoupledshop/shop/productsvc/relay/sinktest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-var productSchema = pgtest.Schema{
-	Name: "product",
-	Role: "productsvc",
-	Migrate: func(ctx context.Context, url string) error {
-		return pgdb.Migrate(ctx, url, migrations.FS)
-	},
-}
+var productSchema = pgtest.ProductSchema
 
 const subscriber = "cartsvc"
 
