@@ -29,7 +29,7 @@ func TestCacheAndBreakerAreMeasured(t *testing.T) {
 		t.Errorf("breaker state %s before any failure, want 0 (closed)", got)
 	}
 
-	b.front.set(drop)
+	b.products.Drop()
 	for range 2 {
 		b.expireCache()
 		b.cart(t, "alice")
@@ -47,7 +47,7 @@ func TestCacheAndBreakerAreMeasured(t *testing.T) {
 			t.Errorf("with productsvc down, %s = %s, want %s", sample, got, want)
 		}
 	}
-	b.front.set(pass)
+	b.products.Recover()
 	eventually(t, "the breaker is half-open", func() bool { return b.catalog.BreakerState() == productclient.StateHalfOpen })
 	if got := metric("cartsvc_catalog_breaker_state"); got != "1" {
 		t.Errorf("half-open breaker state %s, want 1", got)

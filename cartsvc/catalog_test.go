@@ -28,23 +28,23 @@ func TestOneBatchCallPerGetCart(t *testing.T) {
 		b.add(t, "alice", b.createProduct(t, "Item "+strconv.Itoa(i), int64(100+i)), 1)
 	}
 	b.expireCache()
-	before := b.front.calls.Load()
+	before := b.products.Calls()
 	c := b.cart(t, "alice")
-	if got := b.front.calls.Load() - before; got != 1 {
+	if got := b.products.Calls() - before; got != 1 {
 		t.Errorf("GetCart with 7 cache misses made %d BatchGetProducts calls, want 1", got)
 	}
 	if len(c.Items) != 7 || c.Stale {
 		t.Errorf("GetCart = %v; want 7 fresh lines", c)
 	}
-	before = b.front.calls.Load()
+	before = b.products.Calls()
 	b.cart(t, "alice")
-	if got := b.front.calls.Load() - before; got != 0 {
+	if got := b.products.Calls() - before; got != 0 {
 		t.Errorf("GetCart within the TTL made %d calls, want 0", got)
 	}
 	// An empty cart makes no call.
-	before = b.front.calls.Load()
+	before = b.products.Calls()
 	b.cart(t, "bob")
-	if got := b.front.calls.Load() - before; got != 0 {
+	if got := b.products.Calls() - before; got != 0 {
 		t.Errorf("GetCart of an empty cart made %d calls, want 0", got)
 	}
 	// The call carries the GetCart's trace on.
@@ -55,7 +55,7 @@ func TestOneBatchCallPerGetCart(t *testing.T) {
 	if _, err := b.carts("alice").GetCart(context.Background(), req); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := b.front.trace.Load().(string); !strings.HasPrefix(got, trace[:36]) {
+	if got := b.products.Traceparent(); !strings.HasPrefix(got, trace[:36]) {
 		t.Errorf("BatchGetProducts carried traceparent %q, want one in the request's trace %s", got, trace[3:35])
 	}
 }
@@ -73,8 +73,8 @@ func TestConcurrentMissesShareOneFetch(t *testing.T) {
 		b.add(t, shopper(i), tea, 1)
 	}
 	b.expireCache()
-	before, shared := b.front.calls.Load(), b.catalog.Stats().Shared
-	b.front.hold()
+	before, shared := b.products.Calls(), b.catalog.Stats().Shared
+	b.products.Hold()
 	carts := make([]*cartv1.Cart, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
@@ -88,9 +88,9 @@ func TestConcurrentMissesShareOneFetch(t *testing.T) {
 		})
 	}
 	eventually(t, "one fetch is held and the other lookups joined it", func() bool {
-		return b.front.held.Load() == 1 && b.catalog.Stats().Shared-shared == n-1
+		return b.products.Held() == 1 && b.catalog.Stats().Shared-shared == n-1
 	})
-	b.front.release()
+	b.products.Release()
 	wg.Wait()
 	for i := range n {
 		if errs[i] != nil {
@@ -100,7 +100,7 @@ func TestConcurrentMissesShareOneFetch(t *testing.T) {
 			t.Errorf("cart %d = %v; want one fresh tea", i, c)
 		}
 	}
-	if got := b.front.calls.Load() - before; got != 1 {
+	if got := b.products.Calls() - before; got != 1 {
 		t.Errorf("%d concurrent GetCarts made %d BatchGetProducts calls, want 1", n, got)
 	}
 }
@@ -117,7 +117,7 @@ func TestStaleFetchIsNeitherCachedNorServed(t *testing.T) {
 	b.add(t, "alice", lamp, 1)
 	b.expireCache()
 
-	b.front.hold()
+	b.products.Hold()
 	done := make(chan *cartv1.Cart, 1)
 	go func() {
 		resp, err := b.carts("alice").GetCart(ctx, connect.NewRequest(&cartv1.GetCartRequest{}))
@@ -128,11 +128,11 @@ func TestStaleFetchIsNeitherCachedNorServed(t *testing.T) {
 		}
 		done <- resp.Msg.Cart
 	}()
-	eventually(t, "productsvc answered the fetch with version 1", func() bool { return b.front.held.Load() == 1 })
+	eventually(t, "productsvc answered the fetch with version 1", func() bool { return b.products.Held() == 1 })
 	v2 := b.setPrice(t, lamp, 1300)
 	b.catalog.ObserveVersion(uuid.MustParse(lamp.Id), v2.Version) // as the event consumer will
 	rejected := b.catalog.Stats().Rejected
-	b.front.release()
+	b.products.Release()
 	c := <-done
 	if c == nil {
 		t.FailNow()
@@ -144,10 +144,10 @@ func TestStaleFetchIsNeitherCachedNorServed(t *testing.T) {
 		t.Errorf("GetCart during the race = %v; want the snapshot (10.00), stale", c)
 	}
 	b.catalog.Wait()
-	before := b.front.calls.Load()
+	before := b.products.Calls()
 	c = b.cart(t, "alice")
-	if b.front.calls.Load()-before != 1 {
-		t.Errorf("the next GetCart made %d calls; want 1 (version 1 must not have been cached)", b.front.calls.Load()-before)
+	if b.products.Calls()-before != 1 {
+		t.Errorf("the next GetCart made %d calls; want 1 (version 1 must not have been cached)", b.products.Calls()-before)
 	}
 	if c.Stale || c.Items[0].UnitPrice.GetAmountMinor() != 1300 || !c.Items[0].PriceChanged {
 		t.Errorf("next GetCart = %v; want version 2 at 13.00 with price_changed", c)
@@ -170,11 +170,11 @@ func TestNewerVersionEvictsCachedEntry(t *testing.T) {
 	}
 	b.catalog.ObserveVersion(uuid.MustParse(chair.Id), chair2.Version)
 	b.catalog.Wait()
-	before := b.front.calls.Load()
+	before := b.products.Calls()
 	if c := b.cart(t, "alice"); c.Items[0].UnitPrice.GetAmountMinor() != 4500 || c.Items[1].UnitPrice.GetAmountMinor() != 20000 {
 		t.Errorf("after ObserveVersion GetCart = %v; want the chair at 45.00", c)
 	}
-	if got := b.front.calls.Load() - before; got != 1 {
+	if got := b.products.Calls() - before; got != 1 {
 		t.Errorf("GetCart after ObserveVersion made %d calls, want 1", got)
 	}
 
@@ -185,12 +185,12 @@ func TestNewerVersionEvictsCachedEntry(t *testing.T) {
 	}
 	// A tombstone makes the line unavailable without asking productsvc.
 	b.exec(t, "UPDATE product_versions SET version = version + 1, deleted = true WHERE product_id = $1", desk.Id)
-	before = b.front.calls.Load()
+	before = b.products.Calls()
 	c := b.cart(t, "alice")
 	if c.Items[1].Available || c.Total.GetAmountMinor() != 4500 {
 		t.Errorf("with a tombstone GetCart = %v; want the desk unavailable and out of the total", c)
 	}
-	if got := b.front.calls.Load() - before; got != 0 {
+	if got := b.products.Calls() - before; got != 0 {
 		t.Errorf("GetCart made %d calls; a tombstoned product and a cached one need none", got)
 	}
 }
@@ -215,7 +215,7 @@ func TestBreakerOpensHalfOpensCloses(t *testing.T) {
 	soap := b.createProduct(t, "Soap", 250)
 	b.add(t, "alice", soap, 2)
 
-	b.front.set(drop)
+	b.products.Drop()
 	for i := range 2 {
 		b.expireCache()
 		if c := b.cart(t, "alice"); !c.Stale || c.Total.GetAmountMinor() != 500 {
@@ -225,8 +225,8 @@ func TestBreakerOpensHalfOpensCloses(t *testing.T) {
 	if s := b.catalog.BreakerState(); s != productclient.StateOpen {
 		t.Fatalf("after 2 failed calls the breaker is %v, want open", s)
 	}
-	b.front.set(pass) // productsvc is back, but the breaker does not know yet
-	before := b.front.calls.Load()
+	b.products.Recover() // productsvc is back, but the breaker does not know yet
+	before := b.products.Calls()
 	if c := b.cart(t, "alice"); !c.Stale {
 		t.Errorf("GetCart with the breaker open = %v; want stale", c)
 	}
@@ -234,7 +234,7 @@ func TestBreakerOpensHalfOpensCloses(t *testing.T) {
 	if shoptest.Code(err) != connect.CodeUnavailable {
 		t.Errorf("AddCartItem with the breaker open: %v, want Unavailable", err)
 	}
-	if got := b.front.calls.Load() - before; got != 0 {
+	if got := b.products.Calls() - before; got != 0 {
 		t.Errorf("with the breaker open %d calls reached productsvc, want 0", got)
 	}
 
@@ -243,7 +243,7 @@ func TestBreakerOpensHalfOpensCloses(t *testing.T) {
 	if c.Stale {
 		t.Errorf("GetCart through the half-open breaker = %v; want fresh", c)
 	}
-	if got := b.front.calls.Load() - before; got != 1 {
+	if got := b.products.Calls() - before; got != 1 {
 		t.Errorf("the half-open breaker let %d calls through, want 1 probe", got)
 	}
 	if s := b.catalog.BreakerState(); s != productclient.StateClosed {
@@ -266,14 +266,14 @@ func TestBreakerCountsOnlyProductsvcFailures(t *testing.T) {
 	lookup := func() int64 {
 		t.Helper()
 		b.expireCache()
-		before := b.front.calls.Load()
+		before := b.products.Calls()
 		if c := b.cart(t, "alice"); !c.Stale {
 			t.Fatalf("GetCart with failing productsvc = %v; want stale", c)
 		}
-		return b.front.calls.Load() - before
+		return b.products.Calls() - before
 	}
 	for _, code := range []connect.Code{connect.CodeInvalidArgument, connect.CodeNotFound, connect.CodeInternal, connect.CodeCanceled} {
-		b.front.failWith(code)
+		b.products.FailWith(code)
 		for range 3 {
 			if calls := lookup(); calls != 1 {
 				t.Errorf("%v was attempted %d times, want once (not retried)", code, calls)
@@ -283,7 +283,7 @@ func TestBreakerCountsOnlyProductsvcFailures(t *testing.T) {
 			t.Fatalf("after 3 × %v the breaker is %v, want closed", code, s)
 		}
 	}
-	b.front.failWith(connect.CodeUnavailable)
+	b.products.FailWith(connect.CodeUnavailable)
 	if calls := lookup(); calls != 3 {
 		t.Errorf("Unavailable was attempted %d times, want 3 (2 retries)", calls)
 	}
@@ -311,7 +311,7 @@ func TestProductsvcStopped(t *testing.T) {
 	// Jam's cache entry goes (a newer version exists); bread's stays.
 	b.catalog.ObserveVersion(uuid.MustParse(jam.Id), jam.Version+1)
 	b.expireCache()
-	b.stopProducts()
+	b.products.Stop()
 
 	c := b.cart(t, "alice")
 	want := []struct {
@@ -359,7 +359,7 @@ func TestProductsvcSlow(t *testing.T) {
 	milk := b.createProduct(t, "Milk", 120)
 	b.add(t, "alice", milk, 1)
 	b.expireCache()
-	b.front.slowBy(time.Minute)
+	b.products.Slow(time.Minute)
 
 	if c := b.cart(t, "alice"); !c.Stale || c.Total.GetAmountMinor() != 120 {
 		t.Errorf("GetCart with productsvc slower than the deadline = %v; want stale", c)
@@ -373,7 +373,7 @@ func TestProductsvcSlow(t *testing.T) {
 	honey := slowDeadline.createProduct(t, "Honey", 800)
 	slowDeadline.add(t, "alice", honey, 1)
 	slowDeadline.expireCache()
-	slowDeadline.front.slowBy(time.Minute)
+	slowDeadline.products.Slow(time.Minute)
 	short, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 	defer cancel()
 	resp, err := slowDeadline.carts("alice").GetCart(short, connect.NewRequest(&cartv1.GetCartRequest{}))
@@ -452,9 +452,9 @@ func TestProductChangedFillsTheCache(t *testing.T) {
 	}
 	b.deliver(t, events...)
 	b.catalog.Wait()
-	before := b.front.calls.Load()
+	before := b.products.Calls()
 	c := b.cart(t, "alice")
-	calls := b.front.calls.Load() - before
+	calls := b.products.Calls() - before
 	t.Logf("catalog calls per GetCart after a price change of all %d lines: %d", lines, calls)
 	if calls != 0 {
 		t.Errorf("GetCart after the events made %d BatchGetProducts calls, want 0 (the events filled the cache)", calls)
@@ -485,7 +485,7 @@ func TestWritesRecoverSoonAfterProductsvcReturns(t *testing.T) {
 		_, err := b.carts("alice").AddCartItem(ctx, connect.NewRequest(&cartv1.AddCartItemRequest{ProductId: soap.Id, Quantity: 1}))
 		return err
 	}
-	b.front.set(drop)
+	b.products.Drop()
 	for range 2 {
 		if err := write(); shoptest.Code(err) != connect.CodeUnavailable {
 			t.Fatalf("AddCartItem with productsvc down: %v, want Unavailable", err)
@@ -495,16 +495,16 @@ func TestWritesRecoverSoonAfterProductsvcReturns(t *testing.T) {
 		t.Fatalf("after 2 failed calls the breaker is %v, want open", s)
 	}
 	// The first probe fails: productsvc is still down.
-	opened := b.front.calls.Load()
+	opened := b.products.Calls()
 	deadline := time.Now().Add(5 * time.Second)
-	for b.front.calls.Load() == opened {
+	for b.products.Calls() == opened {
 		if time.Now().After(deadline) {
 			t.Fatalf("no probe reached productsvc within 5 s of the breaker opening")
 		}
 		_ = write()
 		time.Sleep(50 * time.Millisecond)
 	}
-	b.front.set(pass)
+	b.products.Recover()
 	ready := time.Now()
 	for write() != nil {
 		if time.Since(ready) > 40*time.Second {

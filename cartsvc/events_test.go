@@ -756,7 +756,7 @@ type replica struct {
 // secondReplica returns another cartsvc replica on the bundle's database.
 func (b *testBundle) secondReplica(t *testing.T) replica {
 	t.Helper()
-	cat, err := productclient.New(productclient.Config{BaseURL: b.front.url, Now: b.clock.Now})
+	cat, err := productclient.New(productclient.Config{BaseURL: b.products.URL(), Now: b.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

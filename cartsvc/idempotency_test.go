@@ -76,7 +76,7 @@ func TestRepeatReturnsFirstResult(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.add(t, "alice", ink, 1)
-	b.stopProducts()
+	b.products.Stop()
 
 	again, err := add(pen.Id, 1)
 	if err != nil {

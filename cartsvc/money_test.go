@@ -89,12 +89,12 @@ func TestLargestCartDoesNotOverflow(t *testing.T) {
 		t.Errorf("50%% off the largest cart: %v, %v", c.GetTotal(), err)
 	}
 	extra := b.createProduct(t, "One too many", 1)
-	before := b.front.calls.Load()
+	before := b.products.Calls()
 	_, err := b.carts("alice").AddCartItem(ctx, connect.NewRequest(&cartv1.AddCartItemRequest{ProductId: extra.Id, Quantity: 1}))
 	if shoptest.Code(err) != connect.CodeResourceExhausted {
 		t.Errorf("a 101st product: %v, want ResourceExhausted", err)
 	}
-	if b.front.calls.Load() != before {
+	if b.products.Calls() != before {
 		t.Errorf("a 101st product was looked up in productsvc; a full cart is refused first")
 	}
 }

@@ -78,7 +78,7 @@ func (b *syncBuffer) String() string {
 func TestRunWarnsWhenReplicasShareTheDatabase(t *testing.T) {
 	t.Parallel()
 	iss := shoptest.Issuer(t)
-	dbURL := pgtest.NewDatabase(t, cartSchema)
+	dbURL := pgtest.NewDatabase(t, pgtest.CartSchema)
 	// The other replica's listening session.
 	cfg, err := pgx.ParseConfig(dbURL)
 	if err != nil {

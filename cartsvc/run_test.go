@@ -3,18 +3,11 @@ package cartsvc_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"io"
-	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/decoupledshop/shop/cartsvc"
-	"github.com/decoupledshop/shop/internal/devissuer/issuertest"
-	"github.com/decoupledshop/shop/internal/pgtest"
-	"github.com/decoupledshop/shop/internal/shoptest"
-	"github.com/decoupledshop/shop/productsvc"
 )
 
 func noEnv(string) string { return "" }
@@ -62,108 +55,5 @@ func TestRunRefusesBadConfig(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("Run %q: %v; want an error naming %s", c.args, err, c.want)
 		}
-	}
-}
-
-// TestBothServicesOverJSON runs the real productsvc and cartsvc mains
-// (configured through the environment) and walks the issue's "done means"
-// with plain JSON over HTTP, as curl would: a user fills a cart; with
-// productsvc stopped GetCart still answers (stale) and AddCartItem fails
-// with Unavailable; a second user sees nothing of the first's cart.
-func TestBothServicesOverJSON(t *testing.T) {
-	t.Parallel()
-	iss := shoptest.Issuer(t)
-	productAddr, cartAddr := shoptest.FreeAddr(t), shoptest.FreeAddr(t)
-	productEnv := map[string]string{
-		"ADDR": productAddr, "DATABASE_URL": pgtest.NewDatabase(t, productSchema),
-		"OIDC_ISSUER_URL": iss.URL(), "DRAIN_DELAY": "-1s", "ADMIN_ADDR": "127.0.0.1:0",
-	}
-	cartEnv := map[string]string{
-		"ADDR": cartAddr, "DATABASE_URL": pgtest.NewDatabase(t, cartSchema),
-		"OIDC_ISSUER_URL": iss.URL(), "DRAIN_DELAY": "-1s", "ADMIN_ADDR": "127.0.0.1:0", "PRODUCT_URL": "http://" + productAddr,
-		// Every GetCart asks productsvc (within the TTL the cache answers
-		// without asking, and is not stale).
-		"PRODUCT_CACHE_TTL": "1ns",
-	}
-	run := func(run func(context.Context, []string, func(string) string, io.Writer, io.Writer) error, env map[string]string) (stop func()) {
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- run(ctx, nil, func(k string) string { return env[k] }, io.Discard, t.Output()) }()
-		shoptest.WaitReady(t, "http://"+env["ADDR"], 20*time.Second, done)
-		stopped := false
-		stop = func() {
-			if stopped {
-				return
-			}
-			stopped = true
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("Run after cancel: %v", err)
-				}
-			case <-time.After(20 * time.Second):
-				t.Errorf("Run did not return within 20s of cancel")
-			}
-		}
-		t.Cleanup(stop)
-		return stop
-	}
-	stopProducts := run(productsvc.Run, productEnv)
-	run(cartsvc.Run, cartEnv)
-
-	admin := issuertest.UserToken(t, iss, shoptest.Admin)
-	alice, bob := issuertest.UserToken(t, iss, shoptest.Alice), issuertest.UserToken(t, iss, shoptest.Bob)
-	post := func(base, procedure, token, body string) (int, map[string]any) {
-		t.Helper()
-		req, _ := http.NewRequest(http.MethodPost, "http://"+base+procedure, strings.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatalf("POST %s: %v", procedure, err)
-		}
-		defer resp.Body.Close()
-		var out map[string]any
-		raw, _ := io.ReadAll(resp.Body)
-		if err := json.Unmarshal(raw, &out); err != nil {
-			t.Fatalf("POST %s: %d %s: %v", procedure, resp.StatusCode, raw, err)
-		}
-		return resp.StatusCode, out
-	}
-	field := func(m map[string]any, path ...string) any {
-		var v any = m
-		for _, p := range path {
-			mm, _ := v.(map[string]any)
-			v = mm[p]
-		}
-		return v
-	}
-
-	_, cat := post(productAddr, "/shop.product.v1.CategoryService/CreateCategory", admin, `{"name":"Garden"}`)
-	categoryID, _ := field(cat, "category", "id").(string)
-	_, prod := post(productAddr, "/shop.product.v1.ProductService/CreateProduct", admin,
-		`{"sku":"SPADE-1","name":"Spade","categoryId":"`+categoryID+`","price":{"currencyCode":"EUR","amountMinor":"2450"}}`)
-	productID, _ := field(prod, "product", "id").(string)
-	if productID == "" {
-		t.Fatalf("CreateProduct answered %v", prod)
-	}
-	status, added := post(cartAddr, "/shop.cart.v1.CartService/AddCartItem", alice, `{"productId":"`+productID+`","quantity":2}`)
-	if status != http.StatusOK || field(added, "cart", "total", "amountMinor") != "4900" {
-		t.Fatalf("AddCartItem = %d %v; want 200 with total 4900", status, added)
-	}
-
-	stopProducts()
-	status, got := post(cartAddr, "/shop.cart.v1.CartService/GetCart", alice, `{}`)
-	if status != http.StatusOK || field(got, "cart", "stale") != true || field(got, "cart", "total", "amountMinor") != "4900" {
-		t.Errorf("GetCart with productsvc stopped = %d %v; want 200, stale, total 4900", status, got)
-	}
-	status, refused := post(cartAddr, "/shop.cart.v1.CartService/AddCartItem", alice, `{"productId":"`+productID+`","quantity":1}`)
-	if status != http.StatusServiceUnavailable || refused["code"] != "unavailable" {
-		t.Errorf("AddCartItem with productsvc stopped = %d %v; want 503 unavailable", status, refused)
-	}
-	status, other := post(cartAddr, "/shop.cart.v1.CartService/GetCart", bob, `{}`)
-	if status != http.StatusOK || field(other, "cart", "items") != nil || field(other, "cart", "total", "amountMinor") != nil {
-		t.Errorf("Bob's GetCart = %d %v; want an empty cart", status, other)
 	}
 }

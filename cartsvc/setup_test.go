@@ -1,98 +1,59 @@
 package cartsvc_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log"
-	"net"
-	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"connectrpc.com/connect"
 	"github.com/cenkalti/backoff/v4"
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/protobuf/types/known/fieldmaskpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/decoupledshop/shop/cartsvc"
-	cartmigrations "github.com/decoupledshop/shop/cartsvc/migrations"
 	"github.com/decoupledshop/shop/cartsvc/productclient"
+	"github.com/decoupledshop/shop/cartsvc/productclient/producttest"
 	cartv1 "github.com/decoupledshop/shop/gen/proto/shop/cart/v1"
 	"github.com/decoupledshop/shop/gen/proto/shop/cart/v1/cartv1connect"
 	productv1 "github.com/decoupledshop/shop/gen/proto/shop/product/v1"
-	"github.com/decoupledshop/shop/gen/proto/shop/product/v1/productv1connect"
 	typev1 "github.com/decoupledshop/shop/gen/proto/shop/type/v1"
-	productdb "github.com/decoupledshop/shop/gen/sqlc/product"
 	"github.com/decoupledshop/shop/internal/auth"
 	"github.com/decoupledshop/shop/internal/devissuer"
 	"github.com/decoupledshop/shop/internal/devissuer/issuertest"
-	"github.com/decoupledshop/shop/internal/pgdb"
 	"github.com/decoupledshop/shop/internal/pgtest"
 	"github.com/decoupledshop/shop/internal/server"
 	"github.com/decoupledshop/shop/internal/shoptest"
 	"github.com/decoupledshop/shop/internal/telemetry"
-	"github.com/decoupledshop/shop/productsvc"
-	productmigrations "github.com/decoupledshop/shop/productsvc/migrations"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-// cartSchema and productSchema are the two services' databases, each with
-// its own role and migrations.
-var (
-	cartSchema = pgtest.Schema{
-		Name: "cart",
-		Role: "cartsvc",
-		Migrate: func(ctx context.Context, url string) error {
-			return pgdb.Migrate(ctx, url, cartmigrations.FS)
-		},
-	}
-	productSchema = pgtest.Schema{
-		Name: "product",
-		Role: "productsvc",
-		Migrate: func(ctx context.Context, url string) error {
-			return pgdb.Migrate(ctx, url, productmigrations.FS)
-		},
-	}
-)
-
 // start is the time every bundle's cart clock starts at.
 var start = time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC)
 
-// testBundle is a real cartsvc and a real productsvc on loopback, each with
-// its own database, a real issuer and tokens. The cart's catalog client
-// reaches productsvc through front, which counts and can break the calls;
-// tests change the catalog through products, which bypasses front.
+// testBundle is a real cartsvc on loopback with its own database, a real
+// issuer and tokens, whose catalog client calls a fake productsvc
+// (products): tests seed and change the catalog there, count the calls and
+// break them.
 type testBundle struct {
-	cartURL      string
-	cartPool     *pgxpool.Pool
-	registry     *prometheus.Registry // the first cart server's metrics
-	telemetry    *telemetry.Telemetry
-	cartDBURL    string
-	ccfg         server.Config
-	verifier     *auth.Verifier
-	catalog      *productclient.Client
-	svc          *cartsvc.Service
-	clock        *clock
-	front        *front
-	stopProducts func()
-	iss          *devissuer.Issuer
-	tokens       map[string]string // by identity: alice, bob, admin, service, none
-	products     productv1connect.ProductServiceClient
-	categoryID   string
+	cartURL   string
+	cartPool  *pgxpool.Pool
+	registry  *prometheus.Registry // the first cart server's metrics
+	telemetry *telemetry.Telemetry
+	cartDBURL string
+	ccfg      server.Config
+	verifier  *auth.Verifier
+	catalog   *productclient.Client
+	svc       *cartsvc.Service
+	clock     *clock
+	products  *producttest.Service
+	iss       *devissuer.Issuer
+	tokens    map[string]string // by identity: alice, bob, admin, service, none
 }
 
 // config adjusts a bundle.
@@ -170,19 +131,11 @@ func setup(t testing.TB, opts ...option) *testBundle {
 		b.tokens[shopper(i)] = issuertest.UserToken(t, iss, shopper(i))
 	}
 
-	// productsvc, stoppable, behind the front.
-	productPool, _ := pgtest.NewPool(t, productSchema)
-	pcfg := shoptest.ServerConfig(t, productPool.Ping)
-	psrv := server.New(pcfg)
-	productsvc.Mount(psrv, server.HandlerOptions(pcfg), verifier, productsvc.NewStore(productPool, noEvents{}, "EUR", nil, nil))
-	var productURL string
-	productURL, b.stopProducts = serveStoppable(t, psrv)
-	b.front = newFront(t, productURL)
-	b.products = productv1connect.NewProductServiceClient(shoptest.HTTPClient(), productURL, connect.WithInterceptors(shoptest.Bearer(b.tokens["admin"])))
+	b.products = producttest.Start(t)
 
 	// cartsvc.
-	b.cartPool, b.cartDBURL = pgtest.NewPool(t, cartSchema)
-	cfg.catalog.BaseURL = b.front.url
+	b.cartPool, b.cartDBURL = pgtest.NewPool(t, pgtest.CartSchema)
+	cfg.catalog.BaseURL = b.products.URL()
 	cfg.catalog.Now = b.clock.Now
 	// Telemetry as Run wires it (tracing off, logs discarded).
 	b.telemetry = telemetry.ForTest("cartsvc", nil, nil)
@@ -196,13 +149,6 @@ func setup(t testing.TB, opts ...option) *testBundle {
 	b.svc = cartsvc.NewService(b.cartPool, b.catalog, cfg.service)
 	b.ccfg = shoptest.ServerConfig(t, b.cartPool.Ping)
 	b.cartURL = b.serveCart(t, b.svc)
-
-	cat, err := productv1connect.NewCategoryServiceClient(shoptest.HTTPClient(), productURL, connect.WithInterceptors(shoptest.Bearer(b.tokens["admin"]))).
-		CreateCategory(context.Background(), connect.NewRequest(&productv1.CreateCategoryRequest{Name: "Things"}))
-	if err != nil {
-		t.Fatalf("CreateCategory: %v", err)
-	}
-	b.categoryID = cat.Msg.Category.Id
 	return b
 }
 
@@ -251,37 +197,18 @@ func protocol(p []shoptest.Protocol) shoptest.Protocol {
 
 func eur(amount int64) *typev1.Money { return &typev1.Money{CurrencyCode: "EUR", AmountMinor: amount} }
 
-// createProduct creates a product in productsvc (not through the front).
+// createProduct adds a product to the fake productsvc, at version 1.
 func (b *testBundle) createProduct(t testing.TB, name string, price int64) *productv1.Product {
-	t.Helper()
-	resp, err := b.products.CreateProduct(context.Background(), connect.NewRequest(&productv1.CreateProductRequest{
-		Sku: "SKU-" + strings.ToUpper(uuid.NewString()[:8]), Name: name, CategoryId: b.categoryID, Price: eur(price),
-	}))
-	if err != nil {
-		t.Fatalf("CreateProduct(%q): %v", name, err)
-	}
-	return resp.Msg.Product
+	return b.products.Create(name, price)
 }
 
-// setPrice changes a product's price in productsvc and returns it.
+// setPrice changes a product's price in productsvc (a new version) and
+// returns it.
 func (b *testBundle) setPrice(t testing.TB, p *productv1.Product, price int64) *productv1.Product {
-	t.Helper()
-	resp, err := b.products.UpdateProduct(context.Background(), connect.NewRequest(&productv1.UpdateProductRequest{
-		Product:    &productv1.Product{Id: p.Id, Price: eur(price)},
-		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"price"}},
-	}))
-	if err != nil {
-		t.Fatalf("UpdateProduct(%s): %v", p.Id, err)
-	}
-	return resp.Msg.Product
+	return b.products.SetPrice(p.Id, price)
 }
 
-func (b *testBundle) deleteProduct(t testing.TB, p *productv1.Product) {
-	t.Helper()
-	if _, err := b.products.DeleteProduct(context.Background(), connect.NewRequest(&productv1.DeleteProductRequest{Id: p.Id})); err != nil {
-		t.Fatalf("DeleteProduct(%s): %v", p.Id, err)
-	}
-}
+func (b *testBundle) deleteProduct(t testing.TB, p *productv1.Product) { b.products.Delete(p.Id) }
 
 // add adds quantity of p to who's cart, failing the test on error, and
 // waits until the catalog cache holds what the add fetched.
@@ -352,35 +279,6 @@ func (b *testBundle) count(t testing.TB, sql string, args ...any) int {
 	return n
 }
 
-// serveStoppable serves srv on a loopback port until stop is called or the
-// test ends, and returns its base URL. After stop, connections are refused.
-func serveStoppable(t testing.TB, srv *server.Server) (string, func()) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("server: %v", err)
-				}
-			case <-time.After(10 * time.Second):
-				t.Errorf("server did not shut down within 10s")
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return "http://" + ln.Addr().String(), stop
-}
-
 // clock is the cart's settable clock. It advances a millisecond per
 // reading, so creation order is strict.
 type clock struct {
@@ -399,140 +297,6 @@ func (c *clock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.t = c.t.Add(d)
-}
-
-// noEvents is productsvc's event publisher in these tests: events are the
-// events issue's business.
-type noEvents struct{}
-
-func (noEvents) CategoryChanged(context.Context, pgx.Tx, productdb.Category) error  { return nil }
-func (noEvents) ProductsChanged(context.Context, pgx.Tx, []productdb.Product) error { return nil }
-func (noEvents) ProductDeleted(context.Context, pgx.Tx, uuid.UUID, int64) error     { return nil }
-
-// front is the HTTP front of productsvc that the cart's catalog client
-// talks to. It counts BatchGetProducts calls and can break them: drop the
-// connection (a crashed process), answer with a Connect error code, answer
-// only after a delay, or hold responses that productsvc already produced
-// until released.
-type front struct {
-	url   string
-	proxy *httputil.ReverseProxy
-	calls atomic.Int64 // BatchGetProducts requests received
-	trace atomic.Value // string: the traceparent header of the last one
-	held  atomic.Int64 // responses being held right now
-
-	mu    sync.Mutex
-	mode  frontMode
-	code  connect.Code
-	delay time.Duration
-	gate  chan struct{} // non-nil: responses wait until it is closed
-}
-
-type frontMode int
-
-const (
-	pass frontMode = iota
-	drop           // hijack and close the connection
-	fail           // answer with a Connect error of code
-	slow           // answer after delay (or when the caller gives up)
-)
-
-func newFront(t testing.TB, target string) *front {
-	u, err := url.Parse(target)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &front{proxy: httputil.NewSingleHostReverseProxy(u)}
-	f.proxy.ModifyResponse = func(*http.Response) error {
-		f.mu.Lock()
-		gate := f.gate
-		f.mu.Unlock()
-		if gate != nil {
-			f.held.Add(1)
-			<-gate
-			f.held.Add(-1)
-		}
-		return nil
-	}
-	f.proxy.ErrorLog = log.New(io.Discard, "", 0) // a stopped productsvc is expected
-	srv := httptest.NewServer(f)
-	t.Cleanup(func() {
-		f.release()
-		srv.CloseClientConnections()
-		srv.Close()
-	})
-	f.url = srv.URL
-	return f
-}
-
-func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path == productv1connect.ProductServiceBatchGetProductsProcedure {
-		f.calls.Add(1)
-		f.trace.Store(r.Header.Get("traceparent"))
-	}
-	f.mu.Lock()
-	mode, code, delay := f.mode, f.code, f.delay
-	f.mu.Unlock()
-	switch mode {
-	case drop:
-		conn, _, err := http.NewResponseController(w).Hijack()
-		if err == nil {
-			conn.Close()
-		}
-		return
-	case fail:
-		_ = connect.NewErrorWriter().Write(w, r, connect.NewError(code, errors.New("injected by the test front")))
-		return
-	case slow:
-		// Read the body first: only then does net/http notice a client
-		// that gives up (and cancel r's context).
-		body, err := io.ReadAll(r.Body)
-		if err != nil {
-			return
-		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		select {
-		case <-time.After(delay):
-		case <-r.Context().Done():
-			return
-		}
-	}
-	f.proxy.ServeHTTP(w, r)
-}
-
-// set switches the front's mode.
-func (f *front) set(mode frontMode) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.mode = mode
-}
-
-func (f *front) failWith(code connect.Code) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.mode, f.code = fail, code
-}
-
-func (f *front) slowBy(d time.Duration) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.mode, f.delay = slow, d
-}
-
-// hold makes responses wait (after productsvc answered) until release.
-func (f *front) hold() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.gate = make(chan struct{})
-}
-
-func (f *front) release() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.gate != nil {
-		close(f.gate)
-		f.gate = nil
-	}
 }
 
 // eventually polls cond every few milliseconds until it holds, failing the

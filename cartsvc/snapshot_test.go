@@ -16,7 +16,7 @@ import (
 // counts, the line keeps the event's name, price and version.
 func TestAWriteNeverRegressesASnapshot(t *testing.T) {
 	t.Parallel()
-	pool, _ := pgtest.NewPool(t, cartSchema)
+	pool, _ := pgtest.NewPool(t, pgtest.CartSchema)
 	q, ctx := cartdb.New(pool), context.Background()
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	user, lamp := "alice", uuid.New()

@@ -92,7 +92,7 @@ func TestMoveWishlistItemToCartIsAtomic(t *testing.T) {
 		t.Errorf("moving beyond 999: %v, want InvalidArgument", err)
 	}
 	// productsvc is unreachable: nothing moves.
-	b.front.set(drop)
+	b.products.Drop()
 	if _, err := move(flute.Id, 1); shoptest.Code(err) != connect.CodeUnavailable {
 		t.Errorf("moving with productsvc down: %v, want Unavailable", err)
 	}
@@ -102,7 +102,7 @@ func TestMoveWishlistItemToCartIsAtomic(t *testing.T) {
 	if c := b.cart(t, "alice"); len(c.Items) != 1 || c.Items[0].Quantity != 999 {
 		t.Fatalf("after failed moves the cart is %v; want only the 999 drums", c)
 	}
-	b.front.set(pass)
+	b.products.Recover()
 	got, err := move(flute.Id, 2)
 	if err != nil {
 		t.Fatal(err)
