@@ -6,48 +6,14 @@ import (
 	"errors"
 	"log/slog"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 
-	"connectrpc.com/connect"
 	"github.com/google/uuid"
 
-	productv1 "github.com/decoupledshop/shop/gen/proto/shop/product/v1"
-	"github.com/decoupledshop/shop/gen/proto/shop/product/v1/productv1connect"
-	typev1 "github.com/decoupledshop/shop/gen/proto/shop/type/v1"
+	"github.com/decoupledshop/shop/cartsvc/productclient/producttest"
 )
-
-// fakeProducts is a real ProductService on loopback that knows every id
-// (version 1, 100 EUR) and counts its calls.
-type fakeProducts struct {
-	productv1connect.UnimplementedProductServiceHandler
-	calls atomic.Int64
-}
-
-func (f *fakeProducts) BatchGetProducts(_ context.Context, req *connect.Request[productv1.BatchGetProductsRequest]) (*connect.Response[productv1.BatchGetProductsResponse], error) {
-	f.calls.Add(1)
-	resp := &productv1.BatchGetProductsResponse{}
-	for _, id := range req.Msg.GetIds() {
-		resp.Products = append(resp.Products, &productv1.Product{
-			Id: id, Name: "Thing", Version: 1, Price: &typev1.Money{CurrencyCode: "EUR", AmountMinor: 100},
-		})
-	}
-	return connect.NewResponse(resp), nil
-}
-
-func startFakeProducts(t *testing.T) (*fakeProducts, string) {
-	t.Helper()
-	f := &fakeProducts{}
-	mux := http.NewServeMux()
-	mux.Handle(productv1connect.NewProductServiceHandler(f))
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	return f, srv.URL
-}
 
 // refusedURL is the URL of a loopback port nothing listens on.
 func refusedURL(t *testing.T) string {
@@ -66,22 +32,22 @@ func refusedURL(t *testing.T) string {
 // retried on the other address, and the refusing one is passed over.
 func TestRetriesGoToAnotherAddress(t *testing.T) {
 	t.Parallel()
-	live, liveURL := startFakeProducts(t)
-	c, err := New(Config{BaseURL: refusedURL(t) + ", " + liveURL, BreakerFailures: 100})
+	live := producttest.Start(t)
+	c, err := New(Config{BaseURL: refusedURL(t) + ", " + live.URL(), BreakerFailures: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
 	const lookups = 50
 	for i := range lookups {
-		id := uuid.New()
+		id := uuid.MustParse(live.Create("Thing", 100).Id)
 		got, err := c.Lookup(context.Background(), []Want{{ID: id}})
 		if err != nil || got[id].Name != "Thing" {
 			t.Fatalf("lookup %d = %v, %v; want the product from the live address", i, got, err)
 		}
 	}
 	t.Logf("%d lookups, one of two addresses refusing: all answered, %d calls in all, %d to the live address",
-		lookups, c.Stats().Calls, live.calls.Load())
+		lookups, c.Stats().Calls, live.Calls())
 }
 
 // TestUnreachableCatalogIsLoggedOnceWithItsCause: lookups that fail
