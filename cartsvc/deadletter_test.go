@@ -116,31 +116,13 @@ func TestDeadLetterService(t *testing.T) {
 	if _, err := sink(b.cartURL, b.tokens["service"]).DeliverEvents(ctx, connect.NewRequest(&eventsv1.DeliverEventsRequest{})); err != nil {
 		t.Errorf("an empty DeliverEvents: %v", err)
 	}
-	var listed []*eventsv1.DeadLetter
-	token := ""
-	for range 10 {
-		page, err := dlq.ListDeadLetters(ctx, connect.NewRequest(&eventsv1.ListDeadLettersRequest{PageSize: 3, PageToken: token}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		listed = append(listed, page.Msg.DeadLetters...)
-		if token = page.Msg.NextPageToken; token == "" {
-			break
-		}
-	}
+	listed := listDeadLetters(t, dlq, 3)
 	if len(listed) != 4 {
 		t.Fatalf("listed %d dead letters in pages of 3, want 4", len(listed))
 	}
 	// Events of one batch are applied concurrently, so their dead letters'
 	// order is not the delivery order: find the broken one by its event id.
-	var last, fixable *eventsv1.DeadLetter // the broken one, and a USD one
-	for _, d := range listed {
-		if d.Event.GetId() == broken.Id {
-			last = d
-		} else {
-			fixable = d
-		}
-	}
+	last, fixable := pickDeadLetter(listed, broken.Id) // the broken one, and a USD one
 	if last == nil || fixable == nil {
 		t.Fatalf("the broken event %s is not among the dead letters", broken.Id)
 	}
@@ -159,18 +141,10 @@ func TestDeadLetterService(t *testing.T) {
 			t.Errorf("replay with %s: %v, want InvalidArgument", name, err)
 		}
 	}
-	replay := func(c eventsv1connect.DeadLetterServiceClient, req *eventsv1.ReplayDeadLettersRequest) int64 {
-		t.Helper()
-		resp, err := c.ReplayDeadLetters(ctx, connect.NewRequest(req))
-		if err != nil {
-			t.Fatalf("ReplayDeadLetters(%v): %v", req, err)
-		}
-		return resp.Msg.ReplayedCount
-	}
-	if n := replay(dlq, &eventsv1.ReplayDeadLettersRequest{}); n != 0 || b.count(t, "SELECT count(*) FROM event_dlq") != 4 {
+	if n := replay(t, dlq, &eventsv1.ReplayDeadLettersRequest{}); n != 0 || b.count(t, "SELECT count(*) FROM event_dlq") != 4 {
 		t.Errorf("an empty replay replayed %d", n)
 	}
-	if n := replay(dlq, &eventsv1.ReplayDeadLettersRequest{All: true}); n != 0 {
+	if n := replay(t, dlq, &eventsv1.ReplayDeadLettersRequest{All: true}); n != 0 {
 		t.Errorf("replaying poison to the same receiver replayed %d, want 0", n)
 	}
 	if n := b.count(t, "SELECT count(*) FROM event_dlq WHERE attempts = 2"); n != 4 {
@@ -181,7 +155,7 @@ func TestDeadLetterService(t *testing.T) {
 	// same database).
 	fixed := b.serveCart(t, cartsvc.NewService(b.cartPool, b.catalog, cartsvc.Options{Currency: "USD", Now: b.clock.Now}))
 	fixedDLQ := eventsv1connect.NewDeadLetterServiceClient(shoptest.HTTPClient(), fixed, connect.WithInterceptors(shoptest.Bearer(b.tokens["admin"])))
-	if n := replay(fixedDLQ, &eventsv1.ReplayDeadLettersRequest{Ids: []string{fixable.Id, uuid.NewString()}}); n != 1 {
+	if n := replay(t, fixedDLQ, &eventsv1.ReplayDeadLettersRequest{Ids: []string{fixable.Id, uuid.NewString()}}); n != 1 {
 		t.Errorf("replaying one fixed dead letter (and an unknown id) replayed %d, want 1", n)
 	}
 	// A redelivery of a dead-lettered event that the fixed receiver
@@ -189,7 +163,7 @@ func TestDeadLetterService(t *testing.T) {
 	if got := b.deliverTo(t, fixed, usd[0])[usd[0].Id].Status; got != accepted && got != duplicate {
 		t.Errorf("redelivering a dead-lettered event to the fixed receiver = %v", got)
 	}
-	if n := replay(fixedDLQ, &eventsv1.ReplayDeadLettersRequest{All: true}); n < 1 {
+	if n := replay(t, fixedDLQ, &eventsv1.ReplayDeadLettersRequest{All: true}); n < 1 {
 		t.Errorf("replaying all after the fix replayed %d", n)
 	}
 	for _, ev := range usd {
@@ -204,26 +178,71 @@ func TestDeadLetterService(t *testing.T) {
 		t.Errorf("the still broken one has %d attempts, want 3", n)
 	}
 
-	purge := func(req *eventsv1.PurgeDeadLettersRequest) (int64, error) {
-		resp, err := dlq.PurgeDeadLetters(ctx, connect.NewRequest(req))
-		if err != nil {
-			return 0, err
-		}
-		return resp.Msg.PurgedCount, nil
-	}
-	if _, err := purge(&eventsv1.PurgeDeadLettersRequest{Ids: []string{last.Id}, All: true}); shoptest.Code(err) != connect.CodeInvalidArgument {
+	if _, err := purge(dlq, &eventsv1.PurgeDeadLettersRequest{Ids: []string{last.Id}, All: true}); shoptest.Code(err) != connect.CodeInvalidArgument {
 		t.Errorf("purge with ids and all: %v, want InvalidArgument", err)
 	}
-	if n, err := purge(&eventsv1.PurgeDeadLettersRequest{}); n != 0 || err != nil {
+	if n, err := purge(dlq, &eventsv1.PurgeDeadLettersRequest{}); n != 0 || err != nil {
 		t.Errorf("an empty purge = %d, %v; want 0", n, err)
 	}
-	if n, err := purge(&eventsv1.PurgeDeadLettersRequest{Ids: []string{last.Id}}); n != 1 || err != nil {
+	if n, err := purge(dlq, &eventsv1.PurgeDeadLettersRequest{Ids: []string{last.Id}}); n != 1 || err != nil {
 		t.Errorf("purge of the broken one = %d, %v; want 1", n, err)
 	}
 	b.deliver(t, poisons(uuid.NewString())["currency"], poisons(uuid.NewString())["currency"])
-	if n, err := purge(&eventsv1.PurgeDeadLettersRequest{All: true}); n != 2 || err != nil {
+	if n, err := purge(dlq, &eventsv1.PurgeDeadLettersRequest{All: true}); n != 2 || err != nil {
 		t.Errorf("purge all = %d, %v; want 2", n, err)
 	}
+}
+
+// listDeadLetters lists all of dlq's dead letters, pageSize at a time (at
+// most 10 pages).
+func listDeadLetters(t *testing.T, dlq eventsv1connect.DeadLetterServiceClient, pageSize int32) []*eventsv1.DeadLetter {
+	t.Helper()
+	var listed []*eventsv1.DeadLetter
+	token := ""
+	for range 10 {
+		page, err := dlq.ListDeadLetters(context.Background(), connect.NewRequest(&eventsv1.ListDeadLettersRequest{PageSize: pageSize, PageToken: token}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		listed = append(listed, page.Msg.DeadLetters...)
+		if token = page.Msg.NextPageToken; token == "" {
+			break
+		}
+	}
+	return listed
+}
+
+// pickDeadLetter returns the dead letter of the event with id, and
+// another one (nil if there is none).
+func pickDeadLetter(listed []*eventsv1.DeadLetter, id string) (of, other *eventsv1.DeadLetter) {
+	for _, d := range listed {
+		if d.Event.GetId() == id {
+			of = d
+		} else {
+			other = d
+		}
+	}
+	return of, other
+}
+
+// replay replays dead letters and returns how many, failing the test on
+// error.
+func replay(t *testing.T, dlq eventsv1connect.DeadLetterServiceClient, req *eventsv1.ReplayDeadLettersRequest) int64 {
+	t.Helper()
+	resp, err := dlq.ReplayDeadLetters(context.Background(), connect.NewRequest(req))
+	if err != nil {
+		t.Fatalf("ReplayDeadLetters(%v): %v", req, err)
+	}
+	return resp.Msg.ReplayedCount
+}
+
+// purge purges dead letters and returns how many.
+func purge(dlq eventsv1connect.DeadLetterServiceClient, req *eventsv1.PurgeDeadLettersRequest) (int64, error) {
+	resp, err := dlq.PurgeDeadLetters(context.Background(), connect.NewRequest(req))
+	if err != nil {
+		return 0, err
+	}
+	return resp.Msg.PurgedCount, nil
 }
 
 // TestUnstorableEventsAreDeadLettered: an event whose text the database
