@@ -18,6 +18,7 @@ import (
 	"github.com/decoupledshop/shop/gen/proto/shop/cart/v1/cartv1connect"
 	eventsv1 "github.com/decoupledshop/shop/gen/proto/shop/events/v1"
 	"github.com/decoupledshop/shop/gen/proto/shop/events/v1/eventsv1connect"
+	"github.com/decoupledshop/shop/internal/devissuer"
 	"github.com/decoupledshop/shop/internal/pgtest"
 	"github.com/decoupledshop/shop/internal/server"
 	"github.com/decoupledshop/shop/internal/shoptest"
@@ -150,4 +151,21 @@ func (c *cart) count(t *testing.T, sql string, args ...any) int {
 		t.Fatalf("%s: %v", sql, err)
 	}
 	return n
+}
+
+// storedLine is what a cart line stores of its product.
+type storedLine struct {
+	price, added, version int64
+	available             bool
+}
+
+// line returns the user's (by name) stored cart line of productID.
+func (c *cart) line(t *testing.T, user, productID string) storedLine {
+	t.Helper()
+	var l storedLine
+	if err := c.pool.QueryRow(context.Background(), `SELECT unit_price_minor, added_unit_price_minor, product_version, available
+		FROM cart_items WHERE user_id = $1 AND product_id = $2`, devissuer.Subject(user), productID).Scan(&l.price, &l.added, &l.version, &l.available); err != nil {
+		t.Fatal(err)
+	}
+	return l
 }

@@ -223,17 +223,6 @@ func crashPostgres(t *testing.T, pg *durableCluster, at int64) {
 	t.Logf("PostgreSQL's log of the restart (refused connection attempts left out):\n%s", strings.Join(recovery, "\n"))
 }
 
-// openPool opens a pool on dbURL until the test ends.
-func openPool(t *testing.T, dbURL string) *pgxpool.Pool {
-	t.Helper()
-	pool, err := pgxpool.New(context.Background(), dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	return pool
-}
-
 // waitOutboxEmpty waits until productsvc's outbox is empty or deadline
 // passed, and returns the number of events still queued.
 func waitOutboxEmpty(t *testing.T, products *pgxpool.Pool, deadline time.Time) int {

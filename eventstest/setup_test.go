@@ -65,9 +65,35 @@ func newShop(t *testing.T, subscribers ...string) *shop {
 	srv := server.New(cfg)
 	productsvc.Mount(srv, server.HandlerOptions(cfg), s.verifier, s.catalog)
 	s.productURL = shoptest.Serve(t, srv)
+	s.dial()
+	return s
+}
+
+// shopAt is a shop whose productsvc runs elsewhere: at productURL, on the
+// database at productDB, trusting iss.
+func shopAt(t *testing.T, iss *devissuer.Issuer, productURL, productDB string) *shop {
+	t.Helper()
+	s := &shop{iss: iss, admin: issuertest.UserToken(t, iss, shoptest.Admin), productURL: productURL, productDB: productDB}
+	s.productPool = openPool(t, productDB)
+	s.dial()
+	return s
+}
+
+// dial makes the admin's clients of productsvc.
+func (s *shop) dial() {
 	s.products = productv1connect.NewProductServiceClient(shoptest.HTTPClient(), s.productURL, connect.WithInterceptors(shoptest.Bearer(s.admin)))
 	s.categories = productv1connect.NewCategoryServiceClient(shoptest.HTTPClient(), s.productURL, connect.WithInterceptors(shoptest.Bearer(s.admin)))
-	return s
+}
+
+// openPool opens a pool on dbURL until the test ends.
+func openPool(t *testing.T, dbURL string) *pgxpool.Pool {
+	t.Helper()
+	pool, err := pgxpool.New(context.Background(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
 }
 
 // rollBack marks a context: the change's transaction writes its events,
