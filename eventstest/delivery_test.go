@@ -46,34 +46,9 @@ func TestEveryEventThreeTimesShuffled(t *testing.T) {
 		products = append(products, s.createProduct(t, cat.Id, fmt.Sprintf("K-%02d", i), fmt.Sprintf("Pot %d", i), int64(1000+i)))
 	}
 	for _, c := range []*cart{inOrder, shuffled} {
-		for i, p := range products {
-			c.add(t, alice, p.Id, int32(1+i%3))
-			if i%2 == 0 {
-				c.add(t, bob, p.Id, 1)
-			}
-			if i%3 == 0 {
-				c.wish(t, bob, p.Id)
-			}
-		}
+		fillKitchen(t, c, alice, bob, products)
 	}
-	for round := range 3 {
-		for i, p := range products {
-			s.setPrice(t, p.Id, int64(2000+100*round+i))
-			if i%4 == round {
-				s.rename(t, p.Id, fmt.Sprintf("Pot %d (r%d)", i, round))
-			}
-		}
-	}
-	s.renameCategory(t, cat.Id, "Cookware") // one ProductChanged per product
-	gone := []string{products[1].Id, products[5].Id, products[10].Id}
-	for _, id := range gone {
-		s.deleteProduct(t, id)
-	}
-	for i, p := range products {
-		if !slices.Contains(gone, p.Id) && i%3 == 1 {
-			s.setPrice(t, p.Id, int64(3000+i))
-		}
-	}
+	gone := churnKitchen(t, s, cat.Id, products)
 
 	// The reference: each event once, in order.
 	events := s.outboxEvents(t, "cart1")
@@ -107,21 +82,7 @@ func TestEveryEventThreeTimesShuffled(t *testing.T) {
 	if dups < 2*len(events) {
 		t.Errorf("%d duplicates answered, want at least %d (each event delivered 3 times)", dups, 2*len(events))
 	}
-	var late int
-	for _, id := range gone {
-		var changes, staleAfter int
-		if err := shuffled.pool.QueryRow(context.Background(), `
-			SELECT count(*), count(*) FILTER (WHERE c.outcome = 'stale' AND c.receive_time > d.receive_time)
-			FROM inbox c JOIN inbox d ON d.aggregate_id = c.aggregate_id AND d.type = 'shop.events.v1.ProductDeleted'
-			WHERE c.aggregate_id = $1 AND c.type = 'shop.events.v1.ProductChanged'`, id).Scan(&changes, &staleAfter); err != nil {
-			t.Fatal(err)
-		}
-		if staleAfter != changes || changes == 0 {
-			t.Errorf("product %s: %d of its %d ProductChanged arrived after its deletion as STALE; want all", id, staleAfter, changes)
-		}
-		late += staleAfter
-	}
-	t.Logf("late ProductChanged after ProductDeleted: %d, all STALE", late)
+	t.Logf("late ProductChanged after ProductDeleted: %d, all STALE", checkLateChangesStale(t, shuffled, gone))
 
 	// And the carts match the catalog.
 	c := shuffled.getCart(t, alice)
@@ -147,6 +108,68 @@ func TestEveryEventThreeTimesShuffled(t *testing.T) {
 			t.Errorf("stored line %q %d v%d, catalog %q %d v%d", name, price, version, p.Name, p.Price.AmountMinor, p.Version)
 		}
 	}
+}
+
+// fillKitchen puts products into alice's and bob's carts and bob's
+// wishlist on replica c, the same way on every replica.
+func fillKitchen(t *testing.T, c *cart, alice, bob string, products []*productv1.Product) {
+	t.Helper()
+	for i, p := range products {
+		c.add(t, alice, p.Id, int32(1+i%3))
+		if i%2 == 0 {
+			c.add(t, bob, p.Id, 1)
+		}
+		if i%3 == 0 {
+			c.wish(t, bob, p.Id)
+		}
+	}
+}
+
+// churnKitchen changes every product's price three times and some names,
+// renames their category, deletes three of them and changes some of the
+// others once more; it returns the deleted ids.
+func churnKitchen(t *testing.T, s *shop, categoryID string, products []*productv1.Product) (gone []string) {
+	t.Helper()
+	for round := range 3 {
+		for i, p := range products {
+			s.setPrice(t, p.Id, int64(2000+100*round+i))
+			if i%4 == round {
+				s.rename(t, p.Id, fmt.Sprintf("Pot %d (r%d)", i, round))
+			}
+		}
+	}
+	s.renameCategory(t, categoryID, "Cookware") // one ProductChanged per product
+	gone = []string{products[1].Id, products[5].Id, products[10].Id}
+	for _, id := range gone {
+		s.deleteProduct(t, id)
+	}
+	for i, p := range products {
+		if !slices.Contains(gone, p.Id) && i%3 == 1 {
+			s.setPrice(t, p.Id, int64(3000+i))
+		}
+	}
+	return gone
+}
+
+// checkLateChangesStale checks that every ProductChanged of the gone
+// products that c received after their ProductDeleted was STALE, and
+// returns how many there were.
+func checkLateChangesStale(t *testing.T, c *cart, gone []string) (late int) {
+	t.Helper()
+	for _, id := range gone {
+		var changes, staleAfter int
+		if err := c.pool.QueryRow(context.Background(), `
+			SELECT count(*), count(*) FILTER (WHERE c.outcome = 'stale' AND c.receive_time > d.receive_time)
+			FROM inbox c JOIN inbox d ON d.aggregate_id = c.aggregate_id AND d.type = 'shop.events.v1.ProductDeleted'
+			WHERE c.aggregate_id = $1 AND c.type = 'shop.events.v1.ProductChanged'`, id).Scan(&changes, &staleAfter); err != nil {
+			t.Fatal(err)
+		}
+		if staleAfter != changes || changes == 0 {
+			t.Errorf("product %s: %d of its %d ProductChanged arrived after its deletion as STALE; want all", id, staleAfter, changes)
+		}
+		late += staleAfter
+	}
+	return late
 }
 
 // TestCacheInvalidationAcrossReplicas: two cartsvc replicas share one
