@@ -2,6 +2,7 @@ package cartsvc_test
 
 import (
 	"context"
+	"maps"
 	"testing"
 
 	"connectrpc.com/connect"
@@ -20,84 +21,9 @@ func TestAuthMatrix(t *testing.T) {
 	ctx := context.Background()
 	prod := b.createProduct(t, "Lamp", 1500)
 
-	type call func(who string) error
-	calls := map[string]struct {
-		admin bool
-		call  call
-	}{
-		"GetCart": {false, func(who string) error {
-			_, err := b.carts(who).GetCart(ctx, connect.NewRequest(&cartv1.GetCartRequest{}))
-			return err
-		}},
-		"AddCartItem": {false, func(who string) error {
-			_, err := b.carts(who).AddCartItem(ctx, connect.NewRequest(&cartv1.AddCartItemRequest{ProductId: prod.Id, Quantity: 1}))
-			return err
-		}},
-		"UpdateCartItem": {false, func(who string) error {
-			_, err := b.carts(who).UpdateCartItem(ctx, connect.NewRequest(&cartv1.UpdateCartItemRequest{ProductId: prod.Id, Quantity: 2}))
-			if shoptest.Code(err) == connect.CodeNotFound {
-				return nil // got past auth: no such line yet
-			}
-			return err
-		}},
-		"RemoveCartItem": {false, func(who string) error {
-			_, err := b.carts(who).RemoveCartItem(ctx, connect.NewRequest(&cartv1.RemoveCartItemRequest{ProductId: prod.Id}))
-			return err
-		}},
-		"ClearCart": {false, func(who string) error {
-			_, err := b.carts(who).ClearCart(ctx, connect.NewRequest(&cartv1.ClearCartRequest{}))
-			return err
-		}},
-		"ApplyPromoCode": {false, func(who string) error {
-			_, err := b.carts(who).ApplyPromoCode(ctx, connect.NewRequest(&cartv1.ApplyPromoCodeRequest{Code: "NO-SUCH-CODE"}))
-			if shoptest.Code(err) == connect.CodeNotFound {
-				return nil // got past auth
-			}
-			return err
-		}},
-		"RemovePromoCode": {false, func(who string) error {
-			_, err := b.carts(who).RemovePromoCode(ctx, connect.NewRequest(&cartv1.RemovePromoCodeRequest{Code: "NO-SUCH-CODE"}))
-			return err
-		}},
-		"GetWishlist": {false, func(who string) error {
-			_, err := b.wishlists(who).GetWishlist(ctx, connect.NewRequest(&cartv1.GetWishlistRequest{}))
-			return err
-		}},
-		"AddWishlistItem": {false, func(who string) error {
-			_, err := b.wishlists(who).AddWishlistItem(ctx, connect.NewRequest(&cartv1.AddWishlistItemRequest{ProductId: prod.Id}))
-			return err
-		}},
-		"RemoveWishlistItem": {false, func(who string) error {
-			_, err := b.wishlists(who).RemoveWishlistItem(ctx, connect.NewRequest(&cartv1.RemoveWishlistItemRequest{ProductId: prod.Id}))
-			return err
-		}},
-		"MoveWishlistItemToCart": {false, func(who string) error {
-			_, err := b.wishlists(who).MoveWishlistItemToCart(ctx, connect.NewRequest(&cartv1.MoveWishlistItemToCartRequest{ProductId: prod.Id, Quantity: 1}))
-			if shoptest.Code(err) == connect.CodeNotFound {
-				return nil // got past auth: not on the wishlist
-			}
-			return err
-		}},
-		// Promo code writes use arguments that fail validation, so an admin
-		// call proves it got past auth without changing anything.
-		"CreatePromoCode": {true, func(who string) error {
-			_, err := b.promos(who).CreatePromoCode(ctx, connect.NewRequest(&cartv1.CreatePromoCodeRequest{}))
-			if shoptest.Code(err) == connect.CodeInvalidArgument {
-				return nil
-			}
-			return err
-		}},
-		"ListPromoCodes": {true, func(who string) error {
-			_, err := b.promos(who).ListPromoCodes(ctx, connect.NewRequest(&cartv1.ListPromoCodesRequest{}))
-			return err
-		}},
-		"DeactivatePromoCode": {true, func(who string) error {
-			_, err := b.promos(who).DeactivatePromoCode(ctx, connect.NewRequest(&cartv1.DeactivatePromoCodeRequest{Code: "NO-SUCH-CODE"}))
-			if shoptest.Code(err) == connect.CodeNotFound {
-				return nil
-			}
-			return err
-		}},
+	calls := map[string]matrixCall{}
+	for _, procs := range []map[string]matrixCall{cartCalls(b, prod.Id), wishlistCalls(b, prod.Id), promoCalls(b)} {
+		maps.Copy(calls, procs)
 	}
 	if len(calls) != 14 {
 		t.Fatalf("matrix covers %d procedures, want all 14", len(calls))
@@ -123,6 +49,108 @@ func TestAuthMatrix(t *testing.T) {
 	b.tokens["garbage"] = "not-a-jwt"
 	if _, err := b.carts("garbage").GetCart(ctx, connect.NewRequest(&cartv1.GetCartRequest{})); shoptest.Code(err) != connect.CodeUnauthenticated {
 		t.Errorf("GetCart with a garbage token: %v, want Unauthenticated", err)
+	}
+}
+
+// matrixCall is one procedure called as who; admin says whether only
+// admins may call it. An error that shows the call got past auth (say
+// NotFound) is reported as nil.
+type matrixCall struct {
+	admin bool
+	call  func(who string) error
+}
+
+// cartCalls calls each CartService procedure (on productID).
+func cartCalls(b *testBundle, productID string) map[string]matrixCall {
+	ctx := context.Background()
+	return map[string]matrixCall{
+		"GetCart": {false, func(who string) error {
+			_, err := b.carts(who).GetCart(ctx, connect.NewRequest(&cartv1.GetCartRequest{}))
+			return err
+		}},
+		"AddCartItem": {false, func(who string) error {
+			_, err := b.carts(who).AddCartItem(ctx, connect.NewRequest(&cartv1.AddCartItemRequest{ProductId: productID, Quantity: 1}))
+			return err
+		}},
+		"UpdateCartItem": {false, func(who string) error {
+			_, err := b.carts(who).UpdateCartItem(ctx, connect.NewRequest(&cartv1.UpdateCartItemRequest{ProductId: productID, Quantity: 2}))
+			if shoptest.Code(err) == connect.CodeNotFound {
+				return nil // got past auth: no such line yet
+			}
+			return err
+		}},
+		"RemoveCartItem": {false, func(who string) error {
+			_, err := b.carts(who).RemoveCartItem(ctx, connect.NewRequest(&cartv1.RemoveCartItemRequest{ProductId: productID}))
+			return err
+		}},
+		"ClearCart": {false, func(who string) error {
+			_, err := b.carts(who).ClearCart(ctx, connect.NewRequest(&cartv1.ClearCartRequest{}))
+			return err
+		}},
+		"ApplyPromoCode": {false, func(who string) error {
+			_, err := b.carts(who).ApplyPromoCode(ctx, connect.NewRequest(&cartv1.ApplyPromoCodeRequest{Code: "NO-SUCH-CODE"}))
+			if shoptest.Code(err) == connect.CodeNotFound {
+				return nil // got past auth
+			}
+			return err
+		}},
+		"RemovePromoCode": {false, func(who string) error {
+			_, err := b.carts(who).RemovePromoCode(ctx, connect.NewRequest(&cartv1.RemovePromoCodeRequest{Code: "NO-SUCH-CODE"}))
+			return err
+		}},
+	}
+}
+
+// wishlistCalls calls each WishlistService procedure (on productID).
+func wishlistCalls(b *testBundle, productID string) map[string]matrixCall {
+	ctx := context.Background()
+	return map[string]matrixCall{
+		"GetWishlist": {false, func(who string) error {
+			_, err := b.wishlists(who).GetWishlist(ctx, connect.NewRequest(&cartv1.GetWishlistRequest{}))
+			return err
+		}},
+		"AddWishlistItem": {false, func(who string) error {
+			_, err := b.wishlists(who).AddWishlistItem(ctx, connect.NewRequest(&cartv1.AddWishlistItemRequest{ProductId: productID}))
+			return err
+		}},
+		"RemoveWishlistItem": {false, func(who string) error {
+			_, err := b.wishlists(who).RemoveWishlistItem(ctx, connect.NewRequest(&cartv1.RemoveWishlistItemRequest{ProductId: productID}))
+			return err
+		}},
+		"MoveWishlistItemToCart": {false, func(who string) error {
+			_, err := b.wishlists(who).MoveWishlistItemToCart(ctx, connect.NewRequest(&cartv1.MoveWishlistItemToCartRequest{ProductId: productID, Quantity: 1}))
+			if shoptest.Code(err) == connect.CodeNotFound {
+				return nil // got past auth: not on the wishlist
+			}
+			return err
+		}},
+	}
+}
+
+// promoCalls calls each PromoCodeService procedure.
+func promoCalls(b *testBundle) map[string]matrixCall {
+	ctx := context.Background()
+	return map[string]matrixCall{
+		// Promo code writes use arguments that fail validation, so an admin
+		// call proves it got past auth without changing anything.
+		"CreatePromoCode": {true, func(who string) error {
+			_, err := b.promos(who).CreatePromoCode(ctx, connect.NewRequest(&cartv1.CreatePromoCodeRequest{}))
+			if shoptest.Code(err) == connect.CodeInvalidArgument {
+				return nil
+			}
+			return err
+		}},
+		"ListPromoCodes": {true, func(who string) error {
+			_, err := b.promos(who).ListPromoCodes(ctx, connect.NewRequest(&cartv1.ListPromoCodesRequest{}))
+			return err
+		}},
+		"DeactivatePromoCode": {true, func(who string) error {
+			_, err := b.promos(who).DeactivatePromoCode(ctx, connect.NewRequest(&cartv1.DeactivatePromoCodeRequest{Code: "NO-SUCH-CODE"}))
+			if shoptest.Code(err) == connect.CodeNotFound {
+				return nil
+			}
+			return err
+		}},
 	}
 }
 
