@@ -59,31 +59,8 @@ func TestLongPoison(t *testing.T) {
 	seedCarts(t, c, ids[:500])
 
 	s.startRelay(t, relay.Config{Subscribers: []relay.Subscriber{{Name: "cartsvc", URL: c.url}}})
-	outbox := productsvc.NewOutbox([]string{"cartsvc"}, nil, nil)
-	category := uuid.New()
 	began := time.Now()
-	for v := int64(1); v <= versions; v++ {
-		for chunk := range slices.Chunk(ids, 100) {
-			batch := make([]productdb.Product, len(chunk))
-			for i, id := range chunk {
-				currency := "EUR"
-				if v == versions && poison[id] {
-					currency = "USD"
-				}
-				batch[i] = productdb.Product{
-					ID: id, Sku: "P-" + id.String()[:8], Name: fmt.Sprintf("Product %s v%d", id.String()[:8], v),
-					CategoryID: category, CategoryName: "Things", PriceMinor: 100*v + int64(i), CurrencyCode: currency,
-					Version: v, CreateTime: began, UpdateTime: time.Now(),
-				}
-			}
-			err := pgdb.InTx(context.Background(), s.productPool, func(tx pgx.Tx) error {
-				return outbox.ProductsChanged(context.Background(), tx, batch)
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	writeVersions(t, s, ids, versions, poison)
 	written := time.Since(began)
 	s.waitDrained(t, 5*time.Minute)
 	took := time.Since(began)
@@ -139,6 +116,38 @@ func TestLongPoison(t *testing.T) {
 	}
 	if n := c.count(t, "SELECT count(*) FROM cart_items WHERE currency_code = 'USD'"); n != countIn(ids[:500], poison) {
 		t.Errorf("%d cart lines now priced in USD, want the %d lines of replayed products", n, countIn(ids[:500], poison))
+	}
+}
+
+// writeVersions writes ProductChanged events of versions 1..versions of
+// every product in ids into productsvc's outbox for cartsvc, 100 products
+// per transaction, through productsvc's real Outbox; the last version of
+// the poison products is priced in USD.
+func writeVersions(t *testing.T, s *shop, ids []uuid.UUID, versions int64, poison map[uuid.UUID]bool) {
+	t.Helper()
+	outbox := productsvc.NewOutbox([]string{"cartsvc"}, nil, nil)
+	category, created := uuid.New(), time.Now()
+	for v := int64(1); v <= versions; v++ {
+		for chunk := range slices.Chunk(ids, 100) {
+			batch := make([]productdb.Product, len(chunk))
+			for i, id := range chunk {
+				currency := "EUR"
+				if v == versions && poison[id] {
+					currency = "USD"
+				}
+				batch[i] = productdb.Product{
+					ID: id, Sku: "P-" + id.String()[:8], Name: fmt.Sprintf("Product %s v%d", id.String()[:8], v),
+					CategoryID: category, CategoryName: "Things", PriceMinor: 100*v + int64(i), CurrencyCode: currency,
+					Version: v, CreateTime: created, UpdateTime: time.Now(),
+				}
+			}
+			err := pgdb.InTx(context.Background(), s.productPool, func(tx pgx.Tx) error {
+				return outbox.ProductsChanged(context.Background(), tx, batch)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 }
 
