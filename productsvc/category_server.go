@@ -94,10 +94,24 @@ func (s *CategoryServer) ListCategories(ctx context.Context, req *connect.Reques
 	return connect.NewResponse(resp), nil
 }
 
-var (
-	categoryMutable    = []string{"name", "description"}
-	categoryOutputOnly = []string{"id", "version", "create_time", "update_time"}
-)
+// categoryFields are the mutable fields of a Category, each checked and
+// applied to the update in this order.
+var categoryFields = []field[*productv1.Category, *productdb.UpdateCategoryParams]{
+	{path: "name", name: "category.name",
+		populated: func(in *productv1.Category) bool { return in.GetName() != "" },
+		set: func(name string, in *productv1.Category, p *productdb.UpdateCategoryParams) error {
+			p.Name = pgtype.Text{String: in.GetName(), Valid: true}
+			return checkName(name, in.GetName(), maxCategoryName)
+		}},
+	{path: "description", name: "category.description",
+		populated: func(in *productv1.Category) bool { return in.GetDescription() != "" },
+		set: func(name string, in *productv1.Category, p *productdb.UpdateCategoryParams) error {
+			p.Description = pgtype.Text{String: in.GetDescription(), Valid: true}
+			return checkText(name, in.GetDescription(), maxCategoryDescription)
+		}},
+}
+
+var categoryOutputOnly = []string{"id", "version", "create_time", "update_time"}
 
 // UpdateCategory changes a category's name or description. A rename rewrites
 // category_name on all its products and bumps their versions, publishing one
@@ -111,36 +125,12 @@ func (s *CategoryServer) UpdateCategory(ctx context.Context, req *connect.Reques
 	if err != nil {
 		return nil, err
 	}
-	var populated []string
-	if in.GetName() != "" {
-		populated = append(populated, "name")
-	}
-	if in.GetDescription() != "" {
-		populated = append(populated, "description")
-	}
-	paths, err := updatePaths(req.Msg.GetUpdateMask(), categoryMutable, categoryOutputOnly, populated)
-	if err != nil {
+	p := productdb.UpdateCategoryParams{ID: id, UpdateTime: s.timestamp()}
+	if err := applyUpdate(req.Msg.GetUpdateMask(), categoryFields, categoryOutputOnly, in, &p); err != nil {
 		return nil, err
 	}
-	if paths["name"] {
-		if err := checkName("category.name", in.GetName(), maxCategoryName); err != nil {
-			return nil, err
-		}
-	}
-	if paths["description"] {
-		if err := checkText("category.description", in.GetDescription(), maxCategoryDescription); err != nil {
-			return nil, err
-		}
-	}
-	p := productdb.UpdateCategoryParams{ID: id, UpdateTime: s.timestamp()}
 	if v := req.Msg.ExpectedVersion; v != nil {
 		p.ExpectedVersion = pgtype.Int8{Int64: *v, Valid: true}
-	}
-	if paths["name"] {
-		p.Name = pgtype.Text{String: in.GetName(), Valid: true}
-	}
-	if paths["description"] {
-		p.Description = pgtype.Text{String: in.GetDescription(), Valid: true}
 	}
 	var c productdb.Category
 	resp, err := writeOnce(ctx, s.Store, productv1connect.CategoryServiceUpdateCategoryProcedure, req.Msg.RequestId, req.Msg, then(func(tx pgx.Tx, q *productdb.Queries) error {
@@ -149,15 +139,8 @@ func (s *CategoryServer) UpdateCategory(ctx context.Context, req *connect.Reques
 		case pgdb.IsUniqueViolation(err, categoryNameIndex):
 			return shoperr.AlreadyExists("a category named %q already exists", p.Name.String)
 		case errors.Is(err, pgx.ErrNoRows):
-			// Either no such category, or another version.
 			cur, err := q.GetCategory(ctx, id)
-			if err != nil {
-				return notFound(err, "category", id)
-			}
-			if err := checkVersion(req.Msg.ExpectedVersion, cur.Version, "category"); err != nil {
-				return err
-			}
-			return shoperr.Aborted("category %s changed while it was being updated; re-read it and retry", id)
+			return updateMissed("category", id, req.Msg.ExpectedVersion, cur.Version, err)
 		case err != nil:
 			return err
 		}

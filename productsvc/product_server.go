@@ -221,10 +221,55 @@ func listFilters(m *productv1.ListProductsRequest) (productdb.SearchProductsPara
 	return f, filters.String(), nil
 }
 
-var (
-	productMutable    = []string{"sku", "name", "description", "category_id", "price"}
-	productOutputOnly = []string{"id", "category_name", "version", "create_time", "update_time"}
-)
+// productUpdate is an UpdateProduct being built: the statement's
+// parameters and, when the product moves, its new category, locked in the
+// transaction.
+type productUpdate struct {
+	params   productdb.UpdateProductParams
+	currency money.Currency
+	move     bool
+	category uuid.UUID
+}
+
+// productFields are the mutable fields of a Product, each checked and
+// applied to the update in this order.
+var productFields = []field[*productv1.Product, *productUpdate]{
+	{path: "sku", name: "product.sku",
+		populated: func(in *productv1.Product) bool { return in.GetSku() != "" },
+		set: func(name string, in *productv1.Product, u *productUpdate) error {
+			u.params.Sku = pgtype.Text{String: in.GetSku(), Valid: true}
+			return checkSKU(name, in.GetSku())
+		}},
+	{path: "name", name: "product.name",
+		populated: func(in *productv1.Product) bool { return in.GetName() != "" },
+		set: func(name string, in *productv1.Product, u *productUpdate) error {
+			u.params.Name = pgtype.Text{String: in.GetName(), Valid: true}
+			return checkName(name, in.GetName(), maxProductName)
+		}},
+	{path: "description", name: "product.description",
+		populated: func(in *productv1.Product) bool { return in.GetDescription() != "" },
+		set: func(name string, in *productv1.Product, u *productUpdate) error {
+			u.params.Description = pgtype.Text{String: in.GetDescription(), Valid: true}
+			return checkText(name, in.GetDescription(), maxProductDescription)
+		}},
+	{path: "category_id", name: "product.category_id",
+		populated: func(in *productv1.Product) bool { return in.GetCategoryId() != "" },
+		set: func(name string, in *productv1.Product, u *productUpdate) (err error) {
+			u.move = true
+			u.category, err = input.UUID(name, in.GetCategoryId())
+			return err
+		}},
+	{path: "price", name: "product.price",
+		populated: func(in *productv1.Product) bool { return in.GetPrice() != nil },
+		set: func(name string, in *productv1.Product, u *productUpdate) error {
+			price, err := u.currency.CheckPrice(name, in.GetPrice())
+			u.params.PriceMinor = pgtype.Int8{Int64: price, Valid: true}
+			u.params.CurrencyCode = pgtype.Text{String: string(u.currency), Valid: true}
+			return err
+		}},
+}
+
+var productOutputOnly = []string{"id", "category_name", "version", "create_time", "update_time"}
 
 // UpdateProduct changes the fields in update_mask, bumps the version and
 // publishes ProductChanged. Moving a product locks its new category FOR
@@ -238,89 +283,32 @@ func (s *ProductServer) UpdateProduct(ctx context.Context, req *connect.Request[
 	if err != nil {
 		return nil, err
 	}
-	var populated []string
-	for path, set := range map[string]bool{
-		"sku": in.GetSku() != "", "name": in.GetName() != "", "description": in.GetDescription() != "",
-		"category_id": in.GetCategoryId() != "", "price": in.GetPrice() != nil,
-	} {
-		if set {
-			populated = append(populated, path)
-		}
-	}
-	paths, err := updatePaths(req.Msg.GetUpdateMask(), productMutable, productOutputOnly, populated)
-	if err != nil {
+	// Check every changed field before touching the database.
+	u := productUpdate{params: productdb.UpdateProductParams{ID: id, UpdateTime: s.timestamp()}, currency: s.currency}
+	if err := applyUpdate(req.Msg.GetUpdateMask(), productFields, productOutputOnly, in, &u); err != nil {
 		return nil, err
 	}
-	// Validate every changed field before touching the database.
-	if paths["sku"] {
-		if err := checkSKU("product.sku", in.GetSku()); err != nil {
-			return nil, err
-		}
-	}
-	if paths["name"] {
-		if err := checkName("product.name", in.GetName(), maxProductName); err != nil {
-			return nil, err
-		}
-	}
-	if paths["description"] {
-		if err := checkText("product.description", in.GetDescription(), maxProductDescription); err != nil {
-			return nil, err
-		}
-	}
-	var categoryID uuid.UUID
-	if paths["category_id"] {
-		if categoryID, err = input.UUID("product.category_id", in.GetCategoryId()); err != nil {
-			return nil, err
-		}
-	}
-	var price int64
-	if paths["price"] {
-		if price, err = s.currency.CheckPrice("product.price", in.GetPrice()); err != nil {
-			return nil, err
-		}
-	}
-	u := productdb.UpdateProductParams{ID: id, UpdateTime: s.timestamp()}
 	if v := req.Msg.ExpectedVersion; v != nil {
-		u.ExpectedVersion = pgtype.Int8{Int64: *v, Valid: true}
-	}
-	if paths["sku"] {
-		u.Sku = pgtype.Text{String: in.GetSku(), Valid: true}
-	}
-	if paths["name"] {
-		u.Name = pgtype.Text{String: in.GetName(), Valid: true}
-	}
-	if paths["description"] {
-		u.Description = pgtype.Text{String: in.GetDescription(), Valid: true}
-	}
-	if paths["price"] {
-		u.PriceMinor = pgtype.Int8{Int64: price, Valid: true}
-		u.CurrencyCode = pgtype.Text{String: string(s.currency), Valid: true}
+		u.params.ExpectedVersion = pgtype.Int8{Int64: *v, Valid: true}
 	}
 	var p productdb.Product
 	resp, err := writeOnce(ctx, s.Store, productv1connect.ProductServiceUpdateProductProcedure, req.Msg.RequestId, req.Msg, then(func(tx pgx.Tx, q *productdb.Queries) error {
-		if paths["category_id"] {
-			cat, err := shareLockCategory(ctx, q, "product.category_id", categoryID)
+		if u.move {
+			cat, err := shareLockCategory(ctx, q, "product.category_id", u.category)
 			if err != nil {
 				return err
 			}
-			u.CategoryID = pgtype.UUID{Bytes: cat.ID, Valid: true}
-			u.CategoryName = pgtype.Text{String: cat.Name, Valid: true}
+			u.params.CategoryID = pgtype.UUID{Bytes: cat.ID, Valid: true}
+			u.params.CategoryName = pgtype.Text{String: cat.Name, Valid: true}
 		}
 		var err error
-		p, err = q.UpdateProduct(ctx, u)
+		p, err = q.UpdateProduct(ctx, u.params)
 		switch {
 		case pgdb.IsUniqueViolation(err, skuIndex):
-			return skuTaken(u.Sku.String)
+			return skuTaken(u.params.Sku.String)
 		case errors.Is(err, pgx.ErrNoRows):
-			// Either no such product, or another version.
 			cur, err := q.GetProduct(ctx, id)
-			if err != nil {
-				return notFound(err, "product", id)
-			}
-			if err := checkVersion(req.Msg.ExpectedVersion, cur.Version, "product"); err != nil {
-				return err
-			}
-			return shoperr.Aborted("product %s changed while it was being updated; re-read it and retry", id)
+			return updateMissed("product", id, req.Msg.ExpectedVersion, cur.Version, err)
 		case err != nil:
 			return err
 		}

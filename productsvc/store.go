@@ -153,6 +153,20 @@ func checkVersion(expected *int64, actual int64, what string) error {
 	return nil
 }
 
+// updateMissed explains an update of what id that matched no row, given
+// the row read back (current, err): there is no such row (NotFound), it is
+// at another version than expected (Aborted, see checkVersion), or it
+// changed while it was being updated (Aborted).
+func updateMissed(what string, id uuid.UUID, expected *int64, current int64, err error) error {
+	if err != nil {
+		return notFound(err, what, id)
+	}
+	if err := checkVersion(expected, current, what); err != nil {
+		return err
+	}
+	return shoperr.Aborted("%s %s changed while it was being updated; re-read it and retry", what, id)
+}
+
 // customPlans runs every statement as an unnamed statement that PostgreSQL
 // plans for its own arguments (pgx.QueryExecModeCacheDescribe), whatever
 // the pool's default. It is for statements whose best plan depends on the

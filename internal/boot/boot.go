@@ -103,6 +103,25 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, addr string) {
 	})
 }
 
+// Validate checks what Start needs of c: valid telemetry settings, a
+// database URL, an issuer URL (unless c.MigrateOnly) and an issuer wait that
+// is not negative. Errors name the flag to fix.
+func (c Config) Validate() error {
+	if err := c.Telemetry.Validate(); err != nil {
+		return err
+	}
+	if c.DatabaseURL == "" {
+		return errors.New("--database-url (or DATABASE_URL) is required")
+	}
+	if c.Auth.IssuerURL == "" && !c.MigrateOnly {
+		return errors.New("--oidc-issuer-url (or OIDC_ISSUER_URL) is required")
+	}
+	if c.IssuerWait < 0 {
+		return errors.New("--oidc-issuer-wait must not be negative")
+	}
+	return nil
+}
+
 // adminAddr is the default admin address for the API address addr:
 // loopback, port + 1000; "" when addr has no numeric port.
 func adminAddr(addr string) string {
@@ -162,17 +181,8 @@ type Env struct {
 // the server with a readiness check that pings the database. Errors are
 // single lines that say what to fix.
 func Start(ctx context.Context, c Config, migrations fs.FS, logOut io.Writer) (env *Env, err error) {
-	if err := c.Telemetry.Validate(); err != nil {
+	if err := c.Validate(); err != nil {
 		return nil, err
-	}
-	if c.DatabaseURL == "" {
-		return nil, errors.New("--database-url (or DATABASE_URL) is required")
-	}
-	if c.Auth.IssuerURL == "" && !c.MigrateOnly {
-		return nil, errors.New("--oidc-issuer-url (or OIDC_ISSUER_URL) is required")
-	}
-	if c.IssuerWait < 0 {
-		return nil, errors.New("--oidc-issuer-wait must not be negative")
 	}
 	directFlag := "--database-direct-url"
 	if c.DirectURL == "" {
@@ -194,11 +204,7 @@ func Start(ctx context.Context, c Config, migrations fs.FS, logOut io.Writer) (e
 	}()
 	log := tel.Logger
 	if c.Migrate || c.MigrateOnly {
-		// Check first: its error is one line saying what is unreachable.
-		if err := pgdb.Check(ctx, c.DirectURL); err != nil {
-			return nil, fmt.Errorf("%s: %w", directFlag, err)
-		}
-		if err := pgdb.MigrateLogged(ctx, c.DirectURL, migrations, log); err != nil {
+		if err := migrate(ctx, c.DirectURL, directFlag, migrations, log); err != nil {
 			return nil, err
 		}
 	}
@@ -218,15 +224,31 @@ func Start(ctx context.Context, c Config, migrations fs.FS, logOut io.Writer) (e
 		pool.Close()
 		return nil, fmt.Errorf("token verification against %s: %w", c.Auth.IssuerURL, err)
 	}
-	c.Server.Logger = log
+	return newEnv(c, tel, pool, verifier), nil
+}
+
+// migrate applies the pending migrations over directURL (given by the flag
+// directFlag), checking first that the database is reachable: that error
+// is one line saying what is unreachable.
+func migrate(ctx context.Context, directURL, directFlag string, migrations fs.FS, log *slog.Logger) error {
+	if err := pgdb.Check(ctx, directURL); err != nil {
+		return fmt.Errorf("%s: %w", directFlag, err)
+	}
+	return pgdb.MigrateLogged(ctx, directURL, migrations, log)
+}
+
+// newEnv builds the hardened server for c, ready when pool answers, and
+// the Env around it.
+func newEnv(c Config, tel *telemetry.Telemetry, pool *pgxpool.Pool, verifier *auth.Verifier) *Env {
+	c.Server.Logger = tel.Logger
 	c.Server.Ready = pool.Ping
 	c.Server.Registry = tel.Registry
 	tel.Registry.MustRegister(telemetry.PoolCollector(pool))
 	return &Env{
-		Telemetry: tel, Logger: log, Pool: pool, DirectURL: c.DirectURL, Verifier: verifier,
+		Telemetry: tel, Logger: tel.Logger, Pool: pool, DirectURL: c.DirectURL, Verifier: verifier,
 		Server:         server.New(c.Server),
 		HandlerOptions: append(tel.HandlerOptions(), server.HandlerOptions(c.Server)...),
-	}, nil
+	}
 }
 
 // checkBudget fails if c's replicas may open more connections than the

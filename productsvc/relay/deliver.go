@@ -5,17 +5,17 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"connectrpc.com/connect"
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	eventsv1 "github.com/decoupledshop/shop/gen/proto/shop/events/v1"
+	"github.com/decoupledshop/shop/gen/proto/shop/events/v1/eventsv1connect"
 	productdb "github.com/decoupledshop/shop/gen/sqlc/product"
-	"github.com/decoupledshop/shop/internal/pgdb"
 )
 
 // item is a claimed outbox row, decoded for sending.
@@ -28,36 +28,38 @@ type item struct {
 // probeHorizon is how far ahead a probe looks for a waiting row: any.
 const probeHorizon = 100 * 365 * 24 * time.Hour
 
-// round claims the subscriber's due rows once and delivers them; when
-// nothing is due, the subscriber is failing and probe is set, it claims the
-// earliest waiting row whatever its backoff, once per ProbeInterval. It
-// returns how many rows it claimed; an error means nothing was claimed, or
-// the outcome of rows that were not sent could not be recorded.
+// sender is the delivery state of one subscriber in this relay.
+type sender struct {
+	sub    Subscriber
+	client eventsv1connect.EventSinkServiceClient
+	wake   chan struct{}
+
+	mu    sync.Mutex
+	limit int // events per call, halved on ResourceExhausted
+	fine  int // successful calls since the limit last changed
+	// failing is set by a call that failed as a whole (the subscriber is
+	// down) and cleared by the next one that succeeds; lastTry is when
+	// the last failed call or probe was made (Config.Now).
+	failing bool
+	lastTry time.Time
+	// forwardAt is when waiting rows were last brought forward.
+	forwardAt time.Time
+}
+
+// round claims the subscriber's due rows once and delivers them (see
+// claim). It returns how many rows it claimed; an error means nothing was
+// claimed, or the outcome of rows that were not sent could not be recorded.
 func (r *Relay) round(ctx context.Context, s *sender, probe bool) (int, error) {
 	// Without a token every call would fail: do not spend attempts on it.
 	if _, err := r.cfg.Tokens.Token(ctx); err != nil {
 		return 0, fmt.Errorf("get an access token: %w", err)
 	}
-	now := r.cfg.Now()
-	claim := r.cfg.NewID()
-	limit := s.batchLimit()
-	params := productdb.ClaimDeliveriesParams{
-		Subscriber: s.sub.Name, Now: now, DueBefore: now, LeaseUntil: now.Add(r.cfg.Lease),
-		ClaimID: claim, MaxRows: int32(limit),
-	}
-	rows, err := r.q.ClaimDeliveries(ctx, params)
-	if err == nil && len(rows) == 0 && probe && s.probeDue(now, r.cfg.ProbeInterval) {
-		params.DueBefore, params.MaxRows = now.Add(probeHorizon), 1
-		rows, err = r.q.ClaimDeliveries(ctx, params)
-	}
+	claim, rows, err := r.claim(ctx, s, probe)
 	if err != nil {
-		return 0, fmt.Errorf("claim due events: %w", err)
+		return 0, err
 	}
 	if len(rows) == 0 {
 		return 0, nil
-	}
-	if len(rows) >= limit {
-		s.wakeOne() // more may be due: another lane joins in
 	}
 	hbCtx, stopHeartbeat := context.WithCancel(context.WithoutCancel(ctx))
 	hbDone := make(chan struct{})
@@ -72,7 +74,49 @@ func (r *Relay) round(ctx context.Context, s *sender, probe bool) (int, error) {
 	if r.afterClaim != nil {
 		r.afterClaim(ctx)
 	}
-	// Oldest change first, so that receivers see fewer stale events.
+	items, unsendable := r.decode(rows)
+	if !unsendable.empty() {
+		if err := r.finish(ctx, s, claim, unsendable); err != nil {
+			return len(rows), err
+		}
+	}
+	if unsent := r.deliverAll(ctx, s, claim, items); len(unsent) > 0 {
+		r.release(ctx, s, claim, unsent)
+	}
+	return len(rows), nil
+}
+
+// claim claims up to the subscriber's batch limit of due rows under a fresh
+// claim id; when nothing is due, the subscriber is failing and probe is
+// set, it claims the earliest waiting row whatever its backoff, once per
+// ProbeInterval. A full claim wakes another lane: more rows may be due.
+func (r *Relay) claim(ctx context.Context, s *sender, probe bool) (uuid.UUID, []productdb.Outbox, error) {
+	now := r.cfg.Now()
+	claim := r.cfg.NewID()
+	limit := s.batchLimit()
+	params := productdb.ClaimDeliveriesParams{
+		Subscriber: s.sub.Name, Now: now, DueBefore: now, LeaseUntil: now.Add(r.cfg.Lease),
+		ClaimID: claim, MaxRows: int32(limit),
+	}
+	rows, err := r.q.ClaimDeliveries(ctx, params)
+	if err == nil && len(rows) == 0 && probe && s.probeDue(now, r.cfg.ProbeInterval) {
+		params.DueBefore, params.MaxRows = now.Add(probeHorizon), 1
+		rows, err = r.q.ClaimDeliveries(ctx, params)
+	}
+	if err != nil {
+		return claim, nil, fmt.Errorf("claim due events: %w", err)
+	}
+	if len(rows) >= limit {
+		s.wakeOne()
+	}
+	return claim, rows, nil
+}
+
+// decode orders the claimed rows oldest change first, so that receivers
+// see fewer stale events, and decodes them for sending; the rows that
+// cannot be sent (out of attempts, too large, undecodable) are
+// dead-lettered in the returned outcome.
+func (r *Relay) decode(rows []productdb.Outbox) ([]item, outcome) {
 	slices.SortFunc(rows, func(a, b productdb.Outbox) int {
 		return cmp.Or(a.OccurredAt.Compare(b.OccurredAt), cmp.Compare(a.AggregateVersion, b.AggregateVersion),
 			slices.Compare(a.EventID[:], b.EventID[:]))
@@ -99,61 +143,7 @@ func (r *Relay) round(ctx context.Context, s *sender, probe bool) (int, error) {
 		}
 		items = append(items, item{row: row, event: ev, size: size})
 	}
-	if !unsendable.empty() {
-		if err := r.finish(ctx, s, claim, unsendable); err != nil {
-			return len(rows), err
-		}
-	}
-	if unsent := r.deliverAll(ctx, s, claim, items); len(unsent) > 0 {
-		r.release(ctx, s, claim, unsent)
-	}
-	return len(rows), nil
-}
-
-// heartbeat renews the claim's lease every Lease/3 until ctx is done or the
-// claim holds no row any more.
-func (r *Relay) heartbeat(ctx context.Context, s *sender, claim uuid.UUID) {
-	t := time.NewTicker(max(r.cfg.Lease/3, time.Millisecond))
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		n, err := r.q.RenewLeases(ctx, productdb.RenewLeasesParams{
-			Subscriber: s.sub.Name, ClaimID: claim, LeaseUntil: r.cfg.Now().Add(r.cfg.Lease),
-		})
-		switch {
-		case ctx.Err() != nil:
-			return
-		case err != nil:
-			r.cfg.Logger.WarnContext(ctx, "relay: renewing a lease failed", "subscriber", s.sub.Name, "error", err)
-		case n == 0:
-			return
-		}
-	}
-}
-
-// release gives back the claim's rows that were never sent (the relay is
-// shutting down): due at once for any relay, their attempt uncounted.
-func (r *Relay) release(ctx context.Context, s *sender, claim uuid.UUID, unsent []item) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
-	defer cancel()
-	ids := make([]uuid.UUID, len(unsent))
-	for i, it := range unsent {
-		ids[i] = it.row.EventID
-	}
-	n, err := r.q.ReleaseDeliveries(ctx, productdb.ReleaseDeliveriesParams{
-		Subscriber: s.sub.Name, ClaimID: claim, Now: r.cfg.Now(), EventIds: ids,
-	})
-	if err != nil {
-		r.cfg.Logger.WarnContext(ctx, "relay: giving back unsent events failed; they are due again when their lease ends",
-			"subscriber", s.sub.Name, "events", len(ids), "error", err)
-		return
-	}
-	r.metrics.releases.WithLabelValues(s.sub.Name).Add(float64(n))
-	r.cfg.Logger.InfoContext(ctx, "relay: stopping; gave back unsent events", "subscriber", s.sub.Name, "events", n)
+	return items, unsendable
 }
 
 // deliverAll sends items in batches that fit the subscriber's current
@@ -179,50 +169,17 @@ func (r *Relay) deliverAll(ctx context.Context, s *sender, claim uuid.UUID, item
 
 // deliverBatch makes one call with batch and records its outcome (see the
 // classification in classify.go), and returns the events it did not send
-// because ctx was done. The call runs to its own timeout (CallTimeout) even
-// if ctx is cancelled meanwhile, so that what the subscriber applied is
-// recorded.
+// because ctx was done.
 func (r *Relay) deliverBatch(ctx context.Context, s *sender, claim uuid.UUID, batch []item) []item {
 	if ctx.Err() != nil {
 		return batch
 	}
-	events := make([]*eventsv1.Event, len(batch))
-	for i, it := range batch {
-		events[i] = it.event
-	}
-	callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.CallTimeout)
-	callCtx, span := r.deliverySpan(callCtx, s, batch)
-	r.startDelivery(s, batch)
-	req := connect.NewRequest(&eventsv1.DeliverEventsRequest{Events: events})
-	req.Header().Set(ReplicaHeader, r.cfg.Replica)
-	resp, err := s.client.DeliverEvents(callCtx, req)
-	r.endDelivery(span, s, len(batch), err)
-	cancel()
+	resp, err := r.call(ctx, s, batch)
 	now := r.cfg.Now()
 	var out outcome
+	forward := false
 	if err == nil {
-		s.succeeded(r.cfg.MaxBatch)
-		status := make(map[string]eventsv1.DeliveryStatus, len(resp.Msg.GetResults()))
-		for _, res := range resp.Msg.GetResults() {
-			status[res.GetEventId()] = res.GetStatus()
-		}
-		retried := false
-		for _, it := range batch {
-			st, ok := status[it.event.GetId()]
-			switch {
-			case final(st):
-				out.done = append(out.done, it.row.EventID)
-				retried = retried || it.row.Attempts > 1
-			case !ok:
-				out.retry(r, it, now, "the subscriber returned no result for the event")
-			default:
-				out.retry(r, it, now, "the subscriber returned the non-final result "+st.String())
-			}
-		}
-		r.metrics.delivered.WithLabelValues(s.sub.Name).Add(float64(len(out.done)))
-		if s.answered(now, retried, r.cfg.ProbeInterval) {
-			defer r.bringForward(ctx, s, now)
-		}
+		forward = r.accepted(s, batch, resp.Msg, now, &out)
 	} else {
 		code := connect.CodeOf(err)
 		switch {
@@ -252,7 +209,56 @@ func (r *Relay) deliverBatch(ctx context.Context, s *sender, claim uuid.UUID, ba
 		r.cfg.Logger.WarnContext(ctx, "relay: recording a delivery failed; its events are sent again after the lease",
 			"subscriber", s.sub.Name, "events", len(batch), "error", err)
 	}
+	if forward {
+		r.bringForward(ctx, s, now)
+	}
 	return nil
+}
+
+// call sends batch to the subscriber in one DeliverEvents call. The call
+// runs to its own timeout (CallTimeout) even if ctx is cancelled meanwhile,
+// so that what the subscriber applied is recorded.
+func (r *Relay) call(ctx context.Context, s *sender, batch []item) (*connect.Response[eventsv1.DeliverEventsResponse], error) {
+	events := make([]*eventsv1.Event, len(batch))
+	for i, it := range batch {
+		events[i] = it.event
+	}
+	callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.CallTimeout)
+	defer cancel()
+	callCtx, span := r.deliverySpan(callCtx, s, batch)
+	r.startDelivery(s, batch)
+	req := connect.NewRequest(&eventsv1.DeliverEventsRequest{Events: events})
+	req.Header().Set(ReplicaHeader, r.cfg.Replica)
+	resp, err := s.client.DeliverEvents(callCtx, req)
+	r.endDelivery(span, s, len(batch), err)
+	return resp, err
+}
+
+// accepted records in out the results of a call that succeeded: done for
+// the events with a final result, a retry for the others. It reports
+// whether the subscriber's waiting rows should be brought forward (see
+// sender.answered).
+func (r *Relay) accepted(s *sender, batch []item, resp *eventsv1.DeliverEventsResponse, now time.Time, out *outcome) bool {
+	s.succeeded(r.cfg.MaxBatch)
+	status := make(map[string]eventsv1.DeliveryStatus, len(resp.GetResults()))
+	for _, res := range resp.GetResults() {
+		status[res.GetEventId()] = res.GetStatus()
+	}
+	retried := false
+	for _, it := range batch {
+		st, ok := status[it.event.GetId()]
+		switch {
+		case final(st):
+			out.done = append(out.done, it.row.EventID)
+			retried = retried || it.row.Attempts > 1
+		case !ok:
+			out.retry(r, it, now, "the subscriber returned no result for the event")
+		default:
+			out.retry(r, it, now, "the subscriber returned the non-final result "+st.String())
+		}
+	}
+	r.metrics.delivered.WithLabelValues(s.sub.Name).Add(float64(len(out.done)))
+	return s.answered(now, retried, r.cfg.ProbeInterval)
 }
 
 // bringForward makes the subscriber's rows waiting for a retry due now,
@@ -278,120 +284,84 @@ func (r *Relay) bringForward(ctx context.Context, s *sender, now time.Time) {
 	}
 }
 
-// outcome is what a claim's rows come to after a call.
-type outcome struct {
-	done []uuid.UUID
-
-	retryIDs    []uuid.UUID
-	retryAt     []time.Time
-	retryErrors []string
-
-	deadEventIDs []uuid.UUID
-	deadIDs      []uuid.UUID
-	deadReasons  []string
-}
-
-func (o *outcome) empty() bool {
-	return len(o.done)+len(o.retryIDs)+len(o.deadEventIDs) == 0
-}
-
-// kinds counts the kinds of outcome (delivered, retried, dead) o holds.
-func (o *outcome) kinds() int {
-	n := 0
-	for _, k := range []int{len(o.done), len(o.retryIDs), len(o.deadEventIDs)} {
-		if k > 0 {
-			n++
-		}
-	}
-	return n
-}
-
-// retry schedules the item's next attempt after a transient failure, or
-// dead-letters it when it has used its attempts or age.
-func (o *outcome) retry(r *Relay, it item, now time.Time, why string) {
-	attempts := int(it.row.Attempts)
-	switch age := now.Sub(it.row.CreateTime); {
-	case attempts >= r.cfg.MaxAttempts:
-		o.dead(r, it.row.EventID, fmt.Sprintf("gave up after %d attempts: %s", attempts, why))
-	case age >= r.cfg.MaxAge:
-		o.dead(r, it.row.EventID, fmt.Sprintf("gave up after %d attempts in %s: %s", attempts, age.Round(time.Second), why))
+// wakeOne wakes one idle lane of s, if none is about to wake already.
+func (s *sender) wakeOne() {
+	select {
+	case s.wake <- struct{}{}:
 	default:
-		o.retryIDs = append(o.retryIDs, it.row.EventID)
-		o.retryAt = append(o.retryAt, now.Add(r.cfg.Backoff.Delay(attempts, r.cfg.Rand())))
-		o.retryErrors = append(o.retryErrors, why)
 	}
 }
 
-func (o *outcome) dead(r *Relay, eventID uuid.UUID, why string) {
-	o.deadEventIDs = append(o.deadEventIDs, eventID)
-	o.deadIDs = append(o.deadIDs, r.cfg.NewID())
-	o.deadReasons = append(o.deadReasons, truncate(why))
+// growAfter is how many successful calls in a row double a halved limit.
+const growAfter = 16
+
+func (s *sender) batchLimit() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.limit
 }
 
-// finishTimeout bounds recording an outcome, which runs even after the
-// relay's context is cancelled.
-const finishTimeout = 10 * time.Second
+// shrink halves the limit below a batch of n events that was refused with
+// ResourceExhausted.
+func (s *sender) shrink(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.limit = max(1, min(s.limit, n/2))
+	s.fine = 0
+}
 
-// finish records o atomically (one statement per kind of outcome, in one
-// transaction when there are several), touching only rows the claim still
-// holds (a row whose lease ran out may belong to another claim by now).
-func (r *Relay) finish(ctx context.Context, s *sender, claim uuid.UUID, o outcome) error {
-	if o.empty() {
-		return nil
+// succeeded counts a successful call and doubles a halved limit after
+// growAfter of them, up to maxBatch.
+func (s *sender) succeeded(maxBatch int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.limit >= maxBatch {
+		return
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
-	defer cancel()
-	var held int64
-	record := func(q *productdb.Queries) error {
-		held = 0
-		if len(o.done) > 0 {
-			n, err := q.DeleteDeliveries(ctx, productdb.DeleteDeliveriesParams{
-				Subscriber: s.sub.Name, ClaimID: claim, EventIds: o.done,
-			})
-			if err != nil {
-				return fmt.Errorf("delete delivered events: %w", err)
-			}
-			held += n
-		}
-		if len(o.retryIDs) > 0 {
-			n, err := q.RescheduleDeliveries(ctx, productdb.RescheduleDeliveriesParams{
-				Subscriber: s.sub.Name, ClaimID: claim,
-				EventIds: o.retryIDs, NextAttemptAts: o.retryAt, LastErrors: o.retryErrors,
-			})
-			if err != nil {
-				return fmt.Errorf("reschedule events: %w", err)
-			}
-			held += n
-		}
-		if len(o.deadEventIDs) > 0 {
-			n, err := q.DeadLetterDeliveries(ctx, productdb.DeadLetterDeliveriesParams{
-				Subscriber: s.sub.Name, ClaimID: claim, CreateTime: r.cfg.Now(),
-				EventIds: o.deadEventIDs, Ids: o.deadIDs, Reasons: o.deadReasons,
-			})
-			if err != nil {
-				return fmt.Errorf("dead-letter events: %w", err)
-			}
-			held += n
-		}
-		return nil
+	s.fine++
+	if s.fine >= growAfter {
+		s.limit = min(maxBatch, 2*s.limit)
+		s.fine = 0
 	}
-	var err error
-	if o.kinds() == 1 {
-		// One statement is atomic on its own: no BEGIN and COMMIT round
-		// trips (the usual outcome, a batch all delivered).
-		err = record(r.q)
-	} else {
-		err = pgdb.InTx(ctx, r.db, func(tx pgx.Tx) error { return record(r.q.WithTx(tx)) })
+}
+
+// failed records a call to s that failed as a whole at now.
+func (s *sender) failed(now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failing, s.lastTry = true, now
+}
+
+func (s *sender) isFailing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.failing
+}
+
+// probeDue reports whether s is failing and its last try was at least
+// interval before now; if so it counts now as the time of the next try.
+func (s *sender) probeDue(now time.Time, interval time.Duration) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.failing || interval < 0 || now.Sub(s.lastTry) < interval {
+		return false
 	}
-	if err != nil {
-		return err
+	s.lastTry = now
+	return true
+}
+
+// answered records a successful call at now and reports whether waiting
+// rows should be brought forward: always after failed calls, and at most
+// once per interval when the call delivered events that had been tried
+// before (their earlier failures may have been another relay's).
+func (s *sender) answered(now time.Time, retried bool, interval time.Duration) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	recovered := s.failing
+	s.failing = false
+	if !recovered && (!retried || interval < 0 || now.Sub(s.forwardAt) < interval) {
+		return false
 	}
-	if want := int64(len(o.done) + len(o.retryIDs) + len(o.deadEventIDs)); held < want {
-		r.cfg.Logger.InfoContext(ctx, "relay: lease lost before the outcome was recorded; another relay has the events",
-			"subscriber", s.sub.Name, "events", want-held)
-	}
-	if n := len(o.deadEventIDs); n > 0 {
-		r.cfg.Logger.WarnContext(ctx, "relay: events dead-lettered", "subscriber", s.sub.Name, "events", n, "reason", o.deadReasons[0])
-	}
-	return nil
+	s.forwardAt = now
+	return true
 }

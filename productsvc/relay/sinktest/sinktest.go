@@ -182,8 +182,55 @@ func (s *Sink) Slow(d time.Duration) {
 // DeliverEvents implements EventSinkService.
 func (s *Sink) DeliverEvents(ctx context.Context, req *connect.Request[eventsv1.DeliverEventsRequest]) (*connect.Response[eventsv1.DeliverEventsResponse], error) {
 	events := req.Msg.GetEvents()
+	told := s.arrive(ctx, req)
+	defer s.leave(events)
+	if told.delay > 0 {
+		select {
+		case <-time.After(told.delay):
+		case <-ctx.Done():
+			return nil, connect.NewError(connect.CodeDeadlineExceeded, ctx.Err())
+		}
+	}
+	if err := told.failure(len(events)); err != nil {
+		return nil, err
+	}
+	resp := s.answer(events)
+	select {
+	case s.arrived <- struct{}{}:
+	default:
+	}
+	return connect.NewResponse(resp), nil
+}
+
+// behaviour is what a call was told to do when it arrived.
+type behaviour struct {
+	delay     time.Duration
+	code      connect.Code
+	maxEvents int
+	refused   bool // it carries a refused event
+}
+
+// failure is the error a call of n events was told to fail with, or nil.
+func (t behaviour) failure(n int) error {
+	switch {
+	case t.code != 0:
+		return connect.NewError(t.code, fmt.Errorf("told to fail with %s", t.code))
+	case t.maxEvents > 0 && n > t.maxEvents:
+		return connect.NewError(connect.CodeResourceExhausted, fmt.Errorf("at most %d events per call", t.maxEvents))
+	case t.refused:
+		return connect.NewError(connect.CodeInvalidArgument, errors.New("events: a refused event"))
+	}
+	return nil
+}
+
+// arrive records a call that reached the handler (its size, token
+// subject, replica, and its events in flight) and returns what it is told
+// to do.
+func (s *Sink) arrive(ctx context.Context, req *connect.Request[eventsv1.DeliverEventsRequest]) behaviour {
+	events := req.Msg.GetEvents()
 	id, _ := auth.FromContext(ctx)
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.batches = append(s.batches, len(events))
 	s.subjects[id.Subject]++
 	s.replicas[req.Header().Get("Shop-Relay-Replica")]++
@@ -195,38 +242,28 @@ func (s *Sink) DeliverEvents(ctx context.Context, req *connect.Request[eventsv1.
 			s.overlaps++
 		}
 	}
-	delay, code, maxEvents := s.delay, s.failCode, s.maxEvents
-	var refused bool
+	t := behaviour{delay: s.delay, code: s.failCode, maxEvents: s.maxEvents}
 	for _, ev := range events {
-		refused = refused || s.refuse[ev.GetId()]
+		t.refused = t.refused || s.refuse[ev.GetId()]
 	}
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		for _, ev := range events {
-			s.inFlight[ev.GetId()]--
-		}
-		s.calls--
-		s.mu.Unlock()
-	}()
+	return t
+}
 
-	if delay > 0 {
-		select {
-		case <-time.After(delay):
-		case <-ctx.Done():
-			return nil, connect.NewError(connect.CodeDeadlineExceeded, ctx.Err())
-		}
-	}
-	switch {
-	case code != 0:
-		return nil, connect.NewError(code, fmt.Errorf("told to fail with %s", code))
-	case maxEvents > 0 && len(events) > maxEvents:
-		return nil, connect.NewError(connect.CodeResourceExhausted, fmt.Errorf("at most %d events per call", maxEvents))
-	case refused:
-		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("events: a refused event"))
-	}
-
+// leave records that a call carrying events was answered.
+func (s *Sink) leave(events []*eventsv1.Event) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ev := range events {
+		s.inFlight[ev.GetId()]--
+	}
+	s.calls--
+}
+
+// answer accepts events not seen before, counts the deliveries, and
+// returns the results: ACCEPTED or DUPLICATE, none for an omitted event.
+func (s *Sink) answer(events []*eventsv1.Event) *eventsv1.DeliverEventsResponse {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	resp := &eventsv1.DeliverEventsResponse{}
 	for _, ev := range events {
 		id := ev.GetId()
@@ -242,12 +279,7 @@ func (s *Sink) DeliverEvents(ctx context.Context, req *connect.Request[eventsv1.
 		s.deliveries[id]++
 		resp.Results = append(resp.Results, &eventsv1.DeliveryResult{EventId: id, Status: st})
 	}
-	s.mu.Unlock()
-	select {
-	case s.arrived <- struct{}{}:
-	default:
-	}
-	return connect.NewResponse(resp), nil
+	return resp
 }
 
 // Events returns the accepted events, each once, in arrival order.
