@@ -16,9 +16,10 @@ import (
 
 // Read cache defaults.
 const (
-	// DefaultReadCacheSize is how many products a replica keeps in memory
-	// for GetProduct (about 1 KB each).
-	DefaultReadCacheSize = 10000
+	// DefaultReadCacheMB is how much memory a replica's read cache may
+	// hold, counted as the products' text plus a fixed overhead each
+	// (entryOverhead): about 40,000 products with short descriptions.
+	DefaultReadCacheMB = 32
 	// DefaultReadCacheTTL bounds how long an entry is served: the
 	// staleness left if a replica missed a change (its writer died between
 	// commit and announcement); changes otherwise reach every replica's
@@ -28,25 +29,25 @@ const (
 
 // ReadCacheConfig sizes a Store's read cache (see Store.EnableReadCache).
 type ReadCacheConfig struct {
-	// Size is the most products kept; 0 turns the cache off (changes are
-	// still announced to other replicas).
-	Size int
+	// MB bounds the memory the cached products take, in MiB; 0 turns the
+	// cache off (changes are still announced to other replicas).
+	MB int
 	// TTL is the longest an entry is served.
 	TTL time.Duration
 }
 
 // RegisterFlags adds the read cache's flags to fs, with defaults.
 func (c *ReadCacheConfig) RegisterFlags(fs *flag.FlagSet) {
-	fs.IntVar(&c.Size, "read-cache-size", DefaultReadCacheSize, "products kept in memory for GetProduct (0: off); every replica drops a product from it when any replica changes it")
+	fs.IntVar(&c.MB, "read-cache-mb", DefaultReadCacheMB, "MiB of products kept in memory for GetProduct (0: off); every replica drops a product from it when any replica changes it")
 	fs.DurationVar(&c.TTL, "read-cache-ttl", DefaultReadCacheTTL, "longest a cached product is served: the bound on staleness if a replica missed a change")
 }
 
 // Validate reports a flag value that cannot work.
 func (c ReadCacheConfig) Validate() error {
-	if c.Size < 0 {
-		return errors.New("--read-cache-size must not be negative")
+	if c.MB < 0 {
+		return errors.New("--read-cache-mb must not be negative")
 	}
-	if c.Size > 0 && c.TTL <= 0 {
+	if c.MB > 0 && c.TTL <= 0 {
 		return errors.New("--read-cache-ttl must be positive")
 	}
 	return nil
@@ -72,7 +73,7 @@ const cacheShards = 32
 // A nil *readCache is off: every lookup misses and nothing is stored.
 type readCache struct {
 	shards   [cacheShards]cacheShard
-	perShard int
+	perShard int // bytes (entryCost) each shard may hold
 	ttl      time.Duration
 	now      func() time.Time
 	live     atomic.Bool
@@ -85,7 +86,17 @@ type readCache struct {
 type cacheShard struct {
 	mu      sync.Mutex
 	gen     uint64
+	bytes   int
 	entries map[uuid.UUID]cacheEntry
+}
+
+// entryOverhead is what a cached product costs beyond its text: the
+// struct, the map slot and the string headers, rounded up.
+const entryOverhead = 256
+
+// entryCost is what p counts against the cache's bound.
+func entryCost(p productdb.Product) int {
+	return entryOverhead + len(p.Sku) + len(p.Name) + len(p.Description) + len(p.CategoryName) + len(p.CurrencyCode)
 }
 
 type cacheEntry struct {
@@ -94,7 +105,7 @@ type cacheEntry struct {
 }
 
 func newReadCache(cfg ReadCacheConfig, now func() time.Time) *readCache {
-	c := &readCache{perShard: max(1, (cfg.Size+cacheShards-1)/cacheShards), ttl: cfg.TTL, now: now}
+	c := &readCache{perShard: cfg.MB << 20 / cacheShards, ttl: cfg.TTL, now: now}
 	for i := range c.shards {
 		c.shards[i].entries = make(map[uuid.UUID]cacheEntry)
 	}
@@ -145,13 +156,23 @@ func (c *readCache) fill(gen uint64, p productdb.Product) {
 	if s.gen != gen {
 		return
 	}
-	if _, ok := s.entries[p.ID]; !ok && len(s.entries) >= c.perShard {
-		for victim := range s.entries { // map order: a random victim
-			delete(s.entries, victim)
+	cost := entryCost(p)
+	if cost > c.perShard {
+		return
+	}
+	if old, ok := s.entries[p.ID]; ok {
+		s.bytes -= entryCost(old.p)
+		delete(s.entries, p.ID)
+	}
+	for victim, e := range s.entries { // map order: random victims
+		if s.bytes+cost <= c.perShard {
 			break
 		}
+		s.bytes -= entryCost(e.p)
+		delete(s.entries, victim)
 	}
 	s.entries[p.ID] = cacheEntry{p: p, expires: c.now().Add(c.ttl)}
+	s.bytes += cost
 }
 
 // drop forgets ids, and stops reads in flight on their shards from filling.
@@ -163,7 +184,10 @@ func (c *readCache) drop(ids []uuid.UUID) {
 		s := c.shard(id)
 		s.mu.Lock()
 		s.gen++
-		delete(s.entries, id)
+		if e, ok := s.entries[id]; ok {
+			s.bytes -= entryCost(e.p)
+			delete(s.entries, id)
+		}
 		s.mu.Unlock()
 	}
 }
@@ -179,6 +203,7 @@ func (c *readCache) dropAll() {
 		s.mu.Lock()
 		s.gen++
 		clear(s.entries)
+		s.bytes = 0
 		s.mu.Unlock()
 	}
 }

@@ -1,6 +1,7 @@
 package productsvc
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -14,7 +15,7 @@ import (
 func TestReadCacheNeverKeepsWhatAChangeOvertook(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	c := newReadCache(ReadCacheConfig{Size: 64, TTL: time.Minute}, func() time.Time { return now })
+	c := newReadCache(ReadCacheConfig{MB: 1, TTL: time.Minute}, func() time.Time { return now })
 	p := productdb.Product{ID: uuid.New(), Name: "lamp", Version: 1}
 
 	if _, _, ok := c.get(p.ID); ok {
@@ -43,17 +44,26 @@ func TestReadCacheNeverKeepsWhatAChangeOvertook(t *testing.T) {
 		t.Fatal("an entry was served after its TTL")
 	}
 
-	for range 1000 {
-		q := productdb.Product{ID: uuid.New()}
+	description := strings.Repeat("x", 4000)
+	for range 1000 { // about 4 MB into a 1 MB cache
+		q := productdb.Product{ID: uuid.New(), Description: description}
 		_, gen, _ := c.get(q.ID)
 		c.fill(gen, q)
 	}
-	n := 0
+	held := 0
 	for i := range c.shards {
-		n += len(c.shards[i].entries)
+		s := &c.shards[i]
+		sum := 0
+		for _, e := range s.entries {
+			sum += entryCost(e.p)
+		}
+		if sum != s.bytes || s.bytes > c.perShard {
+			t.Fatalf("shard %d: %d bytes counted, %d held, bound %d", i, s.bytes, sum, c.perShard)
+		}
+		held += sum
 	}
-	if limit := cacheShards * c.perShard; n > limit {
-		t.Fatalf("%d entries after 1000 fills, limit %d", n, limit)
+	if held > 1<<20 || held < 1<<19 {
+		t.Fatalf("%d bytes held after 4 MB of fills into a 1 MB cache", held)
 	}
 	c.dropAll()
 	c.setLive(false)

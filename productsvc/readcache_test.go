@@ -27,7 +27,7 @@ func startCachedReplica(t *testing.T, b *testBundle) *cachedReplica {
 	t.Helper()
 	store := productsvc.NewStore(b.pool, productsvc.NewOutbox(nil, nil, nil), "EUR", nil, nil)
 	r := &cachedReplica{registry: prometheus.NewRegistry()}
-	r.registry.MustRegister(store.EnableReadCache(productsvc.ReadCacheConfig{Size: 100, TTL: time.Minute}, nil)...)
+	r.registry.MustRegister(store.EnableReadCache(productsvc.ReadCacheConfig{MB: 1, TTL: time.Minute}, nil)...)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); store.ListenForChanges(ctx, b.pool.Config().ConnString()) }()

@@ -94,7 +94,7 @@ func (c *Store) inTx(ctx context.Context, fn func(tx pgx.Tx, q *productdb.Querie
 
 // EnableReadCache makes GetProduct serve from memory (see readCache) once
 // ListenForChanges is connected, and this Store announce the products its
-// writes change to the other replicas (also with cfg.Size 0: replicas that
+// writes change to the other replicas (also with cfg.MB 0: replicas that
 // cache need to hear of them). Call it before serving; log (nil: discard)
 // hears of failed announcements and a lost listener. It returns the
 // cache's collectors (productsvc_read_cache_lookups_total).
@@ -105,7 +105,7 @@ func (c *Store) EnableReadCache(cfg ReadCacheConfig, log *slog.Logger) []prometh
 	c.log = log
 	c.announcer = &announcer{q: c.q, log: log}
 	c.events = changeRecorder{c.events}
-	if cfg.Size == 0 {
+	if cfg.MB == 0 {
 		return nil
 	}
 	c.cache = newReadCache(cfg, c.now)
