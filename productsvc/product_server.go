@@ -139,8 +139,18 @@ func (s *ProductServer) BatchGetProducts(ctx context.Context, req *connect.Reque
 // ListProducts pages through products in (create_time desc, id) order with
 // optional filters; page tokens are bound to the filters. Each shape of
 // filter runs a statement of its own (see queries/product/products.sql).
+// With a read cache (Store.EnableReadCache) a page is answered from memory
+// until any product changes on any replica.
 func (s *ProductServer) ListProducts(ctx context.Context, req *connect.Request[productv1.ListProductsRequest]) (*connect.Response[productv1.ListProductsResponse], error) {
-	m := req.Msg
+	resp, err := s.cachedList(req.Msg, func() (*productv1.ListProductsResponse, error) { return s.listProducts(ctx, req.Msg) })
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(resp), nil
+}
+
+// listProducts reads the page m asks for from the database.
+func (s *ProductServer) listProducts(ctx context.Context, m *productv1.ListProductsRequest) (*productv1.ListProductsResponse, error) {
 	f, filters, err := listFilters(m)
 	if err != nil {
 		return nil, err
@@ -173,7 +183,7 @@ func (s *ProductServer) ListProducts(ctx context.Context, req *connect.Request[p
 	for _, p := range rows {
 		resp.Products = append(resp.Products, productProto(p))
 	}
-	return connect.NewResponse(resp), nil
+	return resp, nil
 }
 
 // listFilters checks ListProducts' filters and returns them (an empty

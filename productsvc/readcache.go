@@ -38,7 +38,7 @@ type ReadCacheConfig struct {
 
 // RegisterFlags adds the read cache's flags to fs, with defaults.
 func (c *ReadCacheConfig) RegisterFlags(fs *flag.FlagSet) {
-	fs.IntVar(&c.MB, "read-cache-mb", DefaultReadCacheMB, "MiB of products kept in memory for GetProduct (0: off); every replica drops a product from it when any replica changes it")
+	fs.IntVar(&c.MB, "read-cache-mb", DefaultReadCacheMB, "MiB of products (GetProduct) and pages (ListProducts, a quarter) kept in memory (0: off); every replica drops a product, and every page, when any replica changes a product")
 	fs.DurationVar(&c.TTL, "read-cache-ttl", DefaultReadCacheTTL, "longest a cached product is served: the bound on staleness if a replica missed a change")
 }
 
@@ -56,7 +56,8 @@ func (c ReadCacheConfig) Validate() error {
 // cacheShards spreads the cache's lock; a power of two.
 const cacheShards = 32
 
-// readCache keeps products read from the database for GetProduct. It never
+// readCache keeps products read from the database for GetProduct (and,
+// in lists, ListProducts pages: see listCache). It never
 // serves a product older than a change this replica committed or heard of:
 //
 //   - a change drops the product's entry after its commit (this replica's
@@ -81,6 +82,7 @@ type readCache struct {
 	hit      prometheus.Counter
 	miss     prometheus.Counter
 	bypass   prometheus.Counter
+	lists    listCache
 }
 
 type cacheShard struct {
@@ -105,15 +107,18 @@ type cacheEntry struct {
 }
 
 func newReadCache(cfg ReadCacheConfig, now func() time.Time) *readCache {
-	c := &readCache{perShard: cfg.MB << 20 / cacheShards, ttl: cfg.TTL, now: now}
+	budget := cfg.MB << 20
+	c := &readCache{perShard: budget * 3 / 4 / cacheShards, ttl: cfg.TTL, now: now}
 	for i := range c.shards {
 		c.shards[i].entries = make(map[uuid.UUID]cacheEntry)
 	}
 	c.lookups = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "productsvc_read_cache_lookups_total",
-		Help: "GetProduct lookups in the read cache: hit, miss (read from the database), bypass (cache not live: not yet or no longer hearing other replicas' changes).",
-	}, []string{"result"})
-	c.hit, c.miss, c.bypass = c.lookups.WithLabelValues("hit"), c.lookups.WithLabelValues("miss"), c.lookups.WithLabelValues("bypass")
+		Help: "Lookups in the read cache, of a product (GetProduct) or a page (ListProducts): hit, miss (read from the database), bypass (cache not live: not yet or no longer hearing other replicas' changes).",
+	}, []string{"kind", "result"})
+	c.hit, c.miss, c.bypass = c.lookups.WithLabelValues("product", "hit"), c.lookups.WithLabelValues("product", "miss"), c.lookups.WithLabelValues("product", "bypass")
+	c.lists = listCache{maxBytes: budget / 4, entries: make(map[string]listEntry),
+		hit: c.lookups.WithLabelValues("list", "hit"), miss: c.lookups.WithLabelValues("list", "miss"), bypass: c.lookups.WithLabelValues("list", "bypass")}
 	return c
 }
 
@@ -175,11 +180,13 @@ func (c *readCache) fill(gen uint64, p productdb.Product) {
 	s.bytes += cost
 }
 
-// drop forgets ids, and stops reads in flight on their shards from filling.
+// drop forgets ids and every page (any page may list them), and stops
+// reads in flight on their shards, and lists in flight, from filling.
 func (c *readCache) drop(ids []uuid.UUID) {
-	if c == nil {
+	if c == nil || len(ids) == 0 {
 		return
 	}
+	c.lists.dropAll()
 	for _, id := range ids {
 		s := c.shard(id)
 		s.mu.Lock()
@@ -198,6 +205,7 @@ func (c *readCache) dropAll() {
 	if c == nil {
 		return
 	}
+	c.lists.dropAll()
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.mu.Lock()

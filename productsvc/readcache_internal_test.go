@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/uuid"
 
+	productv1 "github.com/decoupledshop/shop/gen/proto/shop/product/v1"
 	productdb "github.com/decoupledshop/shop/gen/sqlc/product"
 )
 
@@ -65,6 +66,23 @@ func TestReadCacheNeverKeepsWhatAChangeOvertook(t *testing.T) {
 	if held > 1<<20 || held < 1<<19 {
 		t.Fatalf("%d bytes held after 4 MB of fills into a 1 MB cache", held)
 	}
+	page := &productv1.ListProductsResponse{Products: []*productv1.Product{{Id: p.ID.String()}}}
+	_, gen, _ = c.getList("oak")
+	c.drop([]uuid.UUID{uuid.New()}) // any product's change drops every page
+	c.fillList(gen, "oak", page)
+	if _, _, ok := c.getList("oak"); ok {
+		t.Fatal("a page read while a product changed was kept")
+	}
+	_, gen, _ = c.getList("oak")
+	c.fillList(gen, "oak", page)
+	if got, _, ok := c.getList("oak"); !ok || got != page {
+		t.Fatal("a clean page fill was not kept")
+	}
+	c.drop([]uuid.UUID{uuid.New()})
+	if _, _, ok := c.getList("oak"); ok {
+		t.Fatal("a page outlived a product change")
+	}
+
 	c.dropAll()
 	c.setLive(false)
 	if _, _, ok := c.get(p.ID); ok {

@@ -50,14 +50,17 @@ func (r *cachedReplica) get(t *testing.T, id string) (*productv1.Product, error)
 	return resp.Msg.Product, nil
 }
 
-func (r *cachedReplica) lookups(result string) float64 {
+// lookups reads productsvc_read_cache_lookups_total{kind, result}.
+func (r *cachedReplica) lookups(kind, result string) float64 {
 	families, _ := r.registry.Gather()
 	for _, f := range families {
 		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
 			for _, l := range m.GetLabel() {
-				if l.GetName() == "result" && l.GetValue() == result {
-					return m.GetCounter().GetValue()
-				}
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["kind"] == kind && labels["result"] == result {
+				return m.GetCounter().GetValue()
 			}
 		}
 	}
@@ -81,7 +84,7 @@ func (r *cachedReplica) eventually(t *testing.T, id, what string, ok func(*produ
 }
 
 func served(r *cachedReplica) func(*productv1.Product, error) bool {
-	return func(*productv1.Product, error) bool { return r.lookups("hit") > 0 }
+	return func(*productv1.Product, error) bool { return r.lookups("product", "hit") > 0 }
 }
 
 // Two replicas with read caches: each serves GetProduct from memory (a
@@ -129,8 +132,8 @@ func TestReadCacheAcrossReplicas(t *testing.T) {
 
 	// A listener that lost its connection: c forgets what it cached.
 	chair := b.createProduct(t, cat.Id, "CHAIR-1", "Chair", 5000)
-	hits := c.lookups("hit")
-	c.eventually(t, chair.Id, "replica c never served the chair from its cache", func(*productv1.Product, error) bool { return c.lookups("hit") > hits })
+	hits := c.lookups("product", "hit")
+	c.eventually(t, chair.Id, "replica c never served the chair from its cache", func(*productv1.Product, error) bool { return c.lookups("product", "hit") > hits })
 	if _, err := b.pool.Exec(context.Background(), "UPDATE products SET name = 'Unannounced' WHERE id = $1", chair.Id); err != nil {
 		t.Fatal(err)
 	}
@@ -140,4 +143,53 @@ func TestReadCacheAcrossReplicas(t *testing.T) {
 	c.eventually(t, chair.Id, "replica c kept its cache across a lost listener", func(p *productv1.Product, _ error) bool {
 		return p.GetName() == "Unannounced"
 	})
+}
+
+// A page of ListProducts is served from memory until any product changes
+// on any replica: the other replica's change shows within moments.
+func TestListCacheAcrossReplicas(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	a, c := startCachedReplica(t, b), startCachedReplica(t, b)
+	cat := b.createCategory(t, "Desks")
+	desk := b.createProduct(t, cat.Id, "DESK-1", "Oak desk", 20000)
+	page := func(r *cachedReplica) []*productv1.Product {
+		t.Helper()
+		resp, err := r.products.ListProducts(context.Background(), connect.NewRequest(&productv1.ListProductsRequest{Query: new("oak"), PageSize: 10}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Msg.GetProducts()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for c.lookups("list", "hit") == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("replica c never served a page from its cache")
+		}
+		page(c)
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := b.pool.Exec(context.Background(), "UPDATE products SET price_minor = 1 WHERE id = $1", desk.Id); err != nil {
+		t.Fatal(err)
+	}
+	if got := page(c); len(got) != 1 || got[0].GetPrice().GetAmountMinor() != 20000 {
+		t.Fatalf("a cached page was read again from the database: %v", got)
+	}
+
+	if _, err := a.products.CreateProduct(context.Background(), connect.NewRequest(&productv1.CreateProductRequest{
+		Sku: "CHAIR-1", Name: "Oak chair", CategoryId: cat.Id, Price: eur(9000),
+	})); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for len(page(c)) != 2 {
+		if time.Since(start) > 5*time.Second {
+			t.Fatal("replica c kept serving a page without the chair replica a created")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	t.Logf("replica c dropped its pages %v after another replica's CreateProduct was answered", time.Since(start))
+	if got := page(a); len(got) != 2 {
+		t.Fatalf("replica a: %d products, want 2", len(got))
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
+	productv1 "github.com/decoupledshop/shop/gen/proto/shop/product/v1"
 	productdb "github.com/decoupledshop/shop/gen/sqlc/product"
 	"github.com/decoupledshop/shop/internal/money"
 	"github.com/decoupledshop/shop/internal/pgdb"
@@ -110,6 +111,25 @@ func (c *Store) EnableReadCache(cfg ReadCacheConfig, log *slog.Logger) []prometh
 	}
 	c.cache = newReadCache(cfg, c.now)
 	return []prometheus.Collector{c.cache.lookups}
+}
+
+// cachedList answers a ListProducts request from the read cache when it
+// holds the page, else with read, storing its answer. Only answered
+// requests are stored, so a hit needs no checks: its request passed them.
+func (c *Store) cachedList(m *productv1.ListProductsRequest, read func() (*productv1.ListProductsResponse, error)) (*productv1.ListProductsResponse, error) {
+	key, ok := listKey(m)
+	if !ok || c.cache == nil {
+		return read()
+	}
+	resp, gen, hit := c.cache.getList(key)
+	if hit {
+		return resp, nil
+	}
+	resp, err := read()
+	if err == nil {
+		c.cache.fillList(gen, key, resp)
+	}
+	return resp, err
 }
 
 // product reads a product, from the read cache when it holds it.
