@@ -10,10 +10,10 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgxlisten"
 
 	"github.com/decoupledshop/shop/cartsvc/productclient"
 	cartdb "github.com/decoupledshop/shop/gen/sqlc/cart"
+	"github.com/decoupledshop/shop/internal/pgdb"
 )
 
 // VersionsChannel is the notification channel on which every batch of
@@ -92,24 +92,10 @@ const (
 // replicas sharing a database can be counted (see OtherReplicas).
 func (s *Service) ListenForVersions(ctx context.Context, directURL string) {
 	h := &versionHandler{s: s, since: s.timestamp()}
-	l := &pgxlisten.Listener{
-		Connect: func(ctx context.Context) (*pgx.Conn, error) {
-			cfg, err := pgx.ParseConfig(directURL)
-			if err != nil {
-				return nil, err
-			}
-			cfg.RuntimeParams["application_name"] = VersionsListener
-			return pgx.ConnectConfig(ctx, cfg)
-		},
-		LogError: func(ctx context.Context, err error) {
-			if ctx.Err() == nil {
-				s.log.WarnContext(ctx, "events: listening for product versions", "error", err)
-			}
-		},
-		ReconnectDelay: time.Second,
-	}
-	l.Handle(VersionsChannel, h)
-	_ = l.Listen(ctx) // returns only when ctx is done
+	pgdb.Listen(ctx, pgdb.ListenConfig{
+		URL: directURL, ApplicationName: VersionsListener, Channel: VersionsChannel, Handler: h,
+		Logger: s.log, What: "events: listening for product versions",
+	})
 }
 
 // versionHandler applies notifications and catches up after reconnects.

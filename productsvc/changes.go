@@ -10,9 +10,9 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgxlisten"
 
 	productdb "github.com/decoupledshop/shop/gen/sqlc/product"
+	"github.com/decoupledshop/shop/internal/pgdb"
 )
 
 // ChangesChannel is the notification channel on which every replica
@@ -113,25 +113,11 @@ func (c *Store) ListenForChanges(ctx context.Context, directURL string) {
 		return
 	}
 	defer c.cache.setLive(false)
-	l := &pgxlisten.Listener{
-		Connect: func(ctx context.Context) (*pgx.Conn, error) {
-			c.cache.setLive(false)
-			cfg, err := pgx.ParseConfig(directURL)
-			if err != nil {
-				return nil, err
-			}
-			cfg.RuntimeParams["application_name"] = ChangesListener
-			return pgx.ConnectConfig(ctx, cfg)
-		},
-		LogError: func(ctx context.Context, err error) {
-			if ctx.Err() == nil {
-				c.log.WarnContext(ctx, "read cache: listening for other replicas' changes (cache off until reconnected)", "error", err)
-			}
-		},
-		ReconnectDelay: time.Second,
-	}
-	l.Handle(ChangesChannel, changeHandler{c.cache})
-	_ = l.Listen(ctx) // returns only when ctx is done
+	pgdb.Listen(ctx, pgdb.ListenConfig{
+		URL: directURL, ApplicationName: ChangesListener, Channel: ChangesChannel, Handler: changeHandler{c.cache},
+		BeforeConnect: func() { c.cache.setLive(false) },
+		Logger:        c.log, What: "read cache: listening for other replicas' changes (cache off until reconnected)",
+	})
 }
 
 // changeHandler drops announced products from a read cache.

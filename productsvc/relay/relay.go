@@ -55,11 +55,11 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/jackc/pgxlisten"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/decoupledshop/shop/gen/proto/shop/events/v1/eventsv1connect"
 	productdb "github.com/decoupledshop/shop/gen/sqlc/product"
+	"github.com/decoupledshop/shop/internal/pgdb"
 	"github.com/decoupledshop/shop/internal/server"
 )
 
@@ -193,19 +193,10 @@ func (r *Relay) untilDue(ctx context.Context, s *sender, claimed int) time.Durat
 // listen wakes every sender on each notification, and after each
 // (re)connection, since notifications may have been missed meanwhile.
 func (r *Relay) listen(ctx context.Context) {
-	l := &pgxlisten.Listener{
-		Connect: func(ctx context.Context) (*pgx.Conn, error) {
-			return pgx.Connect(ctx, r.cfg.ListenURL)
-		},
-		LogError: func(ctx context.Context, err error) {
-			if ctx.Err() == nil {
-				r.cfg.Logger.WarnContext(ctx, "relay: listening for outbox notifications", "error", err)
-			}
-		},
-		ReconnectDelay: time.Second,
-	}
-	l.Handle(Channel, wakeHandler{r})
-	_ = l.Listen(ctx) // returns only when ctx is done
+	pgdb.Listen(ctx, pgdb.ListenConfig{
+		URL: r.cfg.ListenURL, Channel: Channel, Handler: wakeHandler{r},
+		Logger: r.cfg.Logger, What: "relay: listening for outbox notifications",
+	})
 }
 
 type wakeHandler struct{ r *Relay }
