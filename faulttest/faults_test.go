@@ -51,7 +51,15 @@ func TestLongFaultPostgresRestart(t *testing.T) {
 	t.Logf("PostgreSQL shut down immediately at %s and accepting connections again %s later", down.Format("15:04:05.000"), ready.Sub(down).Round(time.Millisecond))
 	t.Logf("answers by request kind (writes retried Unavailable and ResourceExhausted until their 10 s deadline):\n%s", tl.summary())
 
-	// Lost writes: what the databases hold against what was acknowledged.
+	checkAcknowledgedWritesHeld(t, b, added, updated)
+	checkOutageAnswers(t, tl, down, ready)
+}
+
+// checkAcknowledgedWritesHeld compares what the databases hold with the
+// writes acknowledged: added (user subject, product) → cart adds, updated
+// product → highest version.
+func checkAcknowledgedWritesHeld(t *testing.T, b *bundle, added map[[2]string]int, updated map[string]int64) {
+	t.Helper()
 	ctx := context.Background()
 	lostAdds, extraAdds := 0, 0
 	conn, err := pgx.Connect(ctx, b.st.CartDB)
@@ -108,6 +116,13 @@ func TestLongFaultPostgresRestart(t *testing.T) {
 		t.Errorf("acknowledged writes lost: %d cart adds, %d product updates; want none", lostAdds, lostUpdates)
 	}
 
+}
+
+// checkOutageAnswers checks the failures of the requests in tl around a
+// PostgreSQL outage from down to ready: Unavailable (or a retried
+// ResourceExhausted) only, never internal, none started 5 s after ready.
+func checkOutageAnswers(t *testing.T, tl *timeline, down, ready time.Time) {
+	t.Helper()
 	failed := tl.matching("", func(o outcome) bool { return o.code != "" })
 	byCode := codes(failed)
 	if n := byCode["internal"]; n > 0 {
