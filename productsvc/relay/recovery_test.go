@@ -96,13 +96,16 @@ func TestDeadRelaysRowsAreDueWhenTheLeaseEnds(t *testing.T) {
 
 // TestHeartbeatKeepsTheLeaseOfASlowCall: a call that takes several leases
 // keeps its rows, since the relay renews the lease while it waits; the
-// other relay never sends them meanwhile.
+// other relay never sends them meanwhile. (The lease is a second, renewed
+// every third of it, so that a loaded machine's scheduling delays, which
+// reached 300 ms with other tests running, do not lose it; the call takes
+// three leases.)
 func TestHeartbeatKeepsTheLeaseOfASlowCall(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	b.realTime()
-	b.sink.Slow(1500 * time.Millisecond)
-	cfg := relay.Config{Now: time.Now, ListenURL: b.dbURL, Lease: 300 * time.Millisecond, CallTimeout: 10 * time.Second}
+	b.sink.Slow(3 * time.Second)
+	cfg := relay.Config{Now: time.Now, ListenURL: b.dbURL, Lease: time.Second, CallTimeout: 10 * time.Second}
 	run(t, b.newRelay(t, cfg))
 	run(t, b.newRelay(t, cfg))
 	b.publish(t, 20)
