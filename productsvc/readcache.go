@@ -4,13 +4,14 @@ import (
 	"encoding/binary"
 	"errors"
 	"flag"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/proto"
 
+	productv1 "github.com/decoupledshop/shop/gen/proto/shop/product/v1"
 	productdb "github.com/decoupledshop/shop/gen/sqlc/product"
 )
 
@@ -56,44 +57,41 @@ func (c ReadCacheConfig) Validate() error {
 // cacheShards spreads the cache's lock; a power of two.
 const cacheShards = 32
 
-// readCache keeps products read from the database for GetProduct (and,
-// in lists, ListProducts pages: see listCache). It never
-// serves a product older than a change this replica committed or heard of:
+// readCache keeps products read from the database for GetProduct, and
+// ListProducts pages. It never serves a product or page older than a
+// change this replica committed or heard of:
 //
-//   - a change drops the product's entry after its commit (this replica's
-//     writes) or when its announcement arrives (other replicas'), and bumps
-//     the entry's shard generation first;
-//   - a read fills the cache only if its shard's generation is the one it
-//     saw before it read the database, so a read that raced a change
-//     (read the old row, finished after the change was dropped) stores
-//     nothing;
+//   - a change drops the product's entry, and every page (a product's
+//     change may move it into or out of any list), after its commit (this
+//     replica's writes) or when its announcement arrives (other
+//     replicas'), bumping their generation (see bounded);
+//   - a read fills the cache only if the generation is the one it saw
+//     before it read the database, so a read that raced a change (read the
+//     old row, finished after the change was dropped) stores nothing;
 //   - it serves nothing while it cannot hear other replicas' changes (not
 //     live: before the listener is connected and after it lost its
 //     connection), and forgets everything when it connects again.
 //
-// A nil *readCache is off: every lookup misses and nothing is stored.
+// Products take three quarters of its memory, in shards; pages, keyed by
+// the request, the rest. Stored pages answer many callers at once: they are
+// never modified. A nil *readCache is off: every lookup misses and nothing
+// is stored.
 type readCache struct {
-	shards   [cacheShards]cacheShard
-	perShard int // bytes (entryCost) each shard may hold
+	shards   [cacheShards]bounded[uuid.UUID, productdb.Product]
+	lists    bounded[string, *productv1.ListProductsResponse]
 	ttl      time.Duration
 	now      func() time.Time
 	live     atomic.Bool
 	lookups  *prometheus.CounterVec
-	hit      prometheus.Counter
-	miss     prometheus.Counter
-	bypass   prometheus.Counter
-	lists    listCache
+	products lookupCounters
+	pages    lookupCounters
 }
 
-type cacheShard struct {
-	mu      sync.Mutex
-	gen     uint64
-	bytes   int
-	entries map[uuid.UUID]cacheEntry
-}
+// lookupCounters count one kind's lookups by result.
+type lookupCounters struct{ hit, miss, bypass prometheus.Counter }
 
-// entryOverhead is what a cached product costs beyond its text: the
-// struct, the map slot and the string headers, rounded up.
+// entryOverhead is what a cached product or page costs beyond its text or
+// encoding: the struct, the map slot and the headers, rounded up.
 const entryOverhead = 256
 
 // entryCost is what p counts against the cache's bound.
@@ -101,29 +99,49 @@ func entryCost(p productdb.Product) int {
 	return entryOverhead + len(p.Sku) + len(p.Name) + len(p.Description) + len(p.CategoryName) + len(p.CurrencyCode)
 }
 
-type cacheEntry struct {
-	p       productdb.Product
-	expires time.Time
-}
-
 func newReadCache(cfg ReadCacheConfig, now func() time.Time) *readCache {
 	budget := cfg.MB << 20
-	c := &readCache{perShard: budget * 3 / 4 / cacheShards, ttl: cfg.TTL, now: now}
+	c := &readCache{ttl: cfg.TTL, now: now}
 	for i := range c.shards {
-		c.shards[i].entries = make(map[uuid.UUID]cacheEntry)
+		c.shards[i].init(budget * 3 / 4 / cacheShards)
 	}
+	c.lists.init(budget / 4)
 	c.lookups = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "productsvc_read_cache_lookups_total",
 		Help: "Lookups in the read cache, of a product (GetProduct) or a page (ListProducts): hit, miss (read from the database), bypass (cache not live: not yet or no longer hearing other replicas' changes).",
 	}, []string{"kind", "result"})
-	c.hit, c.miss, c.bypass = c.lookups.WithLabelValues("product", "hit"), c.lookups.WithLabelValues("product", "miss"), c.lookups.WithLabelValues("product", "bypass")
-	c.lists = listCache{maxBytes: budget / 4, entries: make(map[string]listEntry),
-		hit: c.lookups.WithLabelValues("list", "hit"), miss: c.lookups.WithLabelValues("list", "miss"), bypass: c.lookups.WithLabelValues("list", "bypass")}
+	counters := func(kind string) lookupCounters {
+		return lookupCounters{c.lookups.WithLabelValues(kind, "hit"), c.lookups.WithLabelValues(kind, "miss"), c.lookups.WithLabelValues(kind, "bypass")}
+	}
+	c.products, c.pages = counters("product"), counters("list")
 	return c
 }
 
-func (c *readCache) shard(id uuid.UUID) *cacheShard {
+func (c *readCache) shard(id uuid.UUID) *bounded[uuid.UUID, productdb.Product] {
 	return &c.shards[binary.LittleEndian.Uint64(id[8:])%cacheShards]
+}
+
+// lookup is c's get from b, counted in n: nothing while c is not live.
+func lookup[K comparable, V any](c *readCache, b *bounded[K, V], k K, n lookupCounters) (V, uint64, bool) {
+	var zero V
+	if !c.live.Load() {
+		n.bypass.Inc()
+		return zero, 0, false
+	}
+	v, gen, ok := b.get(k, c.now())
+	if ok {
+		n.hit.Inc()
+	} else {
+		n.miss.Inc()
+	}
+	return v, gen, ok
+}
+
+// store is c's fill of b, for TTL: nothing while c is not live.
+func store[K comparable, V any](c *readCache, b *bounded[K, V], gen uint64, k K, v V, cost int) {
+	if c.live.Load() {
+		b.fill(gen, k, v, cost, c.now().Add(c.ttl))
+	}
 }
 
 // get returns id's cached product, or, on a miss, the generation to give
@@ -132,70 +150,50 @@ func (c *readCache) get(id uuid.UUID) (productdb.Product, uint64, bool) {
 	if c == nil {
 		return productdb.Product{}, 0, false
 	}
-	if !c.live.Load() {
-		c.bypass.Inc()
-		return productdb.Product{}, 0, false
-	}
-	s := c.shard(id)
-	s.mu.Lock()
-	e, ok := s.entries[id]
-	gen := s.gen
-	s.mu.Unlock()
-	if ok && c.now().Before(e.expires) {
-		c.hit.Inc()
-		return e.p, gen, true
-	}
-	c.miss.Inc()
-	return productdb.Product{}, gen, false
+	return lookup(c, c.shard(id), id, c.products)
 }
 
 // fill stores p, read after get answered gen, unless a change to its shard
 // came in between or the cache is not live.
 func (c *readCache) fill(gen uint64, p productdb.Product) {
-	if c == nil || !c.live.Load() {
-		return
+	if c != nil {
+		store(c, c.shard(p.ID), gen, p.ID, p, entryCost(p))
 	}
-	s := c.shard(p.ID)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.gen != gen {
-		return
+}
+
+// listKey is the cache key of a ListProducts request: its deterministic
+// encoding, which names every filter, the page size and the page token.
+func listKey(m *productv1.ListProductsRequest) (string, bool) {
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+	return string(b), err == nil
+}
+
+// getList returns the stored page for key or, on a miss, the generation to
+// give fillList.
+func (c *readCache) getList(key string) (*productv1.ListProductsResponse, uint64, bool) {
+	if c == nil {
+		return nil, 0, false
 	}
-	cost := entryCost(p)
-	if cost > c.perShard {
-		return
+	return lookup(c, &c.lists, key, c.pages)
+}
+
+// fillList stores resp under key unless a product changed since getList
+// answered gen, or the cache is not live.
+func (c *readCache) fillList(gen uint64, key string, resp *productv1.ListProductsResponse) {
+	if c != nil {
+		store(c, &c.lists, gen, key, resp, entryOverhead+len(key)+proto.Size(resp))
 	}
-	if old, ok := s.entries[p.ID]; ok {
-		s.bytes -= entryCost(old.p)
-		delete(s.entries, p.ID)
-	}
-	for victim, e := range s.entries { // map order: random victims
-		if s.bytes+cost <= c.perShard {
-			break
-		}
-		s.bytes -= entryCost(e.p)
-		delete(s.entries, victim)
-	}
-	s.entries[p.ID] = cacheEntry{p: p, expires: c.now().Add(c.ttl)}
-	s.bytes += cost
 }
 
 // drop forgets ids and every page (any page may list them), and stops
-// reads in flight on their shards, and lists in flight, from filling.
+// reads in flight of them, and of any page, from filling.
 func (c *readCache) drop(ids []uuid.UUID) {
 	if c == nil || len(ids) == 0 {
 		return
 	}
 	c.lists.dropAll()
 	for _, id := range ids {
-		s := c.shard(id)
-		s.mu.Lock()
-		s.gen++
-		if e, ok := s.entries[id]; ok {
-			s.bytes -= entryCost(e.p)
-			delete(s.entries, id)
-		}
-		s.mu.Unlock()
+		c.shard(id).drop(id)
 	}
 }
 
@@ -207,12 +205,7 @@ func (c *readCache) dropAll() {
 	}
 	c.lists.dropAll()
 	for i := range c.shards {
-		s := &c.shards[i]
-		s.mu.Lock()
-		s.gen++
-		clear(s.entries)
-		s.bytes = 0
-		s.mu.Unlock()
+		c.shards[i].dropAll()
 	}
 }
 

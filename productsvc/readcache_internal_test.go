@@ -56,10 +56,10 @@ func TestReadCacheNeverKeepsWhatAChangeOvertook(t *testing.T) {
 		s := &c.shards[i]
 		sum := 0
 		for _, e := range s.entries {
-			sum += entryCost(e.p)
+			sum += entryCost(e.v)
 		}
-		if sum != s.bytes || s.bytes > c.perShard {
-			t.Fatalf("shard %d: %d bytes counted, %d held, bound %d", i, s.bytes, sum, c.perShard)
+		if sum != s.bytes || s.bytes > s.max {
+			t.Fatalf("shard %d: %d bytes counted, %d held, bound %d", i, s.bytes, sum, s.max)
 		}
 		held += sum
 	}

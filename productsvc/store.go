@@ -72,15 +72,11 @@ func (c *Store) timestamp() time.Time {
 // this replica's cache and announced to the others, after the commit or
 // after a failure (whose commit may have happened).
 func (c *Store) inTx(ctx context.Context, fn func(tx pgx.Tx, q *productdb.Queries) error) error {
-	if c.announcer == nil {
-		err := pgdb.InTx(ctx, c.db, func(tx pgx.Tx) error { return fn(tx, c.q.WithTx(tx)) })
-		if err == nil {
-			c.notifier.Notify()
-		}
-		return err
-	}
 	var changed []uuid.UUID
 	err := pgdb.InTx(ctx, c.db, func(tx pgx.Tx) error {
+		if c.announcer == nil {
+			return fn(tx, c.q.WithTx(tx))
+		}
 		ct := &changeTx{Tx: tx}
 		defer func() { changed = append(changed, ct.changed...) }() // every attempt's, in case a failed commit committed
 		return fn(ct, c.q.WithTx(ct))
@@ -117,8 +113,11 @@ func (c *Store) EnableReadCache(cfg ReadCacheConfig, log *slog.Logger) []prometh
 // holds the page, else with read, storing its answer. Only answered
 // requests are stored, so a hit needs no checks: its request passed them.
 func (c *Store) cachedList(m *productv1.ListProductsRequest, read func() (*productv1.ListProductsResponse, error)) (*productv1.ListProductsResponse, error) {
+	if c.cache == nil {
+		return read()
+	}
 	key, ok := listKey(m)
-	if !ok || c.cache == nil {
+	if !ok {
 		return read()
 	}
 	resp, gen, hit := c.cache.getList(key)
