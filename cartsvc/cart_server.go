@@ -28,7 +28,7 @@ func (s *CartServer) GetCart(ctx context.Context, req *connect.Request[cartv1.Ge
 	if err != nil {
 		return nil, err
 	}
-	view, err := s.readCart(ctx, s.q, user, nil, nil)
+	view, err := s.readCartForGet(ctx, user)
 	if err != nil {
 		return nil, err
 	}

@@ -19,6 +19,7 @@ type config struct {
 	boot     boot.Config
 	products productclient.Config
 	users    UserLimits
+	carts    CartCacheConfig
 
 	currencyCode   string
 	currency       money.Currency // currencyCode, checked by validate
@@ -53,6 +54,7 @@ func (c *config) registerFlags(fs *flag.FlagSet) {
 	c.boot.RegisterFlags(fs, ":8082")
 	c.products.RegisterFlags(fs)
 	c.users.RegisterFlags(fs)
+	c.carts.RegisterFlags(fs)
 	fs.StringVar(&c.currencyCode, "currency", "EUR", "the shop currency (ISO 4217); products and promo codes in any other are refused")
 	fs.DurationVar(&c.holdIdle, "promo-hold-idle", DefaultHoldIdle, "a cart's promo code hold lapses after the cart has had no write for this long")
 	fs.Float64Var(&c.eventRate, "events-rate", DefaultEventRate, "events per second one service client may deliver (EventSinkService) to all replicas together; more is refused with ResourceExhausted")
@@ -72,6 +74,9 @@ func (c *config) validate() error {
 		return err
 	}
 	if err := c.users.Validate(); err != nil {
+		return err
+	}
+	if err := c.carts.Validate(); err != nil {
 		return err
 	}
 	for name, d := range map[string]time.Duration{"promo-hold-idle": c.holdIdle, "inbox-retention": c.inboxRetention} {
@@ -97,6 +102,7 @@ func (c *config) options(env *boot.Env) Options {
 	return Options{
 		Currency: c.currency, HoldIdle: c.holdIdle, Logger: env.Logger,
 		EventRate: c.replicaEventRate(), InboxRetention: c.inboxRetention, Users: c.users,
-		Tracer: env.Telemetry.Tracer("github.com/decoupledshop/shop/cartsvc"),
+		Tracer:    env.Telemetry.Tracer("github.com/decoupledshop/shop/cartsvc"),
+		CartCache: c.carts,
 	}
 }

@@ -255,16 +255,7 @@ func TestVersionsReachOtherReplicas(t *testing.T) {
 	b.statusOf(t, changed(p1.String(), 3, "Before", 100))
 
 	other := b.secondReplica(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		other.svc.ListenForVersions(ctx, b.cartDBURL)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
+	listen(t, other.svc, b.cartDBURL)
 	eventually(t, "the second replica caught up with version 3", func() bool { return other.catalog.ObservedVersion(p1) == 3 })
 	b.statusOf(t, deleted(p2.String(), 8))
 	eventually(t, "the second replica was told of the tombstone at 8", func() bool { return other.catalog.ObservedVersion(p2) == 8 })

@@ -44,10 +44,14 @@ func (s *Service) observerCollectors() []prometheus.Collector {
 	for _, reason := range []string{"rate", "size"} {
 		s.metrics.refused.WithLabelValues(reason)
 	}
-	return []prometheus.Collector{s.obs.lag, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+	cs := []prometheus.Collector{s.obs.lag, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "cartsvc_dead_letters",
 		Help: "Poison events waiting in cartsvc's dead-letter queue to be replayed or purged (read at scrape time; -1 when the database cannot say).",
 	}, s.countDeadLetters)}
+	if s.carts != nil {
+		cs = append(cs, s.carts.lookups)
+	}
+	return cs
 }
 
 // scrapeTimeout bounds the query of one scrape.

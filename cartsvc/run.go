@@ -48,6 +48,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	defer products.Close()
 	env.Telemetry.Registry.MustRegister(products.Collectors()...)
 	svc := NewService(env.Pool, products, cfg.options(env))
+	defer svc.Close()
 	Mount(env.Server, env.HandlerOptions, env.Verifier, svc)
 	if cfg.replicas == 1 {
 		warnOtherReplicas(ctx, svc, env.Logger, cfg.eventRate)

@@ -73,6 +73,10 @@ type Options struct {
 	InboxRetention time.Duration
 	// Tracer makes the spans of applying events; default records none.
 	Tracer trace.Tracer
+	// CartCache sizes the cache of carts GetCart reads; the zero value is
+	// off (Run turns it on with --cart-cache-mb). The cache is used only
+	// while ListenForVersions hears the other replicas.
+	CartCache CartCacheConfig
 }
 
 // Service holds what the cart, wishlist, promo code and event handlers
@@ -92,6 +96,7 @@ type Service struct {
 	inboxRetention time.Duration
 	metrics        *eventMetrics
 	obs            *observer
+	carts          *cartCache
 }
 
 // NewService returns a Service over db that reads products through
@@ -121,6 +126,10 @@ func NewService(db *pgxpool.Pool, products *productclient.Client, opts Options) 
 	if opts.Tracer == nil {
 		opts.Tracer = noop.NewTracerProvider().Tracer("")
 	}
+	carts, err := newCartCache(opts.CartCache)
+	if err != nil {
+		opts.Logger.Warn("cart cache off", "error", err)
+	}
 	return &Service{
 		db: db, q: cartdb.New(db), products: products,
 		currency: opts.Currency, holdIdle: opts.HoldIdle, now: opts.Now, newID: opts.NewID, log: opts.Logger,
@@ -129,8 +138,12 @@ func NewService(db *pgxpool.Pool, products *productclient.Client, opts Options) 
 		inboxRetention: opts.InboxRetention,
 		metrics:        newEventMetrics(),
 		obs:            newObserver(opts.Tracer),
+		carts:          carts,
 	}
 }
+
+// Close releases the cart cache; the Service must not be used after.
+func (s *Service) Close() { s.carts.close() }
 
 // timestamp is the service's clock at the database's precision.
 func (s *Service) timestamp() time.Time {

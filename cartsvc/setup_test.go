@@ -102,6 +102,9 @@ func setup(t testing.TB, opts ...option) *testBundle {
 	// Tests and benchmarks make requests as fast as they can: no user
 	// rate limit unless a test sets one (fairness_test.go).
 	cfg.service.Users.Rate = 1e9
+	// The cart cache is on, as in Run: every test reads carts through it
+	// once the versions listener has caught up.
+	cfg.service.CartCache = cartsvc.CartCacheConfig{MB: 4, TTL: time.Minute}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -147,9 +150,25 @@ func setup(t testing.TB, opts ...option) *testBundle {
 	t.Cleanup(b.catalog.Close)
 	cfg.service.Currency, cfg.service.Now = "EUR", b.clock.Now
 	b.svc = cartsvc.NewService(b.cartPool, b.catalog, cfg.service)
+	t.Cleanup(b.svc.Close)
+	listen(t, b.svc, b.cartDBURL)
 	b.ccfg = shoptest.ServerConfig(t, b.cartPool.Ping)
 	b.cartURL = b.serveCart(t, b.svc)
 	return b
+}
+
+// listen runs svc's versions listener on dbURL until the test ends.
+func listen(t testing.TB, svc *cartsvc.Service, dbURL string) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		svc.ListenForVersions(ctx, dbURL)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
 }
 
 // Service clients of the issuer besides the relay's (shoptest.EventsClient):

@@ -86,7 +86,8 @@ const (
 // connection is retried every second; after each (re)connection the marks
 // raised since the previous one (at most productclient.DefaultMaxStale ago) are
 // read from product_versions, so nothing announced while it was down is
-// missed. Errors are logged, never returned.
+// missed. Errors are logged, never returned. The cart cache is used only
+// from a caught-up connection until the next reconnection.
 //
 // The connection's application_name is VersionsListener, so that the
 // replicas sharing a database can be counted (see OtherReplicas).
@@ -94,7 +95,8 @@ func (s *Service) ListenForVersions(ctx context.Context, directURL string) {
 	h := &versionHandler{s: s, since: s.timestamp()}
 	pgdb.Listen(ctx, pgdb.ListenConfig{
 		URL: directURL, ApplicationName: VersionsListener, Channel: VersionsChannel, Handler: h,
-		Logger: s.log, What: "events: listening for product versions",
+		BeforeConnect: func() { s.carts.setLive(false) },
+		Logger:        s.log, What: "events: listening for product versions",
 	})
 }
 
@@ -149,6 +151,7 @@ func (h *versionHandler) HandleBacklog(ctx context.Context, _ string, _ *pgx.Con
 		return err
 	}
 	h.since = now
+	h.s.carts.setLive(true)
 	return nil
 }
 

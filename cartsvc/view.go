@@ -181,8 +181,10 @@ type cartHold struct {
 
 // cartView is what readCart reads in one round trip.
 type cartView struct {
-	lines []cartLine
-	holds []cartHold
+	// revision of the cart read (GetCartRevision; 0: no cart).
+	revision int64
+	lines    []cartLine
+	holds    []cartHold
 	// marks of the products asked for (fresh) that have one.
 	marks []cartdb.GetProductVersionsRow
 	// fingerprint and response of the stored result of the request_id
@@ -233,6 +235,7 @@ func (s *Service) readCartView(ctx context.Context, q *cartdb.Queries, user stri
 		return cartView{}, err
 	}
 	v := cartView{
+		revision:    r.CartRevision,
 		lines:       make([]cartLine, len(r.LineProductIds)),
 		holds:       make([]cartHold, len(r.HoldCodes)),
 		marks:       make([]cartdb.GetProductVersionsRow, len(r.MarkIds)),

@@ -70,7 +70,7 @@ var scenarioTitles = map[string]string{
 	ScenarioGetProduct:     "GetProduct, binary protobuf, anonymous, warm read cache (every product read once before)",
 	ScenarioGetProductJSON: "GetProduct, Connect JSON, anonymous, warm read cache",
 	ScenarioGetCartWarm:    "GetCart, 20 lines, warm product cache",
-	ScenarioGetCartCold:    "GetCart, 20 lines, product cache off (a replica with --product-cache-ttl 1ns)",
+	ScenarioGetCartCold:    "GetCart, 20 lines, caches off (a replica with --product-cache-ttl 1ns --cart-cache-mb 0)",
 	ScenarioListProducts:   "ListProducts with a search query, page of 20 (the same request each time: after the first, productsvc's read cache answers it until a product changes)",
 	ScenarioAddCartItem:    "AddCartItem (+1 on a line, with request_id)",
 	ScenarioUpdateProduct:  "UpdateProduct price (with its outbox row)",

@@ -67,7 +67,7 @@ func (c *config) register(fs *flag.FlagSet) {
 	fs.StringVar(&t.productURL, "product-url", "", "target a running productsvc (loopback) instead of starting the stack; needs --cart-url and --issuer-url")
 	fs.StringVar(&t.cartURL, "cart-url", "", "the running cartsvc (loopback)")
 	fs.StringVar(&t.issuerURL, "issuer-url", "", "the running stack's issuer; tokens come from its password grant")
-	fs.StringVar(&t.noCacheURL, "cart-nocache-url", "", "a running cartsvc replica with its product cache off (default: GetCart with the cache off is skipped)")
+	fs.StringVar(&t.noCacheURL, "cart-nocache-url", "", "a running cartsvc replica with its caches off (--product-cache-ttl 1ns --cart-cache-mb 0; default: GetCart with the caches off is skipped)")
 	fs.StringVar(&t.cartMetricsURL, "cart-metrics-url", "", "the running cartsvc's Prometheus endpoint on its admin listener, e.g. http://127.0.0.1:9082/metrics (default: none)")
 	fs.StringVar(&t.users, "target-users", "alice,bob", "shoppers the running issuer knows, comma-separated (their carts get --lines lines)")
 	fs.StringVar(&t.admin, "target-admin", "admin", "a user of the running issuer with role admin")

@@ -36,9 +36,9 @@ type StackConfig struct {
 	CartProductURL string
 	// ProductAddr is productsvc's listen address; default a free port.
 	ProductAddr string
-	// NoCacheReplica adds a second cartsvc on the same database whose
-	// product cache expires at once (--product-cache-ttl 1ns): GetCart
-	// with the cache off.
+	// NoCacheReplica adds a second cartsvc on the same database with its
+	// caches off: the product cache expires at once (--product-cache-ttl
+	// 1ns) and carts are not cached (--cart-cache-mb 0).
 	NoCacheReplica bool
 	// ProductReplicas and CartReplicas are how many of each service run
 	// (default 1, more: see replicas.go); with more than one, cartsvc calls
@@ -267,7 +267,7 @@ func (s *Stack) startNoCache(binDir string, cartArgs func(addr, admin string, ex
 	}
 	addr, admin := addrs[0], addrs[1]
 	s.CartNoCache = NewProc("cartsvc-nocache", filepath.Join(binDir, "cartsvc"),
-		cartArgs(addr, admin, "--product-cache-ttl", "1ns"), s.logPath("cartsvc-nocache"), "http://"+addr)
+		cartArgs(addr, admin, "--product-cache-ttl", "1ns", "--cart-cache-mb", "0"), s.logPath("cartsvc-nocache"), "http://"+addr)
 	return s.CartNoCache.Start(time.Minute)
 }
 

@@ -72,3 +72,17 @@ func (c *Client) usable(p Product, min int64) bool {
 	c.mu.Unlock()
 	return p.Version >= max(min, mark)
 }
+
+// Outdated reports whether a product of wants has a high-water mark above
+// the version it asks for: an event newer than what the caller read has
+// since been applied (here or, announced, on another replica).
+func (c *Client) Outdated(wants []Want) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, w := range wants {
+		if c.versions[w.ID] > w.MinVersion {
+			return true
+		}
+	}
+	return false
+}

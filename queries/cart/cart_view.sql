@@ -10,9 +10,12 @@
 --     amount_off_minor are 0 where the code has none;
 --   - the stored result of the user's request_id if one was stored at or
 --     after request_cutoff (NULLs otherwise; request_id '' asks for none);
---   - the mark (mark_*) of the product fresh, if it has one.
+--   - the mark (mark_*) of the product fresh, if it has one;
+--   - the cart's revision (see GetCartRevision; 0 when there is no cart),
+--     read in the same snapshot as the rest.
 -- name: GetCartView :one
-SELECT l.line_product_ids, l.line_quantities, l.line_names, l.line_unit_prices, l.line_added_unit_prices,
+SELECT coalesce((SELECT c.xmin::text::bigint FROM carts c WHERE c.user_id = @user_id), 0)::bigint AS cart_revision,
+       l.line_product_ids, l.line_quantities, l.line_names, l.line_unit_prices, l.line_added_unit_prices,
        l.line_currencies, l.line_versions, l.line_available, l.line_known_versions, l.line_known_deleted,
        h.hold_codes, h.hold_percent_offs, h.hold_amount_offs, h.hold_currencies,
        m.mark_ids, m.mark_versions, m.mark_deleted,
@@ -60,3 +63,11 @@ FROM (
 ) m
 LEFT JOIN request_results r
     ON r.user_id = @user_id AND r.request_id = @request_id AND r.create_time >= @request_cutoff;
+
+-- GetCartRevision returns the revision of the user's cart: the xmin of its
+-- row, the transaction that last wrote it. Every cart write rewrites the
+-- row (LockCart creates it, PrepareCartWrite updates it), so an equal
+-- revision means no cart write has committed in between; a cart that is
+-- deleted and created again gets a new one. No row: the user has no cart.
+-- name: GetCartRevision :one
+SELECT xmin::text::bigint AS revision FROM carts WHERE user_id = @user_id;

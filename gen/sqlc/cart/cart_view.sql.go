@@ -12,8 +12,25 @@ import (
 	"github.com/google/uuid"
 )
 
+const getCartRevision = `-- name: GetCartRevision :one
+SELECT xmin::text::bigint AS revision FROM carts WHERE user_id = $1
+`
+
+// GetCartRevision returns the revision of the user's cart: the xmin of its
+// row, the transaction that last wrote it. Every cart write rewrites the
+// row (LockCart creates it, PrepareCartWrite updates it), so an equal
+// revision means no cart write has committed in between; a cart that is
+// deleted and created again gets a new one. No row: the user has no cart.
+func (q *Queries) GetCartRevision(ctx context.Context, userID string) (int64, error) {
+	row := q.db.QueryRow(ctx, getCartRevision, userID)
+	var revision int64
+	err := row.Scan(&revision)
+	return revision, err
+}
+
 const getCartView = `-- name: GetCartView :one
-SELECT l.line_product_ids, l.line_quantities, l.line_names, l.line_unit_prices, l.line_added_unit_prices,
+SELECT coalesce((SELECT c.xmin::text::bigint FROM carts c WHERE c.user_id = $1), 0)::bigint AS cart_revision,
+       l.line_product_ids, l.line_quantities, l.line_names, l.line_unit_prices, l.line_added_unit_prices,
        l.line_currencies, l.line_versions, l.line_available, l.line_known_versions, l.line_known_deleted,
        h.hold_codes, h.hold_percent_offs, h.hold_amount_offs, h.hold_currencies,
        m.mark_ids, m.mark_versions, m.mark_deleted,
@@ -34,9 +51,9 @@ FROM (
     -- statistics say (a join may become a scan of all of product_versions).
     LEFT JOIN LATERAL (
         SELECT v.version, v.deleted FROM product_versions v
-        WHERE $1::boolean AND v.product_id = ci.product_id LIMIT 1
+        WHERE $2::boolean AND v.product_id = ci.product_id LIMIT 1
     ) pv ON true
-    WHERE ci.user_id = $2
+    WHERE ci.user_id = $1
 ) l, (
     SELECT coalesce(array_agg(p.code ORDER BY cp.apply_time, cp.code), '{}')::text[] AS hold_codes,
            coalesce(array_agg(COALESCE(p.percent_off, 0) ORDER BY cp.apply_time, cp.code), '{}')::integer[] AS hold_percent_offs,
@@ -45,7 +62,7 @@ FROM (
     FROM cart_promo_codes cp
     JOIN promo_codes p ON p.code = cp.code
     JOIN carts c ON c.user_id = cp.user_id
-    WHERE cp.user_id = $2
+    WHERE cp.user_id = $1
       AND c.update_time >= $3
       AND p.active AND p.start_time <= $4 AND p.end_time > $4
 ) h, (
@@ -60,12 +77,12 @@ FROM (
     WHERE pv.product_id = $5::uuid
 ) m
 LEFT JOIN request_results r
-    ON r.user_id = $2 AND r.request_id = $6 AND r.create_time >= $7
+    ON r.user_id = $1 AND r.request_id = $6 AND r.create_time >= $7
 `
 
 type GetCartViewParams struct {
-	WithKnown     bool
 	UserID        string
+	WithKnown     bool
 	HoldCutoff    time.Time
 	Now           time.Time
 	Fresh         uuid.UUID
@@ -74,6 +91,7 @@ type GetCartViewParams struct {
 }
 
 type GetCartViewRow struct {
+	CartRevision        int64
 	LineProductIds      []uuid.UUID
 	LineQuantities      []int32
 	LineNames           []string
@@ -107,11 +125,13 @@ type GetCartViewRow struct {
 //     amount_off_minor are 0 where the code has none;
 //   - the stored result of the user's request_id if one was stored at or
 //     after request_cutoff (NULLs otherwise; request_id ” asks for none);
-//   - the mark (mark_*) of the product fresh, if it has one.
+//   - the mark (mark_*) of the product fresh, if it has one;
+//   - the cart's revision (see GetCartRevision; 0 when there is no cart),
+//     read in the same snapshot as the rest.
 func (q *Queries) GetCartView(ctx context.Context, arg GetCartViewParams) (GetCartViewRow, error) {
 	row := q.db.QueryRow(ctx, getCartView,
-		arg.WithKnown,
 		arg.UserID,
+		arg.WithKnown,
 		arg.HoldCutoff,
 		arg.Now,
 		arg.Fresh,
@@ -120,6 +140,7 @@ func (q *Queries) GetCartView(ctx context.Context, arg GetCartViewParams) (GetCa
 	)
 	var i GetCartViewRow
 	err := row.Scan(
+		&i.CartRevision,
 		&i.LineProductIds,
 		&i.LineQuantities,
 		&i.LineNames,
