@@ -10,6 +10,8 @@ import (
 
 	"github.com/dgraph-io/ristretto/v2"
 	"github.com/prometheus/client_golang/prometheus"
+
+	cartdb "github.com/decoupledshop/shop/gen/sqlc/cart"
 )
 
 // Cart cache defaults.
@@ -50,8 +52,9 @@ func (c CartCacheConfig) Validate() error {
 }
 
 // cartCache keeps the carts GetCart read, by user, so that reading an
-// unchanged cart again costs one primary-key probe (GetCartRevision)
-// instead of reading its lines. A cached cart is used only when
+// unchanged cart again costs one primary-key probe of its revision
+// instead of reading its lines (concurrent requests share a probe: see
+// revisionProber). A cached cart is used only when
 //
 //   - its revision (the xmin of the user's carts row, read in the same
 //     snapshot as the lines) is still the revision in the database: every
@@ -71,9 +74,10 @@ func (c CartCacheConfig) Validate() error {
 // cart write. Cached carts are never modified (every read gets the same
 // slices). A nil *cartCache is off.
 type cartCache struct {
-	c    *ristretto.Cache[string, cachedCart]
-	ttl  time.Duration
-	live atomic.Bool
+	c         *ristretto.Cache[string, cachedCart]
+	ttl       time.Duration
+	live      atomic.Bool
+	revisions *revisionProber
 
 	lookups                              *prometheus.CounterVec
 	hit, miss, changed, outdated, bypass prometheus.Counter
@@ -100,8 +104,9 @@ func (e cachedCart) cost() int64 {
 	return n
 }
 
-// newCartCache returns the cache cfg asks for, or nil when it is off.
-func newCartCache(cfg CartCacheConfig) (*cartCache, error) {
+// newCartCache returns the cache cfg asks for, probing revisions with q,
+// or nil when it is off.
+func newCartCache(cfg CartCacheConfig, q *cartdb.Queries) (*cartCache, error) {
 	if cfg.MB <= 0 {
 		return nil, nil
 	}
@@ -115,7 +120,7 @@ func newCartCache(cfg CartCacheConfig) (*cartCache, error) {
 	if err != nil {
 		return nil, err
 	}
-	cc := &cartCache{c: c, ttl: cfg.TTL, lookups: prometheus.NewCounterVec(prometheus.CounterOpts{
+	cc := &cartCache{c: c, ttl: cfg.TTL, revisions: &revisionProber{q: q}, lookups: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "cartsvc_cart_cache_lookups_total",
 		Help: "GetCart's lookups in the cart cache: hit (the cached cart was used), miss (none cached), changed (the cart was written since), outdated (an event about one of its products was heard since), bypass (not hearing other replicas' events: not yet, or the connection was lost).",
 	}, []string{"result"})}
@@ -155,8 +160,8 @@ func (s *Service) readCartForGet(ctx context.Context, user string) (cartView, er
 		return s.readCart(ctx, s.q, user, nil, nil)
 	}
 	if e, ok := c.c.Get(user); ok {
-		revision, err := s.q.GetCartRevision(ctx, user)
-		if err != nil && !isNoRows(err) {
+		revision, err := c.revisions.revision(ctx, user)
+		if err != nil {
 			return cartView{}, err
 		}
 		switch {

@@ -126,7 +126,7 @@ func NewService(db *pgxpool.Pool, products *productclient.Client, opts Options) 
 	if opts.Tracer == nil {
 		opts.Tracer = noop.NewTracerProvider().Tracer("")
 	}
-	carts, err := newCartCache(opts.CartCache)
+	carts, err := newCartCache(opts.CartCache, cartdb.New(db))
 	if err != nil {
 		opts.Logger.Warn("cart cache off", "error", err)
 	}

@@ -69,7 +69,7 @@ var scenarioTitles = map[string]string{
 	ScenarioPGSelect:       "baseline: raw pgx SELECT by primary key",
 	ScenarioGetProduct:     "GetProduct, binary protobuf, anonymous, warm read cache (every product read once before)",
 	ScenarioGetProductJSON: "GetProduct, Connect JSON, anonymous, warm read cache",
-	ScenarioGetCartWarm:    "GetCart, 20 lines, warm product cache",
+	ScenarioGetCartWarm:    "GetCart, 20 lines, warm product and cart caches",
 	ScenarioGetCartCold:    "GetCart, 20 lines, caches off (a replica with --product-cache-ttl 1ns --cart-cache-mb 0)",
 	ScenarioListProducts:   "ListProducts with a search query, page of 20 (the same request each time: after the first, productsvc's read cache answers it until a product changes)",
 	ScenarioAddCartItem:    "AddCartItem (+1 on a line, with request_id)",

@@ -71,3 +71,8 @@ LEFT JOIN request_results r
 -- deleted and created again gets a new one. No row: the user has no cart.
 -- name: GetCartRevision :one
 SELECT xmin::text::bigint AS revision FROM carts WHERE user_id = @user_id;
+
+-- GetCartRevisions is GetCartRevision for several users at once: the users
+-- without a cart have no row.
+-- name: GetCartRevisions :many
+SELECT user_id, xmin::text::bigint AS revision FROM carts WHERE user_id = ANY(@user_ids::text[]);

@@ -28,6 +28,37 @@ func (q *Queries) GetCartRevision(ctx context.Context, userID string) (int64, er
 	return revision, err
 }
 
+const getCartRevisions = `-- name: GetCartRevisions :many
+SELECT user_id, xmin::text::bigint AS revision FROM carts WHERE user_id = ANY($1::text[])
+`
+
+type GetCartRevisionsRow struct {
+	UserID   string
+	Revision int64
+}
+
+// GetCartRevisions is GetCartRevision for several users at once: the users
+// without a cart have no row.
+func (q *Queries) GetCartRevisions(ctx context.Context, userIds []string) ([]GetCartRevisionsRow, error) {
+	rows, err := q.db.Query(ctx, getCartRevisions, userIds)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []GetCartRevisionsRow{}
+	for rows.Next() {
+		var i GetCartRevisionsRow
+		if err := rows.Scan(&i.UserID, &i.Revision); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const getCartView = `-- name: GetCartView :one
 SELECT coalesce((SELECT c.xmin::text::bigint FROM carts c WHERE c.user_id = $1), 0)::bigint AS cart_revision,
        l.line_product_ids, l.line_quantities, l.line_names, l.line_unit_prices, l.line_added_unit_prices,
