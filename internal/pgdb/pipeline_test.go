@@ -3,8 +3,12 @@ package pgdb_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -272,4 +276,100 @@ func TestPipelinedCommitWithoutAnswerIsOutcomeUnknown(t *testing.T) {
 		t.Fatalf("InTx with the connection cut during COMMIT: %v, want ErrCommitOutcomeUnknown", err)
 	}
 	wantUnavailable(t, "pipelined commit without answer", err, msgUnknown)
+}
+
+// BenchmarkPipelined measures a write shaped like UpdateProduct (an UPDATE
+// … RETURNING, then an INSERT of what it returned) in pipelined
+// transactions and in plain ones, alternating blocks of 100 within every
+// iteration, each kind on a connection of its own (unix socket, durability
+// off, so round trips are what differs). It reports the ratios
+// pipelined/plain of wall time, of this process's CPU time and of the
+// PostgreSQL backend's CPU time (/proc/<pid>/stat, 10 ms ticks: use
+// enough iterations).
+//
+//	go test -run '^$' -bench '^BenchmarkPipelined$' -benchtime 20x ./internal/pgdb
+func BenchmarkPipelined(b *testing.B) {
+	setup, url := pgtest.NewPool(b, schema)
+	ctx := b.Context()
+	if _, err := setup.Exec(ctx, "CREATE TABLE events (n int NOT NULL)"); err != nil {
+		b.Fatal(err)
+	}
+	write := func(tx pgx.Tx) error {
+		var n int
+		if err := tx.QueryRow(ctx, "UPDATE counters SET n = n + 1 WHERE id = 1 RETURNING n").Scan(&n); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, "INSERT INTO events (n) VALUES ($1)", n)
+		return err
+	}
+	type side struct {
+		db                  pgdb.Beginner
+		backend             int
+		wall, self, backCPU time.Duration
+	}
+	backend := func(pool *pgxpool.Pool) int {
+		var pid int
+		if err := pool.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+			b.Fatal(err)
+		}
+		return pid
+	}
+	pipePool, plainPool := onePool(b, url), onePool(b, url)
+	sides := []*side{{db: pgdb.Pipelined{Pool: pipePool}, backend: backend(pipePool)}, {db: plainPool, backend: backend(plainPool)}}
+	for b.Loop() {
+		for _, s := range sides {
+			t0, c0, p0 := time.Now(), selfCPU(b), procCPU(b, s.backend)
+			for range 100 {
+				if err := pgdb.InTx(ctx, s.db, write); err != nil {
+					b.Fatal(err)
+				}
+			}
+			s.wall += time.Since(t0)
+			s.self += selfCPU(b) - c0
+			s.backCPU += procCPU(b, s.backend) - p0
+		}
+	}
+	pipe, plain := sides[0], sides[1]
+	b.ReportMetric(float64(pipe.wall.Nanoseconds())/float64(b.N*100), "pipelined-ns/tx")
+	b.ReportMetric(float64(pipe.wall)/float64(plain.wall), "pipelined/plain")
+	b.ReportMetric(float64(pipe.self)/float64(plain.self), "go-cpu-pipelined/plain")
+	b.ReportMetric(float64(pipe.backCPU)/float64(plain.backCPU), "pg-cpu-pipelined/plain")
+}
+
+// onePool is a pool of one connection to url.
+func onePool(b *testing.B, url string) *pgxpool.Pool {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg.MaxConns, cfg.MinConns = 1, 1
+	pool, err := pgxpool.NewWithConfig(b.Context(), cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(pool.Close)
+	return pool
+}
+
+// selfCPU is this process's CPU time (user and system) so far.
+func selfCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// procCPU is process pid's CPU time (user and system) so far, from
+// /proc/<pid>/stat in clock ticks of 10 ms.
+func procCPU(b *testing.B, pid int) time.Duration {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	_, rest, _ := strings.Cut(string(stat), ") ") // after the command name
+	f := strings.Fields(rest)
+	utime, _ := strconv.Atoi(f[11])
+	stime, _ := strconv.Atoi(f[12])
+	return time.Duration(utime+stime) * 10 * time.Millisecond
 }
