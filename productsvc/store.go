@@ -66,14 +66,17 @@ func (c *Store) timestamp() time.Time {
 	return c.now().UTC().Truncate(time.Microsecond)
 }
 
-// inTx runs fn with queries bound to one transaction (see pgdb.InTx) and,
-// once it has committed, wakes the relays for the events it queued. With a
+// inTx runs fn with queries bound to one pipelined transaction (see
+// pgdb.InTx and pgdb.Pipelined: a statement run with Exec, such as the
+// outbox's INSERT, is sent with the next read or with COMMIT, and reports
+// no row count) and, once it has committed, wakes the relays for the
+// events it queued. With a
 // read cache (or announcements), the products it changed are dropped from
 // this replica's cache and announced to the others, after the commit or
 // after a failure (whose commit may have happened).
 func (c *Store) inTx(ctx context.Context, fn func(tx pgx.Tx, q *productdb.Queries) error) error {
 	var changed []uuid.UUID
-	err := pgdb.InTx(ctx, c.db, func(tx pgx.Tx) error {
+	err := pgdb.InTx(ctx, pgdb.Pipelined{Pool: c.db}, func(tx pgx.Tx) error {
 		if c.announcer == nil {
 			return fn(tx, c.q.WithTx(tx))
 		}

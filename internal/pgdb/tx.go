@@ -85,7 +85,7 @@ func inTxOnce(ctx context.Context, db Beginner, fn func(tx pgx.Tx) error) (began
 		_ = tx.Rollback(context.WithoutCancel(ctx))
 	}()
 	if err := fn(tx); err != nil {
-		return true, err
+		return hasBegun(tx), err
 	}
 	if err := tx.Commit(ctx); err != nil {
 		// Without an answer from the server the commit may have been
@@ -99,6 +99,13 @@ func inTxOnce(ctx context.Context, db Beginner, fn func(tx pgx.Tx) error) (began
 		return true, fmt.Errorf("commit transaction: %w", err)
 	}
 	return true, nil
+}
+
+// hasBegun reports whether tx has begun on the server: a Pipelined
+// transaction sends BEGIN with its first statement that needs an answer.
+func hasBegun(tx pgx.Tx) bool {
+	p, ok := tx.(interface{ began() bool })
+	return !ok || p.began()
 }
 
 // backoff returns a random delay below retryBaseDelay·2^(attempt-1).
