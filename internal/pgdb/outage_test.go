@@ -193,7 +193,7 @@ func TestCommitWithoutAnswerIsOutcomeUnknown(t *testing.T) {
 		// Cut the connection once the commit is running its deferred trigger.
 		for ctx.Err() == nil {
 			var committing bool
-			err := direct.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_stat_activity WHERE query ILIKE 'commit%' AND wait_event = 'PgSleep')`).Scan(&committing)
+			err := direct.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_stat_activity WHERE datname = current_database() AND query ILIKE 'commit%' AND wait_event = 'PgSleep')`).Scan(&committing)
 			if err == nil && committing {
 				proxy.cut()
 				return

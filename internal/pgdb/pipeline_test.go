@@ -256,7 +256,7 @@ func TestPipelinedCommitWithoutAnswerIsOutcomeUnknown(t *testing.T) {
 	go func() {
 		for ctx.Err() == nil {
 			var committing bool
-			err := direct.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND query NOT ILIKE '%pg_stat_activity%')`).Scan(&committing)
+			err := direct.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_stat_activity WHERE datname = current_database() AND wait_event = 'PgSleep' AND query NOT ILIKE '%pg_stat_activity%')`).Scan(&committing)
 			if err == nil && committing {
 				proxy.cut()
 				return
