@@ -13,8 +13,8 @@
 -- Now each row belongs to one of outbox_claim_partitions() partitions by
 -- its aggregate id (claim_partition, stored; all of a product's rows are in
 -- one partition), and a claim locks partitions, not the subscriber: it
--- visits the partitions from a random one, takes the lock of each it can
--- get at once (pg_try_advisory_xact_lock; one held by another claim is
+-- visits the partitions that have due rows from a random one, takes the
+-- lock of each it can get at once (pg_try_advisory_xact_lock; one held by another claim is
 -- passed over) and claims the due rows of each, oldest due first, until
 -- it has max_rows. Claims of different partitions run at once; claims of
 -- one partition still queue, so each sees the leases the one before it
@@ -62,17 +62,29 @@ AS $$
 DECLARE
     parts CONSTANT integer := outbox_claim_partitions();
     first CONSTANT integer := floor(random() * parts)::integer;
+    due integer[]; -- the partitions with due rows, from a random one
     part integer;
     passed integer; -- the first partition passed over, locked by another claim
     got bigint;
     wanted integer := claim_ordered_deliveries.max_rows;
 BEGIN
-    -- Steps 0 .. parts-1 visit every partition from a random one; step
-    -- parts waits for the first one passed over when nothing was claimed.
-    FOR step IN 0 .. parts LOOP
+    -- One index probe per partition finds those with due rows, so that a
+    -- claim of a few rows (a trickle of changes) does not visit them all.
+    SELECT coalesce(array_agg(p.part ORDER BY (p.part + parts - first) % parts), '{}') INTO due
+    FROM generate_series(0, parts - 1) AS p (part)
+    CROSS JOIN LATERAL (
+        SELECT 1 FROM outbox AS d
+        WHERE d.subscriber = claim_ordered_deliveries.subscriber
+          AND d.claim_partition = p.part
+          AND d.next_attempt_at <= claim_ordered_deliveries.due_before
+          AND (d.locked_until IS NULL OR d.locked_until <= claim_ordered_deliveries.now)
+        LIMIT 1) AS d;
+    -- Steps 1 .. cardinality(due) visit them; the step after waits for
+    -- the first one passed over when nothing was claimed.
+    FOR step IN 1 .. cardinality(due) + 1 LOOP
         EXIT WHEN wanted <= 0;
-        IF step < parts THEN
-            part := (first + step) % parts;
+        IF step <= cardinality(due) THEN
+            part := due[step];
             IF NOT pg_try_advisory_xact_lock(hashtext('shop_outbox_claim'),
                                              hashtext(claim_ordered_deliveries.subscriber || '/' || part)) THEN
                 passed := coalesce(passed, part);
