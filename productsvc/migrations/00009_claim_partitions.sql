@@ -1,5 +1,5 @@
 -- Claims by partition: claims of one subscriber no longer queue on one
--- lock (docs/EVENTS.md, "Claims").
+-- lock (docs/EVENTS.md, "The relay algorithm", step 2).
 --
 -- Every claim of a subscriber took one advisory lock (00006) for its
 -- whole transaction, commit included, and skipped the rows of products
@@ -11,20 +11,20 @@
 -- claim holding it: the drain went as fast as one claim at a time.
 --
 -- Now each row belongs to one of outbox_claim_partitions() partitions by
--- its aggregate id (claim_partition, stored; all of a product's rows are in
--- one partition), and a claim locks partitions, not the subscriber: it
+-- its aggregate id (claim_partition, stored; all of a product's rows are
+-- in one partition), and a claim locks partitions, not the subscriber: it
 -- visits the partitions that have due rows from a random one, takes the
--- lock of each it can get at once (pg_try_advisory_xact_lock; one held by another claim is
--- passed over) and claims the due rows of each, oldest due first, until
--- it has max_rows. Claims of different partitions run at once; claims of
--- one partition still queue, so each sees the leases the one before it
--- committed, and a row whose product has a row leased to another claim is
--- still skipped (that claim held the same partition). A claim that got
--- nothing because every partition with rows was locked waits for the first
--- it passed over, so it never returns empty while rows are due. The
--- leased products of the partition are read once into a hash (NOT IN over
--- a subquery independent of the walked row: a hashed subplan), one probe
--- per walked row.
+-- lock of each it can get at once (pg_try_advisory_xact_lock; one held by
+-- another claim is passed over) and claims the due rows of each, oldest
+-- due first, until it has max_rows. Claims of different partitions run at
+-- once; claims of one partition still queue, so each sees the leases the
+-- one before it committed, and a row whose product has a row leased to
+-- another claim is still skipped (that claim held the same partition). A
+-- claim that got nothing because the partitions with due rows were held
+-- waits for the first it passed over, so it does not come back empty just
+-- because other claims are running. The leased products of the partition
+-- are read once into a hash (NOT IN over a subquery independent of the
+-- walked row: a hashed subplan), one probe per walked row.
 --
 -- The partition is the aggregate id's last byte modulo the count: the same
 -- on every PostgreSQL version and platform (a stored hash must not change
