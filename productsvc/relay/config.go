@@ -113,7 +113,8 @@ type Config struct {
 	// (each lane claims and delivers on its own); default DefaultLanes.
 	Lanes int
 	// ProbeInterval is how often a subscriber whose calls fail is tried
-	// with its earliest waiting event regardless of backoff; default
+	// with one waiting event (the earliest of a claim partition) regardless
+	// of backoff; default
 	// DefaultProbeInterval, negative: never (only the backoff schedule).
 	ProbeInterval time.Duration
 	// PollInterval is the longest a relay waits before looking for due rows

@@ -88,8 +88,8 @@ func (r *Relay) round(ctx context.Context, s *sender, probe bool) (int, error) {
 
 // claim claims up to the subscriber's batch limit of due rows under a fresh
 // claim id; when nothing is due, the subscriber is failing and probe is
-// set, it claims the earliest waiting row whatever its backoff, once per
-// ProbeInterval. A full claim wakes another lane: more rows may be due.
+// set, it claims one waiting row whatever its backoff (the earliest of a
+// claim partition), once per ProbeInterval. A full claim wakes another lane: more rows may be due.
 func (r *Relay) claim(ctx context.Context, s *sender, probe bool) (uuid.UUID, []productdb.Outbox, error) {
 	now := r.cfg.Now()
 	claim := r.cfg.NewID()

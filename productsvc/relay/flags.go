@@ -44,7 +44,7 @@ func (f *Flags) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Lease, "relay-lease", DefaultLease, "how long a relay holds the events it claimed unless it renews the lease (every third of it, while it delivers them); a relay that dies hands its events over within this time")
 	fs.DurationVar(&c.CallTimeout, "relay-call-timeout", DefaultCallTimeout, "longest a delivery call may take")
 	fs.IntVar(&c.Lanes, "relay-lanes", DefaultLanes, "delivery calls each relay may have in flight per subscriber (each product's events stay in order)")
-	fs.DurationVar(&c.ProbeInterval, "relay-probe-interval", DefaultProbeInterval, "how often a failing subscriber is tried with its earliest waiting event, whatever its backoff")
+	fs.DurationVar(&c.ProbeInterval, "relay-probe-interval", DefaultProbeInterval, "how often a failing subscriber is tried with one waiting event, whatever its backoff")
 	fs.DurationVar(&c.PollInterval, "relay-poll-interval", DefaultPollInterval, "longest wait between looks for due events (notifications wake the relay sooner)")
 }
 

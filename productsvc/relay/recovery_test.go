@@ -261,28 +261,37 @@ func (b *testBundle) publishVersions(t testing.TB, products []productdb.Product,
 }
 
 // TestRelaysKeepEachProductInOrder: two relays, each with its lanes, on
-// a few products with many versions each: a batch holds several versions
+// a few products with many versions each (a batch holds several versions
 // of a product, and without the claim's per-product exclusion two relays
-// would send a product's versions in two calls at once.
+// would send a product's versions in two calls at once), and on products
+// in every claim partition with 8 lanes per relay (16 claims at once, in
+// different partitions or queued on one).
 func TestRelaysKeepEachProductInOrder(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
-	b.realTime()
-	b.sink.Slow(3 * time.Millisecond)
-	products := fakeProducts(4, time.Now())
-	const versions = 60
-	cfg := relay.Config{Now: time.Now, ListenURL: b.dbURL, MaxBatch: 8}
-	run(t, b.newRelay(t, cfg))
-	run(t, b.newRelay(t, cfg))
-	for v := int64(1); v <= versions; v++ {
-		b.publishVersions(t, products, v)
-	}
-	b.sink.WaitFor(len(products)*versions, time.Minute)
-	outOfOrder := b.outOfOrder()
-	t.Logf("2 relays, %d products × %d versions, batches of ≤ 8: %d calls, %d events arrived after a newer version of their product",
-		len(products), versions, len(b.sink.Batches()), outOfOrder)
-	if outOfOrder != 0 {
-		t.Fatalf("%d events arrived after a newer version of their product, want none", outOfOrder)
+	for _, c := range []struct{ products, versions, lanes int }{
+		{4, 60, relay.DefaultLanes},
+		{64, 12, 8},
+	} {
+		t.Run(fmt.Sprintf("%d products, %d lanes", c.products, c.lanes), func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			b.realTime()
+			b.sink.Slow(3 * time.Millisecond)
+			products := fakeProducts(c.products, time.Now())
+			cfg := relay.Config{Now: time.Now, ListenURL: b.dbURL, MaxBatch: 8, Lanes: c.lanes}
+			run(t, b.newRelay(t, cfg))
+			run(t, b.newRelay(t, cfg))
+			for v := int64(1); v <= int64(c.versions); v++ {
+				b.publishVersions(t, products, v)
+			}
+			b.sink.WaitFor(c.products*c.versions, time.Minute)
+			outOfOrder := b.outOfOrder()
+			t.Logf("2 relays of %d lanes, %d products × %d versions, batches of ≤ 8: %d calls, at most %d in flight, %d events arrived after a newer version of their product",
+				c.lanes, c.products, c.versions, len(b.sink.Batches()), b.sink.MaxConcurrent(), outOfOrder)
+			if outOfOrder != 0 {
+				t.Fatalf("%d events arrived after a newer version of their product, want none", outOfOrder)
+			}
+		})
 	}
 }
 

@@ -7,11 +7,13 @@
 //  1. makes sure it has an access token (client credentials, cached), so an
 //     issuer outage costs no delivery attempts;
 //  2. claims up to its batch limit of the subscriber's due rows (due time
-//     next_attempt_at <= now, oldest first) with FOR UPDATE SKIP LOCKED,
-//     leasing them for Lease: the claim sets next_attempt_at = locked_until
-//     = now + Lease and locked_by = a fresh claim id, and counts an attempt;
-//     rows of a product that has a row leased to another claim are skipped,
-//     so each product's events are held by one claim at a time;
+//     next_attempt_at <= now, oldest first within each claim partition)
+//     with FOR UPDATE SKIP LOCKED, leasing them for Lease: the claim sets
+//     next_attempt_at = locked_until = now + Lease and locked_by = a fresh
+//     claim id, and counts an attempt; rows of a product that has a row
+//     leased to another claim are skipped, so each product's events are
+//     held by one claim at a time. A product's rows are all in one of 16
+//     claim partitions, and claims of different partitions run at once;
 //  3. renews the claim's lease every Lease/3 while it delivers (heartbeat),
 //     and sends the rows in batches of at most MaxBatch events and
 //     MaxBatchBytes (each call limited to CallTimeout) and, after each
@@ -33,8 +35,8 @@
 // delivered as soon as it is visible.
 //
 // When a whole call fails (the subscriber is down), the relay probes the
-// subscriber every ProbeInterval with its earliest waiting row whatever
-// its backoff, and the first call that succeeds again brings all the
+// subscriber every ProbeInterval with one waiting row (the earliest of a
+// claim partition) whatever its backoff, and the first call that succeeds again brings all the
 // subscriber's waiting rows forward: a backlog drains as soon as the
 // subscriber answers, not when each row's backoff ends.
 //

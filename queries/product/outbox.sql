@@ -17,16 +17,19 @@ CROSS JOIN (
 ) AS e;
 
 -- ClaimDeliveries leases up to max_rows of a subscriber's rows due by
--- due_before (oldest due first) to the claim claim_id until lease_until, and
--- counts the claim as an attempt. Rows another relay is claiming right now
--- are skipped, not waited for; leased rows are not due until their lease is
--- over, so a relay that dies leaves its rows to be claimed again after the
--- lease; and a row whose aggregate has a row leased to another claim is
--- skipped, so each product's events are held by one claim at a time. An
--- ordinary claim passes due_before = now; a probe passes infinity and one
--- row. The statement is the function claim_ordered_deliveries (migration
--- 00006), which walks outbox_due_idx in due order and stops after the
--- batch, whatever the statistics say.
+-- due_before to the claim claim_id until lease_until, and counts the claim
+-- as an attempt. Rows another relay is claiming right now are skipped, not
+-- waited for; leased rows are not due until their lease is over, so a relay
+-- that dies leaves its rows to be claimed again after the lease; and a row
+-- whose aggregate has a row leased to another claim is skipped, so each
+-- product's events are held by one claim at a time. An ordinary claim
+-- passes due_before = now; a probe passes infinity and one row. The
+-- statement is the function claim_ordered_deliveries (migrations 00006 and
+-- 00009): it visits the claim partitions (a product's rows are all in one)
+-- from a random one, locks each it can at once, and claims each one's due
+-- rows oldest due first, walking outbox_due_idx and stopping after the
+-- batch whatever the statistics say; claims of different partitions run
+-- at once.
 -- name: ClaimDeliveries :many
 SELECT * FROM claim_ordered_deliveries(@subscriber, @now, @due_before, @lease_until, @claim_id::uuid, @max_rows);
 
@@ -95,11 +98,18 @@ ON CONFLICT (subscriber, event_id) DO UPDATE
 SET attempts = EXCLUDED.attempts, last_error = EXCLUDED.last_error, create_time = EXCLUDED.create_time;
 
 -- NextDelivery returns when a subscriber's next row is due (claimed rows
--- count from the end of their lease); no rows when it has none.
+-- count from the end of their lease); no rows when it has none. It reads
+-- the earliest of each claim partition from outbox_due_idx.
 -- name: NextDelivery :one
-SELECT next_attempt_at FROM outbox
-WHERE subscriber = @subscriber
-ORDER BY next_attempt_at
+SELECT n.next_attempt_at
+FROM generate_series(0, outbox_claim_partitions() - 1) AS p (part)
+CROSS JOIN LATERAL (
+    SELECT o.next_attempt_at FROM outbox AS o
+    WHERE o.subscriber = @subscriber AND o.claim_partition = p.part
+    ORDER BY o.next_attempt_at
+    LIMIT 1
+) AS n
+ORDER BY n.next_attempt_at
 LIMIT 1;
 
 -- NotifyOutbox wakes the relays that LISTEN on shop_outbox (relay.Channel).

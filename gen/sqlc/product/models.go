@@ -34,6 +34,7 @@ type Outbox struct {
 	LockedBy         pgtype.UUID
 	LastError        string
 	CreateTime       time.Time
+	ClaimPartition   int16
 }
 
 type OutboxDead struct {

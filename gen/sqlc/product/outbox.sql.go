@@ -35,7 +35,7 @@ func (q *Queries) BringForwardDeliveries(ctx context.Context, arg BringForwardDe
 }
 
 const claimDeliveries = `-- name: ClaimDeliveries :many
-SELECT subscriber, event_id, type, aggregate_id, aggregate_version, occurred_at, event, attempts, next_attempt_at, locked_until, locked_by, last_error, create_time FROM claim_ordered_deliveries($1, $2, $3, $4, $5::uuid, $6)
+SELECT subscriber, event_id, type, aggregate_id, aggregate_version, occurred_at, event, attempts, next_attempt_at, locked_until, locked_by, last_error, create_time, claim_partition FROM claim_ordered_deliveries($1, $2, $3, $4, $5::uuid, $6)
 `
 
 type ClaimDeliveriesParams struct {
@@ -48,16 +48,19 @@ type ClaimDeliveriesParams struct {
 }
 
 // ClaimDeliveries leases up to max_rows of a subscriber's rows due by
-// due_before (oldest due first) to the claim claim_id until lease_until, and
-// counts the claim as an attempt. Rows another relay is claiming right now
-// are skipped, not waited for; leased rows are not due until their lease is
-// over, so a relay that dies leaves its rows to be claimed again after the
-// lease; and a row whose aggregate has a row leased to another claim is
-// skipped, so each product's events are held by one claim at a time. An
-// ordinary claim passes due_before = now; a probe passes infinity and one
-// row. The statement is the function claim_ordered_deliveries (migration
-// 00006), which walks outbox_due_idx in due order and stops after the
-// batch, whatever the statistics say.
+// due_before to the claim claim_id until lease_until, and counts the claim
+// as an attempt. Rows another relay is claiming right now are skipped, not
+// waited for; leased rows are not due until their lease is over, so a relay
+// that dies leaves its rows to be claimed again after the lease; and a row
+// whose aggregate has a row leased to another claim is skipped, so each
+// product's events are held by one claim at a time. An ordinary claim
+// passes due_before = now; a probe passes infinity and one row. The
+// statement is the function claim_ordered_deliveries (migrations 00006 and
+// 00009): it visits the claim partitions (a product's rows are all in one)
+// from a random one, locks each it can at once, and claims each one's due
+// rows oldest due first, walking outbox_due_idx and stopping after the
+// batch whatever the statistics say; claims of different partitions run
+// at once.
 func (q *Queries) ClaimDeliveries(ctx context.Context, arg ClaimDeliveriesParams) ([]Outbox, error) {
 	rows, err := q.db.Query(ctx, claimDeliveries,
 		arg.Subscriber,
@@ -88,6 +91,7 @@ func (q *Queries) ClaimDeliveries(ctx context.Context, arg ClaimDeliveriesParams
 			&i.LockedBy,
 			&i.LastError,
 			&i.CreateTime,
+			&i.ClaimPartition,
 		); err != nil {
 			return nil, err
 		}
@@ -108,7 +112,7 @@ WITH r AS (
     DELETE FROM outbox AS o
     USING r
     WHERE o.subscriber = $5 AND o.locked_by = $6::uuid AND o.event_id = r.event_id
-    RETURNING o.subscriber, o.event_id, o.type, o.aggregate_id, o.aggregate_version, o.occurred_at, o.event, o.attempts, o.next_attempt_at, o.locked_until, o.locked_by, o.last_error, o.create_time
+    RETURNING o.subscriber, o.event_id, o.type, o.aggregate_id, o.aggregate_version, o.occurred_at, o.event, o.attempts, o.next_attempt_at, o.locked_until, o.locked_by, o.last_error, o.create_time, o.claim_partition
 )
 INSERT INTO outbox_dead (id, subscriber, event_id, type, aggregate_id, aggregate_version,
                          occurred_at, event, attempts, last_error, create_time)
@@ -215,14 +219,21 @@ func (q *Queries) InsertOutboxEvents(ctx context.Context, arg InsertOutboxEvents
 }
 
 const nextDelivery = `-- name: NextDelivery :one
-SELECT next_attempt_at FROM outbox
-WHERE subscriber = $1
-ORDER BY next_attempt_at
+SELECT n.next_attempt_at
+FROM generate_series(0, outbox_claim_partitions() - 1) AS p (part)
+CROSS JOIN LATERAL (
+    SELECT o.next_attempt_at FROM outbox AS o
+    WHERE o.subscriber = $1 AND o.claim_partition = p.part
+    ORDER BY o.next_attempt_at
+    LIMIT 1
+) AS n
+ORDER BY n.next_attempt_at
 LIMIT 1
 `
 
 // NextDelivery returns when a subscriber's next row is due (claimed rows
-// count from the end of their lease); no rows when it has none.
+// count from the end of their lease); no rows when it has none. It reads
+// the earliest of each claim partition from outbox_due_idx.
 func (q *Queries) NextDelivery(ctx context.Context, subscriber string) (time.Time, error) {
 	row := q.db.QueryRow(ctx, nextDelivery, subscriber)
 	var next_attempt_at time.Time
