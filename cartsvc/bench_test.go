@@ -101,7 +101,7 @@ func BenchmarkAddCartItem(b *testing.B) {
 // countingCart serves a second cartsvc on the bundle's database and
 // catalog whose pool counts the statements it sends, and returns the
 // counter and its URL.
-func (bundle *testBundle) countingCart(b *testing.B) (*atomic.Int64, string) {
+func (bundle *testBundle) countingCart(b testing.TB) (*atomic.Int64, string) {
 	cfg, err := pgxpool.ParseConfig(bundle.cartDBURL)
 	if err != nil {
 		b.Fatal(err)

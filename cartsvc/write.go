@@ -79,6 +79,11 @@ type cartWrite struct {
 	// deleted holds the products known to be deleted when the cart was
 	// read before the transaction.
 	deleted map[uuid.UUID]bool
+	// pre is the cart read before the transaction when nothing has changed
+	// it since (see unchangedSince), else nil; added is the line addLine
+	// wrote to it, if it had that line already.
+	pre   *cartView
+	added *cartLine
 }
 
 // writeCart runs a write of the user's cart and returns its response.
@@ -119,12 +124,15 @@ func writeCart[R proto.Message](ctx context.Context, s *Service, user string, ke
 	var resp R
 	err = s.inTx(ctx, func(q *cartdb.Queries) error {
 		now := s.timestamp()
-		r, ok, err := prepareCartWrite[R](ctx, s, q, user, key, now)
+		r, revision, ok, err := prepareCartWrite[R](ctx, s, q, user, key, now)
 		if err != nil || ok {
 			resp = r
 			return err
 		}
 		w := &cartWrite{ctx: ctx, s: s, q: q, user: user, now: now, products: products, deleted: view.deleted()}
+		if s.unchangedSince(view, revision) {
+			w.pre = &view
+		}
 		if r, err = apply(w); err != nil {
 			return err
 		}
@@ -153,21 +161,33 @@ func checkRoom(lines []cartLine, fresh []uuid.UUID) error {
 // prepareCartWrite takes the cart's row lock (lockCart) and runs
 // PrepareCartWrite: it returns the stored result of key's request (ok) if
 // a concurrent repeat has just committed one, else drops lapsed and dead
-// holds and marks the cart written at now.
-func prepareCartWrite[R proto.Message](ctx context.Context, s *Service, q *cartdb.Queries, user string, key *requestKey, now time.Time) (R, bool, error) {
+// holds and marks the cart written at now. It also returns the cart's
+// revision before the write (0 for a new cart).
+func prepareCartWrite[R proto.Message](ctx context.Context, s *Service, q *cartdb.Queries, user string, key *requestKey, now time.Time) (R, int64, bool, error) {
 	var zero R
 	prev, err := lockCart(ctx, q, user, now)
 	if err != nil {
-		return zero, false, err
+		return zero, 0, false, err
 	}
 	stored, err := q.PrepareCartWrite(ctx, cartdb.PrepareCartWriteParams{
 		UserID: user, RequestID: key.requestID(), RequestCutoff: now.Add(-RequestRetention),
-		Lapsed: prev.Before(s.holdCutoff(now)), Now: now,
+		Lapsed: prev.UpdateTime.Before(s.holdCutoff(now)), Now: now,
 	})
 	if err != nil {
-		return zero, false, err
+		return zero, 0, false, err
 	}
-	return storedResult[R](key, stored.RequestFingerprint, stored.RequestResponse)
+	r, ok, err := storedResult[R](key, stored.RequestFingerprint, stored.RequestResponse)
+	return r, prev.Revision, ok, err
+}
+
+// unchangedSince reports whether the cart's lines are still those of view,
+// read before the write's transaction, given the revision the transaction
+// locked: no cart write has committed since (same revision), and no event
+// about its products has been heard since (see cartCache). A cart holding
+// promo codes never counts as unchanged: whether a hold still gives a
+// discount depends on the time and the code.
+func (s *Service) unchangedSince(view cartView, revision int64) bool {
+	return revision != 0 && revision == view.revision && len(view.holds) == 0 && !s.products.Outdated(lineWants(view.lines))
 }
 
 // saveResult stores resp as the result of key's request, if key is not
@@ -189,7 +209,7 @@ func (w *cartWrite) saveResult(key *requestKey, resp proto.Message) error {
 // lockCart runs LockCart, again if the cart was being created by another
 // transaction (no row: that transaction has committed by then, or rolled
 // back).
-func lockCart(ctx context.Context, q *cartdb.Queries, user string, now time.Time) (time.Time, error) {
+func lockCart(ctx context.Context, q *cartdb.Queries, user string, now time.Time) (cartdb.LockCartRow, error) {
 	prev, err := q.LockCart(ctx, cartdb.LockCartParams{UserID: user, Now: now})
 	if errors.Is(err, pgx.ErrNoRows) {
 		prev, err = q.LockCart(ctx, cartdb.LockCartParams{UserID: user, Now: now})
@@ -199,12 +219,22 @@ func lockCart(ctx context.Context, q *cartdb.Queries, user string, now time.Time
 
 var errCartFull = shoperr.ResourceExhausted("a cart holds at most %d different products", MaxCartLines)
 
-// cart returns the cart as the write leaves it. The known versions are not
+// cart returns the cart as the write leaves it. When the write only
+// changed an existing line with addLine in a cart unchanged since it was
+// read before the transaction, that is the cart read then with the line
+// as written; otherwise the cart is read again. The known versions are not
 // read again: the products were resolved with those read before the
 // transaction, a tombstone seen then stays, and one applied since has
 // marked its lines unavailable (ApplyEvents, in the same transaction as
 // the tombstone).
 func (w *cartWrite) cart() (*cartv1.Cart, error) {
+	if i := w.addedAt(); i >= 0 {
+		lines := slices.Clone(w.pre.lines)
+		a := *w.added
+		a.KnownVersion, a.KnownDeleted = lines[i].KnownVersion, lines[i].KnownDeleted
+		lines[i] = a
+		return buildCart(w.s.currency, lines, nil, w.products)
+	}
 	view, err := w.s.readCartView(w.ctx, w.q, w.user, nil, nil, false)
 	if err != nil {
 		return nil, err
@@ -218,7 +248,9 @@ func (w *cartWrite) cart() (*cartv1.Cart, error) {
 // addLine adds quantity of a fresh product to the cart: to its line, whose
 // snapshot and added price it renews, or as a new line. A line above
 // MaxQuantity is InvalidArgument naming quantity, a new line in a full cart
-// ResourceExhausted.
+// ResourceExhausted. cart then builds the cart from the line as written
+// (see cart): a write that calls addLine must change the cart's lines and
+// holds in no other way.
 func (w *cartWrite) addLine(id uuid.UUID, quantity int32) error {
 	p, err := w.s.freshProduct(w.products, id)
 	if err != nil {
@@ -233,9 +265,36 @@ func (w *cartWrite) addLine(id uuid.UUID, quantity int32) error {
 	case err != nil:
 		return err
 	case r.Written:
+		w.noteAdded(id, r)
 		return nil
 	case r.Had == 0 && r.Lines >= MaxCartLines:
 		return errCartFull
 	}
 	return shoperr.Invalid("quantity", "the cart would hold %d of this product; at most %d", r.Had+quantity, MaxQuantity)
+}
+
+// addedAt is the index of the line addLine changed among the lines of
+// the cart read before the transaction, or -1 when cart must read the
+// cart again.
+func (w *cartWrite) addedAt() int {
+	if w.pre == nil || w.added == nil {
+		return -1
+	}
+	return slices.IndexFunc(w.pre.lines, func(l cartLine) bool { return l.ProductID == w.added.ProductID })
+}
+
+// noteAdded records the line addLine wrote, for cart, when the cart read
+// before the transaction is still current and had the line: a new line
+// takes its place by add_time among lines whose add_times that read does
+// not have, so the cart is then read again.
+func (w *cartWrite) noteAdded(id uuid.UUID, r cartdb.AddCartLineRow) {
+	if w.pre == nil || w.added != nil || r.Had == 0 {
+		w.pre = nil // any other change: read the cart again
+		return
+	}
+	w.added = &cartLine{
+		ProductID: id, Quantity: r.LineQuantity, Name: r.LineName,
+		UnitPriceMinor: r.LineUnitPriceMinor, AddedUnitPriceMinor: r.LineAddedUnitPriceMinor,
+		CurrencyCode: r.LineCurrencyCode, ProductVersion: r.LineProductVersion, Available: r.LineAvailable,
+	}
 }

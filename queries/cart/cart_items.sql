@@ -5,8 +5,8 @@
 -- the line past the snapshot the write read), or as a new line when the cart
 -- has fewer than max_lines lines, and only if the line then holds at most
 -- max_quantity. It returns the quantity the line had (0 for none), how many
--- lines the cart had, and whether it wrote. The caller holds the cart
--- lock.
+-- lines the cart had, whether it wrote and, if it did, the line as written
+-- (line_*). The caller holds the cart lock.
 -- name: AddCartLine :one
 WITH have AS (
     SELECT ci.quantity FROM cart_items ci WHERE ci.user_id = @user_id AND ci.product_id = @product_id
@@ -28,11 +28,19 @@ WITH have AS (
         currency_code = CASE WHEN EXCLUDED.product_version > ci.product_version THEN EXCLUDED.currency_code ELSE ci.currency_code END,
         available = CASE WHEN EXCLUDED.product_version > ci.product_version THEN true ELSE ci.available END,
         product_version = GREATEST(EXCLUDED.product_version, ci.product_version)
-    RETURNING 1
+    RETURNING ci.quantity, ci.name, ci.unit_price_minor, ci.added_unit_price_minor, ci.currency_code,
+              ci.product_version, ci.available
 )
 SELECT COALESCE((SELECT h.quantity FROM have h), 0)::integer AS had,
        (SELECT l.n FROM lines l)::bigint AS lines,
-       EXISTS (SELECT 1 FROM put) AS written;
+       EXISTS (SELECT 1 FROM put) AS written,
+       COALESCE((SELECT p.quantity FROM put p), 0)::integer AS line_quantity,
+       COALESCE((SELECT p.name FROM put p), '')::text AS line_name,
+       COALESCE((SELECT p.unit_price_minor FROM put p), 0)::bigint AS line_unit_price_minor,
+       COALESCE((SELECT p.added_unit_price_minor FROM put p), 0)::bigint AS line_added_unit_price_minor,
+       COALESCE((SELECT p.currency_code FROM put p), '')::text AS line_currency_code,
+       COALESCE((SELECT p.product_version FROM put p), 0)::bigint AS line_product_version,
+       COALESCE((SELECT p.available FROM put p), false)::boolean AS line_available;
 
 -- SetCartLineQuantity sets the quantity of an existing line; it reports 0
 -- rows when the cart has no line for the product.

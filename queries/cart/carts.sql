@@ -1,12 +1,13 @@
 -- LockCart locks the user's cart row until the transaction ends, creating
 -- the cart if it has none, so one user's cart writes run one at a time. It
--- returns the update_time before this write (now for a new cart). Locking
+-- returns the update_time before this write (now for a new cart) and the
+-- cart's revision before it (see GetCartRevision; 0 for a new cart). Locking
 -- an existing row writes no new row version (an INSERT ... ON CONFLICT DO
 -- UPDATE would, on the hottest rows of the table). No row comes back when
 -- another transaction created the cart concurrently: run it again.
 -- name: LockCart :one
 WITH locked AS (
-    SELECT c.update_time FROM carts c WHERE c.user_id = @user_id FOR UPDATE
+    SELECT c.update_time, c.xmin::text::bigint AS revision FROM carts c WHERE c.user_id = @user_id FOR UPDATE
 ), created AS (
     INSERT INTO carts (user_id, create_time, update_time)
     SELECT @user_id, @now, @now
@@ -14,9 +15,9 @@ WITH locked AS (
     ON CONFLICT (user_id) DO NOTHING
     RETURNING update_time
 )
-SELECT l.update_time FROM locked l
+SELECT l.update_time, l.revision FROM locked l
 UNION ALL
-SELECT c.update_time FROM created c;
+SELECT c.update_time, 0::bigint FROM created c;
 
 -- PrepareCartWrite runs after LockCart: it returns the stored result of
 -- the user's request_id if one was stored at or after request_cutoff

@@ -33,11 +33,19 @@ WITH have AS (
         currency_code = CASE WHEN EXCLUDED.product_version > ci.product_version THEN EXCLUDED.currency_code ELSE ci.currency_code END,
         available = CASE WHEN EXCLUDED.product_version > ci.product_version THEN true ELSE ci.available END,
         product_version = GREATEST(EXCLUDED.product_version, ci.product_version)
-    RETURNING 1
+    RETURNING ci.quantity, ci.name, ci.unit_price_minor, ci.added_unit_price_minor, ci.currency_code,
+              ci.product_version, ci.available
 )
 SELECT COALESCE((SELECT h.quantity FROM have h), 0)::integer AS had,
        (SELECT l.n FROM lines l)::bigint AS lines,
-       EXISTS (SELECT 1 FROM put) AS written
+       EXISTS (SELECT 1 FROM put) AS written,
+       COALESCE((SELECT p.quantity FROM put p), 0)::integer AS line_quantity,
+       COALESCE((SELECT p.name FROM put p), '')::text AS line_name,
+       COALESCE((SELECT p.unit_price_minor FROM put p), 0)::bigint AS line_unit_price_minor,
+       COALESCE((SELECT p.added_unit_price_minor FROM put p), 0)::bigint AS line_added_unit_price_minor,
+       COALESCE((SELECT p.currency_code FROM put p), '')::text AS line_currency_code,
+       COALESCE((SELECT p.product_version FROM put p), 0)::bigint AS line_product_version,
+       COALESCE((SELECT p.available FROM put p), false)::boolean AS line_available
 `
 
 type AddCartLineParams struct {
@@ -54,9 +62,16 @@ type AddCartLineParams struct {
 }
 
 type AddCartLineRow struct {
-	Had     int32
-	Lines   int64
-	Written bool
+	Had                     int32
+	Lines                   int64
+	Written                 bool
+	LineQuantity            int32
+	LineName                string
+	LineUnitPriceMinor      int64
+	LineAddedUnitPriceMinor int64
+	LineCurrencyCode        string
+	LineProductVersion      int64
+	LineAvailable           bool
 }
 
 // AddCartLine adds quantity of a product with a fresh snapshot to the
@@ -66,8 +81,8 @@ type AddCartLineRow struct {
 // the line past the snapshot the write read), or as a new line when the cart
 // has fewer than max_lines lines, and only if the line then holds at most
 // max_quantity. It returns the quantity the line had (0 for none), how many
-// lines the cart had, and whether it wrote. The caller holds the cart
-// lock.
+// lines the cart had, whether it wrote and, if it did, the line as written
+// (line_*). The caller holds the cart lock.
 func (q *Queries) AddCartLine(ctx context.Context, arg AddCartLineParams) (AddCartLineRow, error) {
 	row := q.db.QueryRow(ctx, addCartLine,
 		arg.UserID,
@@ -82,7 +97,18 @@ func (q *Queries) AddCartLine(ctx context.Context, arg AddCartLineParams) (AddCa
 		arg.MaxLines,
 	)
 	var i AddCartLineRow
-	err := row.Scan(&i.Had, &i.Lines, &i.Written)
+	err := row.Scan(
+		&i.Had,
+		&i.Lines,
+		&i.Written,
+		&i.LineQuantity,
+		&i.LineName,
+		&i.LineUnitPriceMinor,
+		&i.LineAddedUnitPriceMinor,
+		&i.LineCurrencyCode,
+		&i.LineProductVersion,
+		&i.LineAvailable,
+	)
 	return i, err
 }
 

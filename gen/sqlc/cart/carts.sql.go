@@ -12,7 +12,7 @@ import (
 
 const lockCart = `-- name: LockCart :one
 WITH locked AS (
-    SELECT c.update_time FROM carts c WHERE c.user_id = $1 FOR UPDATE
+    SELECT c.update_time, c.xmin::text::bigint AS revision FROM carts c WHERE c.user_id = $1 FOR UPDATE
 ), created AS (
     INSERT INTO carts (user_id, create_time, update_time)
     SELECT $1, $2, $2
@@ -20,9 +20,9 @@ WITH locked AS (
     ON CONFLICT (user_id) DO NOTHING
     RETURNING update_time
 )
-SELECT l.update_time FROM locked l
+SELECT l.update_time, l.revision FROM locked l
 UNION ALL
-SELECT c.update_time FROM created c
+SELECT c.update_time, 0::bigint FROM created c
 `
 
 type LockCartParams struct {
@@ -30,17 +30,23 @@ type LockCartParams struct {
 	Now    time.Time
 }
 
+type LockCartRow struct {
+	UpdateTime time.Time
+	Revision   int64
+}
+
 // LockCart locks the user's cart row until the transaction ends, creating
 // the cart if it has none, so one user's cart writes run one at a time. It
-// returns the update_time before this write (now for a new cart). Locking
+// returns the update_time before this write (now for a new cart) and the
+// cart's revision before it (see GetCartRevision; 0 for a new cart). Locking
 // an existing row writes no new row version (an INSERT ... ON CONFLICT DO
 // UPDATE would, on the hottest rows of the table). No row comes back when
 // another transaction created the cart concurrently: run it again.
-func (q *Queries) LockCart(ctx context.Context, arg LockCartParams) (time.Time, error) {
+func (q *Queries) LockCart(ctx context.Context, arg LockCartParams) (LockCartRow, error) {
 	row := q.db.QueryRow(ctx, lockCart, arg.UserID, arg.Now)
-	var update_time time.Time
-	err := row.Scan(&update_time)
-	return update_time, err
+	var i LockCartRow
+	err := row.Scan(&i.UpdateTime, &i.Revision)
+	return i, err
 }
 
 const prepareCartWrite = `-- name: PrepareCartWrite :one
