@@ -51,10 +51,12 @@ func (c CartCacheConfig) Validate() error {
 	return nil
 }
 
-// cartCache keeps the carts GetCart read, by user, so that reading an
+// cartCache keeps the carts GetCart read (without holds, marks or stored
+// results), by user, so that reading an
 // unchanged cart again costs one primary-key probe of its revision
 // instead of reading its lines (concurrent requests share a probe: see
-// revisionProber). A cached cart is used only when
+// revisionProber). A cached cart is used only when it is unchanged
+// (Service.unchangedSince, also used by cart writes) and live:
 //
 //   - its revision (the xmin of the user's carts row, read in the same
 //     snapshot as the lines) is still the revision in the database: every
@@ -74,19 +76,13 @@ func (c CartCacheConfig) Validate() error {
 // cart write. Cached carts are never modified (every read gets the same
 // slices). A nil *cartCache is off.
 type cartCache struct {
-	c         *ristretto.Cache[string, cachedCart]
+	c         *ristretto.Cache[string, cartView]
 	ttl       time.Duration
 	live      atomic.Bool
 	revisions *revisionProber
 
 	lookups                              *prometheus.CounterVec
 	hit, miss, changed, outdated, bypass prometheus.Counter
-}
-
-// cachedCart is a cart as GetCartView read it, without holds.
-type cachedCart struct {
-	revision int64
-	lines    []cartLine
 }
 
 // Costs counted against the cache's bound, in bytes: a cart's entry and
@@ -96,9 +92,10 @@ const (
 	cartLineOverhead  = int64(unsafe.Sizeof(cartLine{}))
 )
 
-func (e cachedCart) cost() int64 {
+// cost is what a cached cart counts against the cache's bound.
+func (v cartView) cost() int64 {
 	n := int64(cartEntryOverhead)
-	for _, l := range e.lines {
+	for _, l := range v.lines {
 		n += cartLineOverhead + int64(len(l.Name)+len(l.CurrencyCode))
 	}
 	return n
@@ -111,7 +108,7 @@ func newCartCache(cfg CartCacheConfig, q *cartdb.Queries) (*cartCache, error) {
 		return nil, nil
 	}
 	budget := int64(cfg.MB) << 20
-	c, err := ristretto.NewCache(&ristretto.Config[string, cachedCart]{
+	c, err := ristretto.NewCache(&ristretto.Config[string, cartView]{
 		NumCounters:        budget / 2048 * 10, // ten per cart of ~2 KiB
 		MaxCost:            budget,
 		BufferItems:        64,
@@ -165,21 +162,20 @@ func (s *Service) readCartForGet(ctx context.Context, user string) (cartView, er
 			return cartView{}, err
 		}
 		switch {
+		case s.unchangedSince(e, revision):
+			c.hit.Inc()
+			return e, nil
 		case revision != e.revision:
 			c.changed.Inc()
-		case s.products.Outdated(lineWants(e.lines)):
-			c.outdated.Inc()
 		default:
-			c.hit.Inc()
-			return cartView{revision: e.revision, lines: e.lines}, nil
+			c.outdated.Inc()
 		}
 	} else {
 		c.miss.Inc()
 	}
 	v, err := s.readCart(ctx, s.q, user, nil, nil)
 	if err == nil && v.revision != 0 && len(v.holds) == 0 {
-		e := cachedCart{revision: v.revision, lines: v.lines}
-		c.c.SetWithTTL(user, e, e.cost(), c.ttl)
+		c.c.SetWithTTL(user, v, v.cost(), c.ttl)
 	}
 	return v, err
 }

@@ -58,8 +58,9 @@ func (p *revisionProber) revision(ctx context.Context, user string) (int64, erro
 		b.users = append(b.users, user)
 	}
 	p.mu.Unlock()
-	if b == nil { // the next batch is full
-		return p.probe(ctx, user)
+	if b == nil { // the next batch is full: probe alone
+		revisions, err := p.read(ctx, []string{user})
+		return revisions[user], err
 	}
 	select {
 	case <-b.done:
@@ -75,12 +76,8 @@ func (p *revisionProber) revision(ctx context.Context, user string) (int64, erro
 // next request probe at once) and closes b.done.
 func (p *revisionProber) run(b *revisionBatch) {
 	ctx, cancel := context.WithTimeout(context.Background(), revisionProbeTimeout)
-	rows, err := p.q.GetCartRevisions(ctx, b.users)
+	b.revisions, b.err = p.read(ctx, b.users)
 	cancel()
-	b.revisions, b.err = make(map[string]int64, len(rows)), err
-	for _, r := range rows {
-		b.revisions[r.UserID] = r.Revision
-	}
 	p.mu.Lock()
 	next := p.next
 	p.next = nil
@@ -92,11 +89,12 @@ func (p *revisionProber) run(b *revisionBatch) {
 	close(b.done)
 }
 
-// probe reads user's revision on its own (GetCartRevision).
-func (p *revisionProber) probe(ctx context.Context, user string) (int64, error) {
-	r, err := p.q.GetCartRevision(ctx, user)
-	if isNoRows(err) {
-		return 0, nil
+// read reads the revisions of users' carts (GetCartRevisions).
+func (p *revisionProber) read(ctx context.Context, users []string) (map[string]int64, error) {
+	rows, err := p.q.GetCartRevisions(ctx, users)
+	revisions := make(map[string]int64, len(rows))
+	for _, r := range rows {
+		revisions[r.UserID] = r.Revision
 	}
-	return r, err
+	return revisions, err
 }

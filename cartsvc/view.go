@@ -181,7 +181,7 @@ type cartHold struct {
 
 // cartView is what readCart reads in one round trip.
 type cartView struct {
-	// revision of the cart read (GetCartRevision; 0: no cart).
+	// revision of the cart read (GetCartRevisions; 0: no cart).
 	revision int64
 	lines    []cartLine
 	holds    []cartHold

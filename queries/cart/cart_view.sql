@@ -11,7 +11,7 @@
 --   - the stored result of the user's request_id if one was stored at or
 --     after request_cutoff (NULLs otherwise; request_id '' asks for none);
 --   - the mark (mark_*) of the product fresh, if it has one;
---   - the cart's revision (see GetCartRevision; 0 when there is no cart),
+--   - the cart's revision (see GetCartRevisions; 0 when there is no cart),
 --     read in the same snapshot as the rest.
 -- name: GetCartView :one
 SELECT coalesce((SELECT c.xmin::text::bigint FROM carts c WHERE c.user_id = @user_id), 0)::bigint AS cart_revision,
@@ -64,15 +64,11 @@ FROM (
 LEFT JOIN request_results r
     ON r.user_id = @user_id AND r.request_id = @request_id AND r.create_time >= @request_cutoff;
 
--- GetCartRevision returns the revision of the user's cart: the xmin of its
--- row, the transaction that last wrote it. Every cart write rewrites the
--- row (LockCart creates it, PrepareCartWrite updates it), so an equal
+-- GetCartRevisions returns the revision of each user's cart: the xmin of
+-- its row, the transaction that last wrote it. Every cart write rewrites
+-- the row (LockCart creates it, PrepareCartWrite updates it), so an equal
 -- revision means no cart write has committed in between; a cart that is
--- deleted and created again gets a new one. No row: the user has no cart.
--- name: GetCartRevision :one
-SELECT xmin::text::bigint AS revision FROM carts WHERE user_id = @user_id;
-
--- GetCartRevisions is GetCartRevision for several users at once: the users
--- without a cart have no row.
+-- deleted and created again gets a new one. A user without a cart has no
+-- row.
 -- name: GetCartRevisions :many
 SELECT user_id, xmin::text::bigint AS revision FROM carts WHERE user_id = ANY(@user_ids::text[]);

@@ -12,22 +12,6 @@ import (
 	"github.com/google/uuid"
 )
 
-const getCartRevision = `-- name: GetCartRevision :one
-SELECT xmin::text::bigint AS revision FROM carts WHERE user_id = $1
-`
-
-// GetCartRevision returns the revision of the user's cart: the xmin of its
-// row, the transaction that last wrote it. Every cart write rewrites the
-// row (LockCart creates it, PrepareCartWrite updates it), so an equal
-// revision means no cart write has committed in between; a cart that is
-// deleted and created again gets a new one. No row: the user has no cart.
-func (q *Queries) GetCartRevision(ctx context.Context, userID string) (int64, error) {
-	row := q.db.QueryRow(ctx, getCartRevision, userID)
-	var revision int64
-	err := row.Scan(&revision)
-	return revision, err
-}
-
 const getCartRevisions = `-- name: GetCartRevisions :many
 SELECT user_id, xmin::text::bigint AS revision FROM carts WHERE user_id = ANY($1::text[])
 `
@@ -37,8 +21,12 @@ type GetCartRevisionsRow struct {
 	Revision int64
 }
 
-// GetCartRevisions is GetCartRevision for several users at once: the users
-// without a cart have no row.
+// GetCartRevisions returns the revision of each user's cart: the xmin of
+// its row, the transaction that last wrote it. Every cart write rewrites
+// the row (LockCart creates it, PrepareCartWrite updates it), so an equal
+// revision means no cart write has committed in between; a cart that is
+// deleted and created again gets a new one. A user without a cart has no
+// row.
 func (q *Queries) GetCartRevisions(ctx context.Context, userIds []string) ([]GetCartRevisionsRow, error) {
 	rows, err := q.db.Query(ctx, getCartRevisions, userIds)
 	if err != nil {
@@ -157,7 +145,7 @@ type GetCartViewRow struct {
 //   - the stored result of the user's request_id if one was stored at or
 //     after request_cutoff (NULLs otherwise; request_id ” asks for none);
 //   - the mark (mark_*) of the product fresh, if it has one;
-//   - the cart's revision (see GetCartRevision; 0 when there is no cart),
+//   - the cart's revision (see GetCartRevisions; 0 when there is no cart),
 //     read in the same snapshot as the rest.
 func (q *Queries) GetCartView(ctx context.Context, arg GetCartViewParams) (GetCartViewRow, error) {
 	row := q.db.QueryRow(ctx, getCartView,

@@ -38,7 +38,7 @@ type LockCartRow struct {
 // LockCart locks the user's cart row until the transaction ends, creating
 // the cart if it has none, so one user's cart writes run one at a time. It
 // returns the update_time before this write (now for a new cart) and the
-// cart's revision before it (see GetCartRevision; 0 for a new cart). Locking
+// cart's revision before it (see GetCartRevisions; 0 for a new cart). Locking
 // an existing row writes no new row version (an INSERT ... ON CONFLICT DO
 // UPDATE would, on the hottest rows of the table). No row comes back when
 // another transaction created the cart concurrently: run it again.
