@@ -14,6 +14,7 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/decoupledshop/shop/internal/pgcluster"
 	"github.com/decoupledshop/shop/internal/pgdb"
@@ -173,35 +174,9 @@ func TestStarvedPoolFailsPlainQueriesBeforeTheDeadline(t *testing.T) {
 // the write was applied.
 func TestCommitWithoutAnswerIsOutcomeUnknown(t *testing.T) {
 	t.Parallel()
-	direct, dbURL := pgtest.NewPool(t, schema)
+	pool, direct := cutDuringCommit(t)
 	ctx := t.Context()
-	if _, err := direct.Exec(ctx, `
-		CREATE TABLE slow_commits (id int PRIMARY KEY);
-		CREATE FUNCTION sleep_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(1); RETURN NULL; END $$;
-		CREATE CONSTRAINT TRIGGER slow AFTER INSERT ON slow_commits DEFERRABLE INITIALLY DEFERRED
-			FOR EACH ROW EXECUTE FUNCTION sleep_at_commit()`); err != nil {
-		t.Fatal(err)
-	}
-	proxy := startProxy(t, dbURL)
-	pool, err := pgdb.Open(ctx, proxy.url, pgdb.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-
-	go func() {
-		// Cut the connection once the commit is running its deferred trigger.
-		for ctx.Err() == nil {
-			var committing bool
-			err := direct.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_stat_activity WHERE datname = current_database() AND query ILIKE 'commit%' AND wait_event = 'PgSleep')`).Scan(&committing)
-			if err == nil && committing {
-				proxy.cut()
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}()
-	err = pgdb.InTx(ctx, pool, func(tx pgx.Tx) error {
+	err := pgdb.InTx(ctx, pool, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, "INSERT INTO slow_commits VALUES (1)")
 		return err
 	})
@@ -224,6 +199,42 @@ func TestCommitWithoutAnswerIsOutcomeUnknown(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// cutDuringCommit prepares a fresh database so that a transaction that
+// inserted into slow_commits sleeps 1 s in its COMMIT (a deferred
+// trigger), and returns a pool that reaches it through a proxy, cut once
+// such a COMMIT is asleep (the only session of that database that sleeps),
+// and a pool that reaches it directly.
+func cutDuringCommit(t *testing.T) (pool, direct *pgxpool.Pool) {
+	t.Helper()
+	direct, dbURL := pgtest.NewPool(t, schema)
+	ctx := t.Context()
+	if _, err := direct.Exec(ctx, `
+		CREATE TABLE slow_commits (id int PRIMARY KEY);
+		CREATE FUNCTION sleep_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(1); RETURN NULL; END $$;
+		CREATE CONSTRAINT TRIGGER slow AFTER INSERT ON slow_commits DEFERRABLE INITIALLY DEFERRED
+			FOR EACH ROW EXECUTE FUNCTION sleep_at_commit()`); err != nil {
+		t.Fatal(err)
+	}
+	proxy := startProxy(t, dbURL)
+	pool, err := pgdb.Open(ctx, proxy.url, pgdb.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	go func() {
+		for ctx.Err() == nil {
+			var committing bool
+			err := direct.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_stat_activity WHERE datname = current_database() AND wait_event = 'PgSleep')`).Scan(&committing)
+			if err == nil && committing {
+				proxy.cut()
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	return pool, direct
 }
 
 // proxy forwards a unix socket to a PostgreSQL server's until it is cut,

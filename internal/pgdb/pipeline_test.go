@@ -238,33 +238,9 @@ func TestPipelinedRetriesDeadlocks(t *testing.T) {
 // for a plain transaction (see TestCommitWithoutAnswerIsOutcomeUnknown).
 func TestPipelinedCommitWithoutAnswerIsOutcomeUnknown(t *testing.T) {
 	t.Parallel()
-	direct, dbURL := pgtest.NewPool(t, schema)
+	pool, _ := cutDuringCommit(t)
 	ctx := t.Context()
-	if _, err := direct.Exec(ctx, `
-		CREATE TABLE slow_commits (id int PRIMARY KEY);
-		CREATE FUNCTION sleep_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(1); RETURN NULL; END $$;
-		CREATE CONSTRAINT TRIGGER slow AFTER INSERT ON slow_commits DEFERRABLE INITIALLY DEFERRED
-			FOR EACH ROW EXECUTE FUNCTION sleep_at_commit()`); err != nil {
-		t.Fatal(err)
-	}
-	proxy := startProxy(t, dbURL)
-	pool, err := pgdb.Open(ctx, proxy.url, pgdb.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	go func() {
-		for ctx.Err() == nil {
-			var committing bool
-			err := direct.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_stat_activity WHERE datname = current_database() AND wait_event = 'PgSleep' AND query NOT ILIKE '%pg_stat_activity%')`).Scan(&committing)
-			if err == nil && committing {
-				proxy.cut()
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}()
-	err = pgdb.InTx(ctx, pgdb.Pipelined{Pool: pool}, func(tx pgx.Tx) error {
+	err := pgdb.InTx(ctx, pgdb.Pipelined{Pool: pool}, func(tx pgx.Tx) error {
 		var one int
 		if err := tx.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil { // BEGIN goes with it
 			return err
